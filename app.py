@@ -6,7 +6,7 @@ navigation; everything else is the dashboard.
 
 import streamlit as st
 
-from pages.common import before_page_run
+from pages.ui.session import before_page_run
 
 st.set_page_config(page_title="Explain image classifiers", page_icon="🔍", layout="wide")
 if "report" in st.query_params:

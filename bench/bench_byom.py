@@ -26,8 +26,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import median_seconds  # noqa: E402
-from explain.custom_models import UploadedModel, load_uploaded_model  # noqa: E402
-from explain.datasets import dataset_from_zip  # noqa: E402
+from explain.models import UploadedModel, load_uploaded_model  # noqa: E402
+from explain.data.datasets import dataset_from_zip  # noqa: E402
 
 
 def digits_zip(count: int) -> bytes:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import explain  # noqa: E402
 import reports  # noqa: E402
-from explain.plots import DisplaySettings  # noqa: E402
+from explain.plots.overlay import DisplaySettings  # noqa: E402
 from tests.report_samples import hostile_bundle  # noqa: E402
 
 METHODS = ["gradcam", "saliency", "integrated_gradients", "smoothgrad", "vargrad", "occlusion"]

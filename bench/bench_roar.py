@@ -27,9 +27,9 @@ def main() -> None:
 
     import torch
 
-    from explain import roar
-    from explain.training_data import mnist_subset
-    from explain.small_cnn import training_threads
+    from explain.metrics import roar
+    from explain.data.training import mnist_subset
+    from explain.models.small_cnn import training_threads
 
     t0 = time.perf_counter()
     dataset = mnist_subset()

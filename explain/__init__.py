@@ -1,8 +1,8 @@
 """Backend of the interpretability dashboard: models, data, attribution methods,
 metrics and plots. No Streamlit here: everything is importable and testable alone."""
 
-from .cache import AttributionCache, cached_attribute
-from .data import ImageLoadError, NamedImage, load_image_bytes, load_sample, sample_names
+from .methods.cache import AttributionCache, cached_attribute
+from .data.images import ImageLoadError, NamedImage, load_image_bytes, load_sample, sample_names
 from .methods import Method, MethodUnavailableError, Param, attribute, get_method, list_methods
 from .models import DEFAULT_MODEL, ModelBundle, ModelUnavailableError, list_models, load_model, make_bundle
 

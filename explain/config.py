@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 AUTH_MODES = ("none", "password", "login")
+CACHE_ENV = "EXPLAIN_CACHE_DIR"
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
 
@@ -138,3 +139,10 @@ def may_upload(config: OperatorConfig, *, unlocked_by_password: bool, logged_in:
             return False
         return not config.allowed_emails or (email or "").lower() in config.allowed_emails
     return False
+
+
+def cache_dir() -> Path:
+    """Where trained weights, job results and ROAR results live: `$EXPLAIN_CACHE_DIR`,
+    else the repository's git-ignored `data/` folder."""
+    root = os.environ.get(CACHE_ENV)
+    return Path(root) if root else Path(__file__).resolve().parent.parent / "data"

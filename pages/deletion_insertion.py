@@ -3,10 +3,10 @@
 import streamlit as st
 
 from explain import get_method
-from explain.metric_plots import auc_table, curves_figure, highlight_best
+from explain.plots.curves import auc_table, curves_figure, highlight_best
 from explain.metrics import DELETION, INSERTION, SUBSTRATES, deletion_insertion
 from explain.metrics.deletion import DEFAULT_STEPS
-from pages import common
+from pages.ui import report_builder, selection, session
 from reports.sections import deletion_insertion_section
 
 st.title("Deletion & insertion")
@@ -15,8 +15,8 @@ st.caption(
     "from a blurred image and puts them back. y = probability of the explained class. "
     f"{DELETION.name}: {DELETION.direction}; {INSERTION.name}: {INSERTION.direction}."
 )
-bundle, images, target = common.page_setup()
-methods = common.method_picker(bundle)
+bundle, images, target = selection.page_setup()
+methods = selection.method_picker(bundle)
 
 c1, c2, c3 = st.columns(3)
 substrate = c1.selectbox(
@@ -26,11 +26,11 @@ substrate = c1.selectbox(
 steps = c2.slider("Steps", 4, 128, DEFAULT_STEPS, key="di_steps", help="Number of removal/insertion steps (forward passes per curve - 1)")
 show_images = c3.checkbox("Show per-image curves", value=True, key="di_show_images")
 
-prepared, maps = common.maps_for_selection(bundle, images, methods, target)
+prepared, maps = selection.maps_for_selection(bundle, images, methods, target)
 
 
 key = (bundle.model_id, tuple(prepared.digests), target, repr(methods), tuple(maps), substrate, steps)
-result = common.remember_with_progress(
+result = session.remember_with_progress(
     "deletion_insertion", key, "Deletion and insertion", "forward passes",
     lambda progress: deletion_insertion(
         bundle, prepared.batch, maps, target, substrate=substrate, steps=steps, progress=progress
@@ -38,7 +38,7 @@ result = common.remember_with_progress(
 )
 
 labels = {k: get_method(k).label for k in result.methods}
-common.add_to_report(lambda: deletion_insertion_section(bundle, prepared.names, result, methods, show_images), key="deletion_insertion")
+report_builder.add_to_report(lambda: deletion_insertion_section(bundle, prepared.names, result, methods, show_images), key="deletion_insertion")
 left, right = st.columns(2)
 left.plotly_chart(curves_figure(result.deletion, labels, show_images), key="deletion_chart")
 right.plotly_chart(curves_figure(result.insertion, labels, show_images), key="insertion_chart")

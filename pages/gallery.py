@@ -3,13 +3,13 @@
 import streamlit as st
 
 import explain
-from explain.plots import COLORMAPS, SIGN_MODES, DisplaySettings, overlay
-from pages import common
+from explain.plots.overlay import COLORMAPS, SIGN_MODES, DisplaySettings, overlay
+from pages.ui import report_builder, selection
 from reports.sections import gallery_section
 
 st.title("Attribution gallery")
-bundle, images, target = common.page_setup()
-methods = common.method_picker(bundle)
+bundle, images, target = selection.page_setup()
+methods = selection.method_picker(bundle)
 
 with st.expander("Display", expanded=False):
     c1, c2, c3, c4 = st.columns(4)
@@ -20,9 +20,9 @@ with st.expander("Display", expanded=False):
         sign=c4.selectbox("Values", SIGN_MODES, key="sign", help="absolute: |map|; positive: negatives cut; signed: diverging scale"),
     )
 
-prepared, maps = common.maps_for_selection(bundle, images, methods, target)
+prepared, maps = selection.maps_for_selection(bundle, images, methods, target)
 st.session_state["gallery_result"] = {"prepared": prepared, "maps": maps, "methods": methods, "target": target, "display": display, "bundle": bundle}
-common.add_to_report(lambda: gallery_section(bundle, prepared.names, prepared.display, maps, methods, target, prepared.top5, display), key="gallery")
+report_builder.add_to_report(lambda: gallery_section(bundle, prepared.names, prepared.display, maps, methods, target, prepared.top5, display), key="gallery")
 
 columns = ["Image", *[m for m in methods if m in maps]]
 header = st.columns(len(columns))

@@ -5,7 +5,7 @@ an allowed server folder). Everything chosen here holds for this session only.""
 import streamlit as st
 
 import explain
-from explain.custom_models import (
+from explain.models import (
     CustomModelError,
     Preprocessing,
     UploadedModel,
@@ -17,16 +17,16 @@ from explain.custom_models import (
     preprocessing_of,
     with_settings,
 )
-from explain.datasets import DatasetError, DatasetLimits, dataset_from_folder, dataset_from_uploads, dataset_from_zip
-from pages import common
+from explain.data.datasets import DatasetError, DatasetLimits, dataset_from_folder, dataset_from_uploads, dataset_from_zip
+from pages.ui import access, model, selection, session
 
 KIND_LABELS = {"state_dict": "State dict + torchvision architecture", "torchscript": "TorchScript"}
 SOURCES = ["Offline default", "torchvision zoo", "Upload a model"]
 
-common.leave_legacy_pages_mode()
+session.leave_legacy_pages_mode()
 st.title("Model & data")
-config = common.operator_config()
-may_upload = common.upload_gate(config)  # shows the password box / login button when locked
+config = access.operator_config()
+may_upload = access.upload_gate(config)  # shows the password box / login button when locked
 
 
 def progress_bar(text: str):
@@ -36,26 +36,26 @@ def progress_bar(text: str):
 
 # ----------------------------------------------------------------------------- model
 st.header("Model")
-st.caption(f"This session uses **{common.current_bundle().name}** ({common.current_bundle().weights}).")
+st.caption(f"This session uses **{model.current_bundle().name}** ({model.current_bundle().weights}).")
 source = st.radio("Model source", SOURCES, key="byom_source", horizontal=True)
 
 if source == "Offline default":
     st.caption(f"{explain.DEFAULT_MODEL}: ImageNet weights shipped with the app, works offline.")
     if st.button("Use the offline default", key="byom_use_default"):
         st.session_state["model_name"] = explain.DEFAULT_MODEL
-        common.use_custom_model(None)
+        model.use_custom_model(None)
         st.success(f"Using {explain.DEFAULT_MODEL}.")
 elif source == "torchvision zoo":
     names = [n for n in explain.list_models() if n != explain.DEFAULT_MODEL]
     zoo_name = st.selectbox("torchvision model", names, index=names.index("resnet50"), key="byom_zoo_name")
     if st.button("Use this model", key="byom_use_zoo"):
         try:
-            common.shared_bundle(zoo_name)
+            model.shared_bundle(zoo_name)
         except explain.ModelUnavailableError as exc:
             st.error(str(exc))
         else:
             st.session_state["model_name"] = zoo_name
-            common.use_custom_model(None)
+            model.use_custom_model(None)
             st.success(f"Using {zoo_name}.")
 elif not may_upload:
     st.caption("Uploading a model is locked: unlock it at the top of this page.")
@@ -94,13 +94,13 @@ else:
         except CustomModelError as exc:
             st.error(str(exc))
         else:
-            common.use_custom_model(bundle)
+            model.use_custom_model(bundle)
             st.success(f"Loaded {bundle.name}: {bundle.num_classes} classes, {bundle.num_parameters / 1e6:.2f} M parameters. "
                        f"It replaces the model for this session only.")
 
 # ----------------------------------------------------------------------------- preprocessing and CAM layer
-base = common.base_bundle()
-bundle = common.current_bundle()
+base = model.base_bundle()
+bundle = model.current_bundle()
 st.subheader(f"Preprocessing and CAM layer of {bundle.name}")
 suffix = base.model_id
 with st.form(f"byom_settings:{suffix}", border=True):
@@ -129,8 +129,8 @@ if applied:
     except CustomModelError as exc:
         st.error(str(exc))
     else:
-        named = st.session_state.get("custom_bundle") is None or st.session_state.get(common.CUSTOM_BASE_KEY) is None
-        common.use_custom_model(None if named and new_bundle is base else base, new_bundle)
+        named = st.session_state.get("custom_bundle") is None or st.session_state.get(model.CUSTOM_BASE_KEY) is None
+        model.use_custom_model(None if named and new_bundle is base else base, new_bundle)
         st.success("Settings applied for this session.")
 
 # ----------------------------------------------------------------------------- data
@@ -153,7 +153,7 @@ else:
                 loaded = dataset_from_zip(archive.getvalue(), archive.name, limits, report)
                 bar.empty()
         elif data_source == "Single images":
-            files = st.file_uploader("Images", type=list(explain.data.UPLOAD_EXTENSIONS), accept_multiple_files=True, key="byom_images")
+            files = st.file_uploader("Images", type=list(explain.data.images.UPLOAD_EXTENSIONS), accept_multiple_files=True, key="byom_images")
             if st.button("Load images", key="byom_load_images"):
                 if not files:
                     raise DatasetError("Choose at least one image first.")
@@ -168,10 +168,10 @@ else:
     except DatasetError as exc:
         st.error(str(exc))
     if loaded is not None:
-        common.set_dataset(loaded)
+        selection.set_dataset(loaded)
         st.success(f"Loaded {len(loaded)} images from {loaded.name}; they are offered in the sidebar's image picker.")
 
-dataset = common.current_dataset()
+dataset = selection.current_dataset()
 if dataset is not None:
     with st.container(border=True):
         classes = dataset.classes
@@ -189,10 +189,10 @@ if dataset is not None:
         for column, image, label in zip(preview, dataset.images, dataset.labels):
             column.image(image.image, caption=f"{image.name}" + (f" [{label}]" if label else ""), width="stretch")
         if st.button("Remove the dataset", key="byom_remove_dataset"):
-            common.set_dataset(None)
+            selection.set_dataset(None)
             st.rerun()
 
 # The shared sidebar, drawn last so that it shows what this run has just loaded.
-common.model_sidebar(common.current_bundle())
-common.image_picker()
-common.class_picker(common.current_bundle())
+model.model_sidebar(model.current_bundle())
+selection.image_picker()
+selection.class_picker(model.current_bundle())

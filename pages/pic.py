@@ -3,9 +3,9 @@
 import streamlit as st
 
 from explain import get_method
-from explain.metric_plots import highlight_best, pic_figure, pic_table
+from explain.plots.curves import highlight_best, pic_figure, pic_table
 from explain.metrics import AIC, SIC, pic_metrics, pic_strip, random_seed_masks
-from pages import common
+from pages.ui import report_builder, selection, session
 from reports.sections import sic_aic_section
 
 st.title("SIC / AIC")
@@ -15,8 +15,8 @@ st.caption(
     "and the original; y = softmax score of the explained class (SIC, median over images) or whether the top-1 class "
     f"equals the original's (AIC, mean over images). {SIC.name} and {AIC.name}: {SIC.direction}."
 )
-bundle, images, target = common.page_setup()
-methods = common.method_picker(bundle)
+bundle, images, target = selection.page_setup()
+methods = selection.method_picker(bundle)
 
 with st.expander("Settings"):
     c1, c2, c3, c4 = st.columns(4)
@@ -27,13 +27,13 @@ with st.expander("Settings"):
     keep_monotonous = c4.checkbox("Monotone curves", value=True, key="pic_monotone", help="Keep the normalised score non-decreasing, as in the paper")
     show_images = c4.checkbox("Show per-image curves", value=False, key="pic_show_images")
 
-prepared, maps = common.maps_for_selection(bundle, images, methods, target)
+prepared, maps = selection.maps_for_selection(bundle, images, methods, target)
 n, _, height, width = prepared.batch.shape
 seed_masks = random_seed_masks(n, height, width, seed_fraction, seed)
 
 
 key = (bundle.model_id, tuple(prepared.digests), target, repr(methods), tuple(maps), seed_fraction, seed, min_pred_value, keep_monotonous)
-result = common.remember_with_progress(
+result = session.remember_with_progress(
     "pic", key, "SIC/AIC", "partially revealed images",
     lambda progress: pic_metrics(
         bundle, prepared.batch, maps, seed_masks, target, min_pred_value=min_pred_value,
@@ -50,7 +50,7 @@ for metric, curves in ((SIC, result.sic), (AIC, result.aic)):
             f"{metric.name.replace(' AUC', '')}: {len(skipped)} of {n} image(s) skipped, as the reference does: "
             + "; ".join(f"{prepared.names[s.index]}: {s.reason}" for s in skipped)
         )
-common.add_to_report(lambda: sic_aic_section(bundle, prepared.names, result, methods, {"seed pixels (fraction)": seed_fraction, "seed": seed, "minimum score on the original": min_pred_value, "monotone curves": keep_monotonous}, show_images), key="sic_aic")
+report_builder.add_to_report(lambda: sic_aic_section(bundle, prepared.names, result, methods, {"seed pixels (fraction)": seed_fraction, "seed": seed, "minimum score on the original": min_pred_value, "monotone curves": keep_monotonous}, show_images), key="sic_aic")
 left, right = st.columns(2)
 left.plotly_chart(pic_figure(result.sic, labels, show_images), key="sic_chart")
 right.plotly_chart(pic_figure(result.aic, labels, show_images), key="aic_chart")
@@ -64,7 +64,7 @@ c1, c2 = st.columns(2)
 image_index = c1.selectbox("Image", range(n), format_func=lambda i: prepared.names[i], key="pic_strip_image")
 method_key = c2.selectbox("Method", result.methods, format_func=labels.get, key="pic_strip_method")
 explained = int(result.targets[image_index])
-strip = common.remember(
+strip = session.remember(
     "pic_strip", (key, image_index, method_key),
     lambda: pic_strip(bundle, prepared.batch[image_index], maps[method_key][image_index], seed_masks[image_index], explained, result.thresholds),
 )

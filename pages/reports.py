@@ -8,16 +8,16 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
-from explain.plots import DisplaySettings
-from pages import common
+from explain.plots.overlay import DisplaySettings
+from pages.ui import model, report_builder, session
 from reports import Report, ReportNotFoundError, ReportStore, render_report, share_link
 from reports.store import list_all_reports
 from reports.sections import gallery_section
 
-common.leave_legacy_pages_mode()
+session.leave_legacy_pages_mode()
 st.title("Reports")
 store = ReportStore()
-sections = common.report_sections()
+sections = report_builder.report_sections()
 
 
 def app_base_url() -> str:
@@ -38,9 +38,9 @@ with build_tab:
     gallery_result = st.session_state.get("gallery_result")
     if gallery_result is not None:
         prepared = gallery_result["prepared"]
-        common.add_to_report(
+        report_builder.add_to_report(
             lambda: gallery_section(
-                gallery_result.get("bundle") or common.current_bundle(), prepared.names, prepared.display, gallery_result["maps"],
+                gallery_result.get("bundle") or model.current_bundle(), prepared.names, prepared.display, gallery_result["maps"],
                 gallery_result["methods"], gallery_result["target"], prepared.top5,
                 gallery_result.get("display") or DisplaySettings(),
             ),

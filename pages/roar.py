@@ -2,15 +2,15 @@
 
 import streamlit as st
 
-from explain import roar
-from explain.datasets import DatasetError, ImageDataset
-from explain.plots import roar_figure
-from explain.small_cnn import TrainRecipe
-from explain.training_data import LabelledImages, from_image_dataset, mnist_subset
-from pages import common
+from explain.metrics import roar
+from explain.data.datasets import DatasetError, ImageDataset
+from explain.plots.curves import roar_figure
+from explain.models.small_cnn import TrainRecipe
+from explain.data.training import LabelledImages, from_image_dataset, mnist_subset
+from pages.ui import report_builder, selection, session
 from reports.sections import roar_section
 
-common.leave_legacy_pages_mode()
+session.leave_legacy_pages_mode()
 st.title("ROAR: remove and retrain")
 st.caption(
     "For each method and fraction, the most important pixels of every train and test image (by |attribution| "
@@ -35,7 +35,7 @@ source = st.radio("Dataset", [MNIST, OWN], key="roar_source", horizontal=True)
 if source == MNIST:
     dataset = builtin_dataset()
 else:
-    own = common.current_dataset()
+    own = selection.current_dataset()
     if own is None:
         st.info("Load a dataset with one sub-folder per class (a zip or an allowed server folder) on the "
                 "Model & data page first.")
@@ -59,7 +59,7 @@ with st.expander("Training recipe and repeats"):
     seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="roar_seed")
     mode = c4.radio("Variant", ["ROAR (remove top)", "KAR (keep top)"], key="roar_mode")
 recipe = TrainRecipe(epochs=int(epochs))
-methods = common.method_picker(roar.probe_bundle(dataset, recipe), default=roar.DEFAULT_METHODS, key="roar_methods")
+methods = selection.method_picker(roar.probe_bundle(dataset, recipe), default=roar.DEFAULT_METHODS, key="roar_methods")
 percent_text = st.text_input("Fractions (% of pixels)", "10, 30, 50, 70, 90", key="roar_fractions")
 try:
     settings = roar.RoarSettings(
@@ -113,7 +113,7 @@ def live_results() -> None:
         st.plotly_chart(roar_figure(summary), key="roar_plot")
     st.dataframe(summary.table(), hide_index=True, key="roar_table")
     if summary.done:
-        common.add_to_report(lambda: roar_section(summary, settings), key="roar")
+        report_builder.add_to_report(lambda: roar_section(summary, settings), key="roar")
     if summary.complete:
         st.caption(f"{summary.metric.name}: {summary.metric.description} ({summary.metric.direction}).")
 

@@ -6,13 +6,13 @@ import streamlit as st
 
 import explain
 from explain.methods.shap_lime import SHAP_METHODS
-from explain.shap_plots import beeswarm_figure, cell_importance_figure, shap_image_figure
-from explain.shap_summary import maps_for_classes, summarize_grid, top_classes
-from pages import common
+from explain.plots.shap import beeswarm_figure, cell_importance_figure, shap_image_figure
+from explain.analyses.shap_grid import maps_for_classes, summarize_grid, top_classes
+from pages.ui import model, report_builder, selection
 from reports.sections import shap_summary_section
 
 st.title("SHAP summary")
-bundle, images, target = common.page_setup()
+bundle, images, target = selection.page_setup()
 
 left, middle, right, last = st.columns(4)
 method = left.selectbox("Explainer", SHAP_METHODS, format_func=lambda k: explain.get_method(k).label, key="shap_method")
@@ -22,9 +22,9 @@ shown = last.slider("Cells shown in the beeswarm", 3, 64, 15, key="shap_features
 spec = explain.get_method(method)
 with st.expander(f"{spec.label} parameters"):
     st.caption(spec.description)
-    params = {p.name: common.param_widget(method, p) for p in spec.params}
+    params = {p.name: selection.param_widget(method, p) for p in spec.params}
 
-dataset = common.current_dataset()
+dataset = selection.current_dataset()
 if dataset is not None and len(dataset):
     if st.checkbox(f"Summarise the whole dataset {dataset.name} ({len(dataset)} images)", key="shap_whole_dataset"):
         chosen = {im.digest for im in images}
@@ -32,7 +32,7 @@ if dataset is not None and len(dataset):
 plotted_count = st.slider("Images with a per-image plot", 1, max(1, len(images)), min(6, len(images)), key=f"shap_plotted:{len(images)}") \
     if len(images) > 1 else 1
 
-prepared = common.prepare(bundle, images)
+prepared = selection.prepare(bundle, images)
 n = len(prepared.names)
 plotted = slice(0, plotted_count)
 classes = top_classes(prepared.top5[plotted], int(top_k))
@@ -46,7 +46,7 @@ def report(done: int, total: int, offset: int = 0) -> None:
     bar.progress(min(1.0, (offset + done) / everything), text=f"{spec.label}: {offset + done}/{everything} image-class pairs")
 
 
-cache = common.shared_cache()
+cache = model.shared_cache()
 try:
     per_class = maps_for_classes(cache, bundle, prepared.batch[plotted], prepared.digests[plotted], method, classes,
                                  progress=report, **params)
@@ -67,7 +67,7 @@ st.session_state["shap_summary_result"] = {
     "method": method, "params": params, "summary": summary, "per_class": per_class, "classes": classes,
     "prepared": prepared,
 }
-common.add_to_report(lambda: shap_summary_section(bundle, prepared.names, prepared.display, prepared.top5, per_class, summary,
+report_builder.add_to_report(lambda: shap_summary_section(bundle, prepared.names, prepared.display, prepared.top5, per_class, summary,
                                                   method, params, int(shown)), key="shap_summary")
 
 st.subheader("Per image")

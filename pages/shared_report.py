@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common
+from pages.ui import session
 from reports import ReportNotFoundError, ReportStore
 
-common.leave_legacy_pages_mode()
+session.leave_legacy_pages_mode()
 report_id = st.query_params.get("report", "")
 try:
     saved = ReportStore().info(report_id)

@@ -24,9 +24,9 @@ import torch
 from tqdm import tqdm
 
 import explain
-from explain.datasets import IMAGE_SUFFIXES
+from explain.data.datasets import IMAGE_SUFFIXES
 from explain.metrics import deletion_insertion, pic_metrics, random_seed_masks
-from explain.plots import COLORMAPS, SIGN_MODES, DisplaySettings
+from explain.plots.overlay import COLORMAPS, SIGN_MODES, DisplaySettings
 
 from .render import render_report
 from .report import Report
@@ -172,7 +172,7 @@ def load_bundle(args: argparse.Namespace) -> explain.ModelBundle:
     if not path:
         print(f"loading {args.model}...", file=sys.stderr)
         return explain.load_model(args.model, device=args.device)
-    from explain.custom_models import CustomModelError, UploadedModel, load_uploaded_model, parse_class_names
+    from explain.models import CustomModelError, UploadedModel, load_uploaded_model, parse_class_names
 
     if args.weights and not args.arch:
         raise UsageError("--weights needs --arch (a torchvision architecture name, e.g. resnet18)")

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 import explain
-from explain.plots import DisplaySettings, overlay
+from explain.plots.overlay import DisplaySettings, overlay
 
 from .encode import image_data_uri
 
@@ -261,7 +261,7 @@ def deletion_insertion_section(
     """Deletion and insertion curves (mean with a band of one standard error, per-image
     curves when `show_images`) and the AUC table, from an
     `explain.metrics.DeletionInsertionResult` for the images `names`."""
-    from explain.metric_plots import auc_table, curves_figure
+    from explain.plots.curves import auc_table, curves_figure
     from explain.metrics import DELETION, INSERTION
 
     labels = {k: explain.get_method(k).label for k in result.methods}
@@ -305,7 +305,7 @@ def sic_aic_section(
     """SIC (median) and AIC (mean) performance information curves and their AUC table,
     from an `explain.metrics.PicResult`; skipped images are named in the description.
     `settings` records how the curves were made (seed fraction, seed, ...)."""
-    from explain.metric_plots import pic_figure, pic_table
+    from explain.plots.curves import pic_figure, pic_table
     from explain.metrics import AIC, SIC
 
     labels = {k: explain.get_method(k).label for k in result.methods}
@@ -358,7 +358,7 @@ def shap_summary_section(
     cells. `per_class` (M, k, H, W) are the maps of the top-k classes of the first M
     images (M <= N: large sets plot only the first few); `summary` an
     `explain.shap_summary.GridSummary` of the explained class over all N images."""
-    from explain.shap_plots import beeswarm_figure, cell_importance_figure, shap_image_figure
+    from explain.plots.shap import beeswarm_figure, cell_importance_figure, shap_image_figure
 
     label = explain.get_method(method).label
     plotted, k = per_class.shape[:2]
@@ -399,7 +399,7 @@ def roar_section(summary: Any, settings: Any, title: str = "ROAR: remove and ret
     """The ROAR (or KAR) curves with the random baseline and the accuracy table, from an
     `explain.roar.RoarSummary` and the `RoarSettings` that produced it. The model is
     the small CNN retrained from scratch, so no bundle is recorded."""
-    from explain.plots import roar_figure
+    from explain.plots.curves import roar_figure
 
     rows = summary.table()
     columns = tuple(rows[0]) if rows else ("method",)

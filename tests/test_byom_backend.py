@@ -17,9 +17,9 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 import explain
-from explain import custom_models as cm
+from explain import models as cm
 from explain.config import OperatorConfig, may_upload, password_matches, read_operator_config
-from explain.datasets import DatasetError, DatasetLimits, dataset_from_folder, dataset_from_uploads, dataset_from_zip
+from explain.data.datasets import DatasetError, DatasetLimits, dataset_from_folder, dataset_from_uploads, dataset_from_zip
 
 from .test_data import huge_png_header
 

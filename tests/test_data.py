@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import explain
-from explain.data import image_digest, to_rgb
+from explain.data.images import image_digest, to_rgb
 
 
 def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:

@@ -63,7 +63,7 @@ def test_chosen_class_and_display_settings_apply():
 
 
 def test_rerun_comes_from_the_cache():
-    from pages.common import shared_cache
+    from pages.ui.model import shared_cache
 
     at = gallery(samples=("rocket",)).run()
     hits = shared_cache().hits

@@ -106,7 +106,6 @@ def test_the_saved_list_shows_other_sessions_reports_only_when_the_operator_allo
 
 def test_metric_pages_add_their_curves_to_the_report(store):
     """Deletion/insertion and SIC/AIC pages (tiny CNN) -> Add to report -> one report with both sections."""
-    pytest.importorskip("explain.metrics")
     from tests.synthetic import PatchCNN, bundle_of
 
     at = AppTest.from_file(APP, default_timeout=120)
@@ -131,7 +130,6 @@ def test_metric_pages_add_their_curves_to_the_report(store):
 
 
 def test_shap_summary_page_adds_its_plots_to_the_report(store):
-    pytest.importorskip("explain.shap_summary")
     from tests.synthetic import PatchCNN, bundle_of
 
     at = AppTest.from_file(APP, default_timeout=300)

@@ -15,7 +15,8 @@ from tests.synthetic import patch_image
 
 
 def test_shap_summary_section_from_the_grid_summary():
-    shap_summary = pytest.importorskip("explain.shap_summary", reason="the SHAP summary feature is not merged yet")
+    from explain.analyses import shap_grid as shap_summary
+
     bundle = hostile_bundle()
     batch = torch.cat([patch_image(seed=i) for i in range(3)])
     display = bundle.to_display(batch)
@@ -40,7 +41,8 @@ def test_shap_summary_section_from_the_grid_summary():
 
 
 def test_roar_section_names_the_best_ranking_by_the_metric_direction():
-    roar = pytest.importorskip("explain.roar", reason="the ROAR feature is not merged yet")
+    from explain.metrics import roar
+
     settings = roar.RoarSettings(methods=(roar.MethodSpec.of("gradcam"), roar.MethodSpec.of("smoothgrad", {"n_samples": 8})),
                                  fractions=(0.1, 0.5, 0.9))
     fractions = settings.fractions

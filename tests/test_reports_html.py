@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import reports
-from explain.plots import DisplaySettings
+from explain.plots.overlay import DisplaySettings
 from tests.report_samples import HOSTILE, HOSTILE_IMG, curves, gallery, hostile_bundle, hostile_report
 
 URL_ATTRIBUTES = {"src", "href", "action", "formaction", "poster", "data", "srcset", "xlink:href", "background"}

@@ -10,14 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("explain.metrics", reason="the metrics feature is not merged yet")
-
-import explain  # noqa: E402
-import reports  # noqa: E402
-from explain.metrics import DELETION, INSERTION, deletion_insertion, pic_metrics, random_seed_masks  # noqa: E402
-from reports import cli  # noqa: E402
-from tests.report_samples import HOSTILE, hostile_bundle  # noqa: E402
-from tests.synthetic import patch_image  # noqa: E402
+import explain
+import reports
+from explain.metrics import DELETION, INSERTION, deletion_insertion, pic_metrics, random_seed_masks
+from reports import cli
+from tests.report_samples import HOSTILE, hostile_bundle
+from tests.synthetic import patch_image
 
 METHODS = {"gradcam": {}, "saliency": {}}
 NAMES = [f"red {HOSTILE}.png", "b.png", "c.png"]

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from explain import roar
-from explain.training_data import LabelledImages, from_arrays
-from explain.small_cnn import TrainRecipe
+from explain.metrics import roar
+from explain.data.training import LabelledImages, from_arrays
+from explain.models.small_cnn import TrainRecipe
 
 SIZE, PATCH = 16, 4  # the label lives in the top-left 4 x 4 patch: 16 / 256 = 6.25 % of the pixels
 TINY = TrainRecipe(epochs=3, batch_size=32, learning_rate=1e-2, width=4)
@@ -161,8 +161,8 @@ def test_auc_is_the_trapezoid_from_the_base_accuracy():
 def test_labelled_folder_becomes_normalised_tensors_with_a_stratified_split(tmp_path):
     from PIL import Image
 
-    from explain.datasets import DatasetError, dataset_from_folder
-    from explain.training_data import from_image_dataset
+    from explain.data.datasets import DatasetError, dataset_from_folder
+    from explain.data.training import from_image_dataset
 
     for name, value in (("a", 30), ("b", 220)):
         (tmp_path / name).mkdir()

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from explain import roar
-from explain.datasets import dataset_from_folder
+from explain.metrics import roar
+from explain.data.datasets import dataset_from_folder
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 

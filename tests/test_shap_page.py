@@ -48,7 +48,7 @@ def test_shap_page_shows_image_plots_beeswarm_and_cell_heatmap():
 
 @pytest.mark.slow
 def test_chosen_class_is_the_explained_one_and_rerun_uses_the_cache():
-    from pages.common import shared_cache
+    from pages.ui.model import shared_cache
 
     at = shap_page(samples=("coffee",))
     at.radio(key="class_mode").set_value("Choose a class").run()
@@ -63,7 +63,7 @@ def test_chosen_class_is_the_explained_one_and_rerun_uses_the_cache():
 @pytest.mark.slow
 def test_whole_dataset_joins_the_summary():
     import explain
-    from explain.datasets import ImageDataset
+    from explain.data.datasets import ImageDataset
 
     names = ("coffee", "rocket", "flower")
     dataset = ImageDataset("mini", tuple(explain.NamedImage(n, explain.load_sample(n)) for n in names), ("a", "b", "b"))

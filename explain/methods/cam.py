@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import ModelBundle
+from ..models.bundle import ModelBundle
 from .registry import Method, register
 
 WeightFn = Callable[[ModelBundle, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]

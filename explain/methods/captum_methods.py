@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from captum import attr as captum_attr
 
-from ..models import ModelBundle
+from ..models.bundle import ModelBundle
 from .registry import Method, Param, register
 
 # Captum announces every hook it sets and removes; they are removed in its own `finally`.

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..models import ModelBundle
+from ..models.bundle import ModelBundle
 from .registry import Method, Param, register
 
 

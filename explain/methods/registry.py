@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models import ModelBundle
+from ..models.bundle import ModelBundle
 
 # compute(bundle, x, target, params) -> (N, C, H, W) per-channel or (N, H, W) maps.
 ComputeFn = Callable[[ModelBundle, torch.Tensor, torch.Tensor, Mapping[str, Any]], torch.Tensor]

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from ..models import ModelBundle
+from ..models.bundle import ModelBundle
 from .captum_methods import reference_images, seeded
 from .registry import Method, Param, register
 

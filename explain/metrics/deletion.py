@@ -22,7 +22,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from ..methods.registry import resolve_targets
-from ..models import ModelBundle
+from ..models.bundle import ModelBundle
 from .base import CurveSet, MetricInfo, trapezoid_auc
 
 ProgressFn = Callable[[int, int], None]

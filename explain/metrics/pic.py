@@ -40,7 +40,7 @@ from scipy.interpolate import LinearNDInterpolator
 from scipy.spatial import Delaunay
 
 from ..methods.registry import resolve_targets
-from ..models import ModelBundle
+from ..models.bundle import ModelBundle
 from .base import MetricInfo, trapezoid_auc
 
 ProgressFn = Callable[[int, int], None]

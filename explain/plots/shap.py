@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .shap_summary import GridSummary, beeswarm_offsets, cell_label
+from ..analyses.shap_grid import GridSummary, beeswarm_offsets, cell_label
 
 SHAP_RED = "rgb(255,13,87)"
 SHAP_BLUE = "rgb(30,136,229)"

@@ -23,23 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .training_data import LabelledImages
-from .models import ModelBundle, make_bundle
+from ..config import cache_dir
+from ..data.training import LabelledImages
+from .bundle import ModelBundle, make_bundle
 
-CACHE_ENV = "EXPLAIN_CACHE_DIR"
 THREADS_ENV = "EXPLAIN_TRAIN_THREADS"
 _INIT_LOCK = threading.Lock()
 
 
 class TrainingStopped(RuntimeError):
     """Training was interrupted on request (the job was cancelled)."""
-
-
-def cache_dir() -> Path:
-    """Where trained weights and ROAR results live: `$EXPLAIN_CACHE_DIR`, else the
-    repository's git-ignored `data/` folder."""
-    root = os.environ.get(CACHE_ENV)
-    return Path(root) if root else Path(__file__).resolve().parent.parent / "data"
 
 
 def training_threads() -> int:

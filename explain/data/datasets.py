@@ -23,7 +23,7 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Sequence
 
-from .data import ImageLoadError, NamedImage, load_image_bytes
+from .images import ImageLoadError, NamedImage, load_image_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 MAX_COMPRESSION_RATIO = 200  # images barely compress; a ratio far above this is a bomb

@@ -1,4 +1,4 @@
-"""Plotly figures and AUC tables for the faithfulness metrics (deletion/insertion, SIC/AIC).
+"""Plotly figures and AUC tables for the faithfulness metrics (deletion/insertion, SIC/AIC, ROAR).
 
 Axis titles and the direction of each score come from the metrics' `MetricInfo`.
 """
@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from .metrics import CurveSet, MetricInfo, PicCurves
+from ..metrics import CurveSet, MetricInfo, PicCurves
 
 PALETTE = qualitative.Plotly
 
@@ -128,3 +128,27 @@ def highlight_best(table: pd.DataFrame, metrics: Mapping[str, MetricInfo]):
                 subset=[column],
             )
     return styler
+
+
+def roar_figure(summary) -> go.Figure:
+    """ROAR/KAR curves: test accuracy against the fraction of pixels removed (kept for
+    KAR), one line per method, the random baseline dashed, the unmodified model's
+    accuracy as a dotted line; error bars (std over repeats) when repeats > 1.
+    `summary` is an `explain.metrics.roar.RoarSummary`."""
+    fig = go.Figure()
+    for curve in summary.curves:
+        is_random = curve.method == "random"
+        fig.add_trace(go.Scatter(
+            x=[100 * f for f in curve.fractions], y=list(curve.mean), name=curve.label, mode="lines+markers",
+            line={"dash": "dash", "color": "gray"} if is_random else {},
+            error_y={"type": "data", "array": list(curve.std), "visible": summary.repeats > 1},
+        ))
+    if summary.base_accuracy is not None:
+        fig.add_hline(y=summary.base_accuracy, line_dash="dot", line_color="black",
+                      annotation_text=f"unmodified model {summary.base_accuracy:.3f}", annotation_position="bottom left")
+    removed = "kept (KAR)" if summary.mode == "kar" else "removed (ROAR)"
+    fig.update_layout(
+        xaxis_title=f"% of pixels {removed}", yaxis_title="test accuracy after retraining",
+        yaxis_range=[0, 1.02], legend_title="ranking", margin={"l": 10, "r": 10, "t": 30, "b": 10}, height=420,
+    )
+    return fig

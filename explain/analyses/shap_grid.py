@@ -18,9 +18,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .cache import AttributionCache, cached_attribute
-from .methods.registry import ProgressFn
-from .models import ModelBundle
+from ..methods.cache import AttributionCache, cached_attribute
+from ..methods.registry import ProgressFn
+from ..models.bundle import ModelBundle
 
 
 def grid_edges(size: int, cells: int) -> np.ndarray:

@@ -66,29 +66,3 @@ def overlay(image: np.ndarray, attribution: np.ndarray, settings: DisplaySetting
     alpha = settings.opacity * (np.abs(norm) if signed else np.sqrt(norm))[..., None]
     blended = (1 - alpha) * image.astype(np.float32) + alpha * heat
     return blended.round().clip(0, 255).astype(np.uint8)
-
-
-def roar_figure(summary) -> "plotly.graph_objects.Figure":
-    """ROAR/KAR curves: test accuracy against the fraction of pixels removed (kept for
-    KAR), one line per method, the random baseline dashed, the unmodified model's
-    accuracy as a dotted line; error bars (std over repeats) when repeats > 1.
-    `summary` is an `explain.roar.RoarSummary`."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for curve in summary.curves:
-        is_random = curve.method == "random"
-        fig.add_trace(go.Scatter(
-            x=[100 * f for f in curve.fractions], y=list(curve.mean), name=curve.label, mode="lines+markers",
-            line={"dash": "dash", "color": "gray"} if is_random else {},
-            error_y={"type": "data", "array": list(curve.std), "visible": summary.repeats > 1},
-        ))
-    if summary.base_accuracy is not None:
-        fig.add_hline(y=summary.base_accuracy, line_dash="dot", line_color="black",
-                      annotation_text=f"unmodified model {summary.base_accuracy:.3f}", annotation_position="bottom left")
-    removed = "kept (KAR)" if summary.mode == "kar" else "removed (ROAR)"
-    fig.update_layout(
-        xaxis_title=f"% of pixels {removed}", yaxis_title="test accuracy after retraining",
-        yaxis_range=[0, 1.02], legend_title="ranking", margin={"l": 10, "r": 10, "t": 30, "b": 10}, height=420,
-    )
-    return fig

@@ -15,8 +15,8 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 import torch
 
-from .methods.registry import ProgressFn, attribute, get_method, resolve_targets
-from .models import ModelBundle
+from .registry import ProgressFn, attribute, get_method, resolve_targets
+from ..models.bundle import ModelBundle
 
 
 class AttributionCache:

@@ -1,0 +1,146 @@
+"""What fixes a ROAR run: the ranking methods, fractions, repeats, seed, variant and
+training recipe, and the keys that name its results on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+from ...data.training import LabelledImages
+from ...methods.registry import get_method
+from ...models.bundle import ModelBundle
+from ...models.small_cnn import TrainRecipe, architecture_name
+from ..base import MetricInfo
+
+RANDOM = "random"
+MODES = ("roar", "kar")
+DEFAULT_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
+DEFAULT_METHODS = ("saliency", "integrated_gradients", "gradcam", "smoothgrad_sq")  # SG-SQ: Hooker et al.'s best
+
+# A ranker gives one score map (N, H, W) per image; larger |score| = more important.
+Ranker = Callable[[ModelBundle, torch.Tensor], np.ndarray]
+
+
+_HOOKER = "Hooker, Erhan, Kindermans, Kim. A Benchmark for Interpretability Methods in Deep Neural Networks. NeurIPS 2019."
+METRICS = {
+    "roar": MetricInfo(
+        key="roar", name="ROAR AUC", higher_is_better=False,
+        x_label="fraction of pixels removed", y_label="test accuracy after retraining",
+        description="Area under test accuracy vs fraction of pixels removed (0 = base model); lower means the ranking found the pixels the task needs.",
+        reference=_HOOKER,
+    ),
+    "kar": MetricInfo(
+        key="kar", name="KAR AUC", higher_is_better=True,
+        x_label="fraction of pixels kept", y_label="test accuracy after retraining",
+        description="Area under test accuracy vs fraction of pixels kept (the rest removed); higher means the kept pixels suffice.",
+        reference=_HOOKER,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A ranking method (registry key, `random`, or a custom ranker's name) and its parameters."""
+
+    key: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, key: str, params: Mapping[str, Any] | None = None) -> "MethodSpec":
+        """A spec keeping only the parameters that differ from the registered defaults, so
+        the same settings always get the same name (and reuse saved results)."""
+        params = dict(params or {})
+        try:
+            method = get_method(key)
+        except ValueError:  # `random` or a custom ranker: parameters kept as given
+            return cls(key, tuple(sorted(params.items())))
+        resolved = method.resolve_params(params)
+        defaults = {p.name: p.default for p in method.params}
+        return cls(key, tuple(sorted((k, v) for k, v in resolved.items() if v != defaults[k])))
+
+    @property
+    def ident(self) -> str:
+        """Stable name in result files: the key, plus the parameters when there are any."""
+        if not self.params:
+            return self.key
+        return f"{self.key}{json.dumps(dict(self.params), sort_keys=True, separators=(',', ':'))}"
+
+    @property
+    def label(self) -> str:
+        if self.key == RANDOM:
+            return "Random (baseline)"
+        try:
+            return get_method(self.key).label
+        except ValueError:
+            return self.key
+
+
+@dataclass(frozen=True)
+class RoarSettings:
+    """Everything that fixes a ROAR run besides the dataset. The random baseline is
+    always run, whether listed or not."""
+
+    methods: tuple[MethodSpec, ...]
+    fractions: tuple[float, ...] = DEFAULT_FRACTIONS
+    repeats: int = 1
+    seed: int = 0
+    mode: str = "roar"
+    recipe: TrainRecipe = TrainRecipe()
+
+    def __post_init__(self) -> None:
+        if not self.fractions:
+            raise ValueError("choose at least one fraction")
+        if any(not 0 < f < 1 for f in self.fractions):
+            raise ValueError("fractions must lie strictly between 0 and 1 (0 % and 100 % are not informative)")
+        object.__setattr__(self, "fractions", tuple(sorted({round(float(f), 4) for f in self.fractions})))
+        if not 1 <= self.repeats <= 10:
+            raise ValueError("repeats must lie between 1 and 10")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+
+    @property
+    def all_methods(self) -> tuple[MethodSpec, ...]:
+        return tuple(m for m in self.methods if m.key != RANDOM) + (MethodSpec(RANDOM),)
+
+    @property
+    def metric(self) -> MetricInfo:
+        return METRICS[self.mode]
+
+
+def parse_percentages(text: str) -> tuple[float, ...]:
+    """'10, 30, 50' -> (0.1, 0.3, 0.5); clear errors for anything else."""
+    parts = [p.strip().rstrip("%") for p in text.replace(";", ",").split(",") if p.strip()]
+    if not parts:
+        raise ValueError("enter at least one percentage, e.g. 10, 30, 50, 70, 90")
+    values = []
+    for p in parts:
+        try:
+            v = float(p)
+        except ValueError:
+            raise ValueError(f"{p!r} is not a number") from None
+        if not 0 < v < 100:
+            raise ValueError(f"{v:g} % is outside (0, 100)")
+        values.append(v / 100)
+    return tuple(sorted(set(values)))
+
+
+def experiment_key(dataset: LabelledImages, settings: RoarSettings) -> str:
+    """Names the result file: dataset content, architecture, recipe, seed and mode."""
+    spec = {"dataset": dataset.key, "architecture": architecture_name(dataset, settings.recipe),
+            "recipe": asdict(settings.recipe), "seed": settings.seed, "mode": settings.mode}
+    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def job_key(dataset: LabelledImages, settings: RoarSettings) -> str:
+    """Names one job: the experiment plus the methods, fractions and repeats asked for."""
+    spec = [experiment_key(dataset, settings), [m.ident for m in settings.all_methods], settings.fractions, settings.repeats]
+    return hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:16]
+
+
+def entry_key(method: MethodSpec, fraction: float, repeat: int) -> str:
+    return f"{method.ident}|{fraction:.4f}|{repeat}"
