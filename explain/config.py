@@ -3,7 +3,7 @@ TorchScript files are accepted, which server folders may be read, and size limit
 
 Read from the `[explain]` table of `.streamlit/secrets.toml` and from environment
 variables (`EXPLAIN_*`, which win over the file). Plain data in, plain data out: the
-Streamlit side (`pages/common.py`) passes `st.secrets` and `st.user` in.
+Streamlit side (`pages/ui/access.py`) passes `st.secrets` and `st.user` in.
 
 Uploads are open when nothing is configured (a local run). A misconfigured instance
 (unknown mode, password mode without a password) fails closed: nobody may upload.
