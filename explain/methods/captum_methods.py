@@ -139,6 +139,7 @@ register(Method(
     compute=_guided_backprop,
     description="Gradient with negative gradients zeroed at every ReLU, summed over channels.",
     reference="Springenberg et al. 2015, Striving for Simplicity",
+    sees_rectifiers=True,
 ))
 register(Method(
     key="guided_gradcam",
@@ -148,6 +149,7 @@ register(Method(
     reference="Selvaraju et al. 2017, Grad-CAM",
     family="cam",
     requires="cam_layer",
+    sees_rectifiers=True,
 ))
 register(Method(
     key="deeplift",
@@ -155,6 +157,7 @@ register(Method(
     compute=_deeplift,
     description="DeepLIFT rescale rule against the mean image (zero after normalisation), summed over channels.",
     reference="Shrikumar et al. 2017, Learning Important Features Through Propagating Activation Differences",
+    sees_rectifiers=True,
 ))
 register(Method(
     key="occlusion",

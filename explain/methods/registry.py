@@ -67,7 +67,9 @@ class Method:
     colormap). `evals_per_image(params, size)`: forward(+backward) passes per image
     for an input of side `size`; sizes batches and
     is the baseline of the benchmark's overhead ratio. `batched_internally`: the method splits its own
-    model calls (noise samples, IG steps) into device-sized batches.
+    model calls (noise samples, IG steps) into device-sized batches. `sees_rectifiers`:
+    the method changes the backward pass at every rectifier (Guided Backprop, DeepLIFT,
+    LRP), so it must run on a form of the model whose rectifiers are `nn.ReLU` modules.
     """
 
     key: str
@@ -81,6 +83,7 @@ class Method:
     requires: str = ""  # "cam_layer" or "linear_head" when the model must provide one
     evals_per_image: Callable[[Mapping[str, Any], int], int] = field(default=lambda params, size: 1)
     batched_internally: bool = False
+    sees_rectifiers: bool = False
 
     def resolve_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults filled in, unknown names and out-of-range values refused."""
