@@ -1,39 +1,92 @@
-"""Attribution gallery: rows = images, columns = methods, heatmaps over the image."""
+"""Attribution gallery: rows = images, columns = methods, heatmaps over the image.
+
+The images and their top-5 show at once; maps are computed by a background job when
+Run is pressed (or on the first visit, with the defaults) and appear as they finish.
+"""
 
 import streamlit as st
 
-import explain
+from explain.analyses import AttributionMaps
+from explain.jobs import default_runner
 from explain.plots.overlay import COLORMAPS, SIGN_MODES, DisplaySettings, overlay
-from pages.ui import report_builder, selection
-from reports.sections import gallery_section
+from pages.ui import jobs, report_builder, selection
+from pages.ui.session import keep, kept, kept_widget
+
+PAGE = "gallery"
+COLUMNS = 5  # image + up to four methods per row; more methods wrap onto further rows
 
 st.title("Attribution gallery")
-bundle, images, target = selection.page_setup()
-methods = selection.method_picker(bundle)
+bundle, images, choice, labels = selection.page_setup()
+prepared = selection.prepared_images(bundle, images)
+
+with st.form("gallery_settings", border=False):
+    methods = selection.method_picker(bundle)
+    run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
 
 with st.expander("Display", expanded=False):
     c1, c2, c3, c4 = st.columns(4)
     display = DisplaySettings(
-        colormap=c1.selectbox("Colormap", COLORMAPS, key="colormap"),
-        opacity=c2.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key="opacity"),
-        clip_percentile=c3.slider("Clip at percentile", 90.0, 100.0, 99.0, 0.5, key="clip_percentile"),
-        sign=c4.selectbox("Values", SIGN_MODES, key="sign", help="absolute: |map|; positive: negatives cut; signed: diverging scale"),
+        colormap=kept_widget(c1.selectbox, "Colormap", "colormap", "jet", options=COLORMAPS),
+        opacity=kept_widget(c2.slider, "Overlay opacity", "opacity", 0.6, min_value=0.0, max_value=1.0, step=0.05),
+        clip_percentile=kept_widget(c3.slider, "Clip at percentile", "clip_percentile", 99.0, min_value=90.0, max_value=100.0, step=0.5),
+        sign=kept_widget(c4.selectbox, "Values", "sign", "absolute", options=SIGN_MODES,
+                         help="absolute: |map|; positive: negatives cut; signed: diverging scale"),
     )
 
-prepared, maps = selection.maps_for_selection(bundle, images, methods, target)
-st.session_state["gallery_result"] = {"prepared": prepared, "maps": maps, "methods": methods, "target": target, "display": display, "bundle": bundle}
-report_builder.add_to_report(lambda: gallery_section(bundle, prepared.names, prepared.display, maps, methods, target, prepared.top5, display), key="gallery")
+try:
+    pending = AttributionMaps(prepared.subject(choice, labels), methods)
+except ValueError as exc:
+    st.error(str(exc))
+    st.stop()
+if not methods:
+    st.info("Choose at least one method, then press Run.")
+elif run or not kept("gallery_ran"):
+    keep("gallery_ran", True)
+    jobs.submit(PAGE, pending, prepared)
+elif default_runner().find(pending) is not None:
+    jobs.show_analysis(PAGE, pending)  # computed before (this session, another, or before a restart)
 
-columns = ["Image", *[m for m in methods if m in maps]]
-header = st.columns(len(columns))
-for col, key in zip(header, columns):
-    col.markdown(f"**{key if key == 'Image' else explain.get_method(key).label}**")
-for row, name in enumerate(prepared.names):
-    cells = st.columns(len(columns))
-    top5 = prepared.top5[row]
-    cells[0].image(prepared.display[row], caption=name, width="stretch")
-    cells[0].markdown("\n".join(f"{j + 1}. {label} — {p:.1%}" for j, (_, label, p) in enumerate(top5)))
-    explained = target if target is not None else top5[0][0]
-    for cell, key in zip(cells[1:], columns[1:]):
-        cell.image(overlay(prepared.display[row], maps[key][row], display), width="stretch",
-                   caption=f"class {explained}: {bundle.class_names[explained]}")
+
+def image_cell(image, name: str, top5) -> None:
+    st.image(image, caption=name, width="stretch")
+    st.markdown("\n".join(f"{j + 1}. {label} — {p:.1%}" for j, (_, label, p) in enumerate(top5)))
+
+
+def draw(result, job) -> None:
+    """Rows of image + maps; a map not computed yet shows what is happening instead."""
+    view = result.images
+    specs = [s for s in result.analysis.methods]
+    for row, name in enumerate(view.names):
+        cells = [None, *specs]
+        for start in range(0, len(cells), COLUMNS):
+            columns = st.columns(COLUMNS)
+            for column, spec in zip(columns, cells[start : start + COLUMNS]):
+                with column:
+                    if spec is None:
+                        image_cell(view.display[row], name, view.top5[row])
+                    elif result.is_ready(spec.ident, row):
+                        st.markdown(f"**{spec.label}**")
+                        st.image(overlay(view.display[row], result.maps[spec.ident][row], display), width="stretch",
+                                 caption=view.explained(row))
+                    else:
+                        st.markdown(f"**{spec.label}**")
+                        st.caption("computing…" if job.active else "not computed")
+    if result.complete and result.analysis.methods:
+        report_builder.add_to_report(lambda: result.report_section(display), key=PAGE)
+
+
+def images_only() -> None:
+    """The chosen images and their top-5 (the first paint, before any map)."""
+    for row, name in enumerate(prepared.names):
+        with st.columns(COLUMNS)[0]:
+            image_cell(prepared.display[row], name, prepared.top5[row])
+
+
+analysis, job = jobs.shown(PAGE)
+if analysis is not None and analysis.key == pending.key:
+    jobs.live_result(PAGE, draw, images_only)
+else:
+    if analysis is not None:
+        st.caption("Your selection changed since the last run: press Run to compute its maps.")
+    images_only()
+jobs.runs_panel(PAGE)

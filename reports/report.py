@@ -10,7 +10,9 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import Sequence
 
-from .sections import MethodInfo, ModelInfo, Section
+from explain.models.bundle import ModelCard
+
+from .sections import MethodInfo, Section
 
 VERSIONED_PACKAGES = (
     "torch", "torchvision", "captum", "shap", "lime", "saliency", "numpy", "scikit-image", "plotly", "jinja2",
@@ -34,7 +36,7 @@ class ReportHeader:
     """The reproducibility summary at the top of a report, merged from the sections."""
 
     created: str
-    models: tuple[ModelInfo, ...]
+    models: tuple[ModelCard, ...]
     images: tuple[str, ...]
     methods: tuple[MethodInfo, ...]
     settings: tuple[tuple[str, str, str], ...]  # (section title, name, value)

@@ -16,32 +16,11 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 import explain
+from explain.methods.registry import MethodSpec
+from explain.models.bundle import ModelCard
 from explain.plots.overlay import DisplaySettings, overlay
 
 from .encode import image_data_uri
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a reader needs to know to load the same model again."""
-
-    name: str
-    weights: str
-    device: str
-    model_id: str
-    num_classes: int
-    num_parameters: int
-
-    @classmethod
-    def of(cls, bundle: explain.ModelBundle) -> "ModelInfo":
-        return cls(
-            name=bundle.name,
-            weights=bundle.weights,
-            device=str(bundle.device),
-            model_id=bundle.model_id,
-            num_classes=bundle.num_classes,
-            num_parameters=bundle.num_parameters,
-        )
 
 
 @dataclass(frozen=True)
@@ -53,34 +32,34 @@ class MethodInfo:
     params: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
-    def of(cls, key: str, params: Mapping[str, Any] | None = None) -> "MethodInfo":
-        """The registered method with defaults filled in (so the report records every value)."""
-        method = explain.get_method(key)
-        resolved = method.resolve_params(dict(params or {}))
-        return cls(key=key, label=method.label, params=tuple(sorted(resolved.items())))
+    def of(cls, spec: MethodSpec) -> "MethodInfo":
+        """The method as it ran, every parameter recorded (defaults filled in); a key
+        outside the registry (ROAR's random baseline) keeps its parameters as given."""
+        params = spec.resolved if spec.key in {m.key for m in explain.list_methods()} else dict(spec.params)
+        return cls(key=spec.key, label=spec.label, params=tuple(sorted(params.items())))
 
 
 @dataclass(frozen=True)
 class SectionContext:
     """Where a section's numbers come from; the report header merges these."""
 
-    model: ModelInfo | None = None
+    model: ModelCard | None = None
     images: tuple[str, ...] = ()
     methods: tuple[MethodInfo, ...] = ()
     settings: tuple[tuple[str, str], ...] = ()
 
 
 def make_context(
-    bundle: explain.ModelBundle | None,
+    model: ModelCard | None,
     images: Sequence[str] = (),
-    methods: Mapping[str, Mapping[str, Any]] | None = None,
+    methods: Sequence[MethodSpec] = (),
     settings: Mapping[str, Any] | None = None,
 ) -> SectionContext:
-    """Context from a bundle, image names, {method: params} and free-form settings."""
+    """Context from a model card, image names, the methods as run and free-form settings."""
     return SectionContext(
-        model=ModelInfo.of(bundle) if bundle is not None else None,
+        model=model,
         images=tuple(str(name) for name in images),
-        methods=tuple(MethodInfo.of(key, params) for key, params in (methods or {}).items()),
+        methods=tuple(MethodInfo.of(spec) for spec in methods),
         settings=tuple((str(k), str(v)) for k, v in (settings or {}).items()),
     )
 
@@ -188,186 +167,107 @@ class Section:
     context: SectionContext = field(default_factory=SectionContext)
 
 
-def gallery_section(
-    bundle: explain.ModelBundle,
-    names: Sequence[str],
-    display: np.ndarray,
-    maps: Mapping[str, np.ndarray],
-    methods: Mapping[str, Mapping[str, Any]],
-    target: int | None,
-    top5: Sequence[Sequence[tuple[int, str, float]]],
-    settings: DisplaySettings = DisplaySettings(),
-    title: str = "Attribution gallery",
-) -> Section:
-    """The gallery as the page shows it: one row per image (photo and its top-5), one
-    column per method (heatmap over the photo, captioned with the class explained).
+GALLERY_COLUMNS = 5  # image + methods per row of the grid; more methods wrap onto further rows
 
-    `display` are the uint8 crops the model saw (N, H, W, 3); `maps[method]` the raw
-    (N, H, W) attributions; `target` None means each image's top-1 class.
-    """
-    shown = [key for key in methods if key in maps]
-    labels = [explain.get_method(key).label for key in shown]
+
+def gallery_section(result: Any, display: DisplaySettings | None = None, title: str = "Attribution gallery") -> Section:
+    """The gallery as the page shows it, from an `explain.analyses.AttributionResult`:
+    one row per image (photo and its top-5), one column per method (heatmap over the
+    photo, captioned with the class explained)."""
+    display = display or DisplaySettings()
+    analysis, images = result.analysis, result.images
+    shown = [spec for spec in analysis.methods if spec.ident in result.maps]
     cells, notes, captions = [], [], []
-    for row, name in enumerate(names):
-        explained = target if target is not None else top5[row][0][0]
-        class_caption = f"class {explained}: {bundle.class_names[explained]}"
-        cells.append((display[row], *(overlay(display[row], maps[key][row], settings) for key in shown)))
-        notes.append(tuple(f"{label} ({p:.1%})" for _, label, p in top5[row]))
+    for row, name in enumerate(images.names):
+        class_caption = images.explained(row)
+        cells.append((images.display[row], *(overlay(images.display[row], result.maps[s.ident][row], display) for s in shown)))
+        notes.append(tuple(f"{label} ({p:.1%})" for _, label, p in images.top5[row]))
         captions.append((str(name), *([class_caption] * len(shown))))
     grid = ImageGrid(
-        column_labels=("Image", *labels),
-        row_labels=tuple(str(n) for n in names),
+        column_labels=("Image", *(s.label for s in shown)),
+        row_labels=tuple(str(n) for n in images.names),
         cells=tuple(cells),
         row_notes=tuple(notes),
         captions=tuple(captions),
     )
-    explained_text = "each image's top-1 prediction" if target is None else f"class {target}: {bundle.class_names[target]}"
+    explained = analysis.subject.class_choice.describe(_names(images))
     return Section(
         key="gallery",
         title=title,
         blocks=(grid,),
         description=(
-            f"Attribution maps of {len(shown)} method(s) over {len(names)} image(s), explaining {explained_text}. "
-            f"Heatmap: {settings.sign} values, colormap {settings.colormap}, clipped at the "
-            f"{settings.clip_percentile:g}th percentile of |map|."
+            f"Attribution maps of {len(shown)} method(s) over {len(images.names)} image(s), explaining {explained}. "
+            f"Heatmap: {display.sign} values, colormap {display.colormap}, clipped at the "
+            f"{display.clip_percentile:g}th percentile of |map|."
         ),
         context=make_context(
-            bundle,
-            names,
-            {key: methods[key] for key in shown},
-            {"class explained": explained_text, "colormap": settings.colormap, "values shown": settings.sign,
-             "clip percentile": settings.clip_percentile, "overlay opacity": settings.opacity},
+            result.model, images.names, shown,
+            {"class explained": explained, "colormap": display.colormap, "values shown": display.sign,
+             "clip percentile": display.clip_percentile, "overlay opacity": display.opacity},
         ),
     )
 
 
-def _explained_classes(bundle: explain.ModelBundle, names: Sequence[str], targets: Sequence[int]) -> str:
-    return "; ".join(f"{name}: {int(c)} {bundle.class_names[int(c)]}" for name, c in zip(names, targets))
+def _names(images: Any) -> dict[int, str]:
+    """Class index -> name for the classes a result explains (enough for `describe`)."""
+    return dict(zip(images.targets, images.target_names))
 
 
-def _best_sentence(metric: Any, scores: Mapping[str, float], labels: Mapping[str, str]) -> str:
-    best = metric.best(scores)
-    return f"{metric.name}: {metric.direction}" + (f", best {labels[best]}" if best is not None else "")
+def _explained_classes(images: Any) -> str:
+    return "; ".join(f"{name}: {c} {label}" for name, c, label in zip(images.names, images.targets, images.target_names))
 
 
-def deletion_insertion_section(
-    bundle: explain.ModelBundle,
-    names: Sequence[str],
-    result: Any,
-    methods: Mapping[str, Mapping[str, Any]],
-    show_images: bool = True,
-    title: str = "Deletion & insertion",
-) -> Section:
-    """Deletion and insertion curves (mean with a band of one standard error, per-image
-    curves when `show_images`) and the AUC table, from an
-    `explain.metrics.DeletionInsertionResult` for the images `names`."""
-    from explain.plots.curves import auc_table, curves_figure
-    from explain.metrics import DELETION, INSERTION
+def _best_sentence(result_curves: Mapping[str, Mapping[str, Any]], labels: Mapping[str, str]) -> str:
+    from explain.plots.curves import best_methods
 
-    labels = {k: explain.get_method(k).label for k in result.methods}
-    table = auc_table([result.deletion, result.insertion], labels)
-    deletion_scores = {k: c.mean_auc for k, c in result.deletion.items()}
-    insertion_scores = {k: c.mean_auc for k, c in result.insertion.items()}
-    caption = (
-        f"Mean and standard error over {len(names)} image(s). {_best_sentence(DELETION, deletion_scores, labels)}; "
-        f"{_best_sentence(INSERTION, insertion_scores, labels)}."
-    )
+    best = best_methods(result_curves, labels)
+    parts = []
+    for key, sets in result_curves.items():
+        if sets:
+            metric = next(iter(sets.values())).metric
+            parts.append(f"{metric.name}: {metric.direction}" + (f", best {best[key]}" if best.get(key) else ""))
+    return "; ".join(parts)
+
+
+def metric_section(result: Any, show_units: bool = False) -> Section:
+    """Any registered metric's curves and score table, from an `explain.analyses.MetricResult`:
+    one figure per score (aggregate curve with its band, per-image curves when
+    `show_units`), one table; skipped images are named."""
+    metric, images, labels = result.metric, result.images, result.labels
+    skipped = []
+    for info in metric.scores:
+        first = next(iter(result.curves.get(info.key, {}).values()), None)
+        if first is not None:
+            skipped += [f"{info.short_name} skipped {images.names[s.index]}: {s.reason}" for s in first.skipped]
+    caption = f"Scores over {len(images.names)} image(s); " + _best_sentence(result.curves, labels) + "."
+    figures = tuple(Figure.of(fig, caption=metric.score(key).description) for key, fig in result.figures(show_units).items())
     return Section(
-        key="deletion_insertion",
-        title=title,
-        blocks=(
-            Figure.of(curves_figure(result.deletion, labels, show_images), caption=DELETION.description),
-            Figure.of(curves_figure(result.insertion, labels, show_images), caption=INSERTION.description),
-            Table.of_frame(table, caption=caption),
-        ),
-        description=(
-            f"Pixels ranked by attribution; deletion replaces the most relevant first with the '{result.substrate}' "
-            f"substrate, insertion puts them back into a blurred image, in {result.steps} steps. The curve is the "
-            f"probability of the explained class. {DELETION.reference}"
-        ),
+        key=metric.key,
+        title=metric.label,
+        blocks=(*figures, Table.of_frame(result.table(), caption=caption)),
+        description=" ".join([metric.description, *(s + "." for s in skipped), metric.reference]),
         context=make_context(
-            bundle, names, {k: methods.get(k, {}) for k in result.methods},
-            {"substrate": result.substrate, "steps": result.steps,
-             "classes explained": _explained_classes(bundle, names, result.targets)},
+            result.model, images.names, result.analysis.methods,
+            {**{p.label: result.params[p.name] for p in metric.params}, "classes explained": _explained_classes(images)},
         ),
     )
 
 
-def sic_aic_section(
-    bundle: explain.ModelBundle,
-    names: Sequence[str],
-    result: Any,
-    methods: Mapping[str, Mapping[str, Any]],
-    settings: Mapping[str, Any] | None = None,
-    show_images: bool = False,
-    title: str = "SIC / AIC",
-) -> Section:
-    """SIC (median) and AIC (mean) performance information curves and their AUC table,
-    from an `explain.metrics.PicResult`; skipped images are named in the description.
-    `settings` records how the curves were made (seed fraction, seed, ...)."""
-    from explain.plots.curves import pic_figure, pic_table
-    from explain.metrics import AIC, SIC
-
-    labels = {k: explain.get_method(k).label for k in result.methods}
-    table = pic_table(result.sic, result.aic, labels)
-    first = result.methods[0]
-    skipped = [
-        f"{metric.name.replace(' AUC', '')} skipped {names[s.index]}: {s.reason}"
-        for metric, curves in ((SIC, result.sic), (AIC, result.aic)) for s in curves[first].skipped
-    ]
-    caption = (
-        f"{_best_sentence(SIC, {k: c.auc for k, c in result.sic.items()}, labels)}; "
-        f"{_best_sentence(AIC, {k: c.auc for k, c in result.aic.items()}, labels)}."
-    )
-    return Section(
-        key="sic_aic",
-        title=title,
-        blocks=(
-            Figure.of(pic_figure(result.sic, labels, show_images), caption=SIC.description),
-            Figure.of(pic_figure(result.aic, labels, show_images), caption=AIC.description),
-            Table.of_frame(table, caption=caption),
-        ),
-        description=(
-            "Start from a blurred image and reveal the most salient pixels in growing fractions; x is the "
-            "information of the revealed image (lossless WebP size), y the normalised softmax score (SIC, median "
-            "over images) or whether the top-1 class equals the original's (AIC, mean). "
-            + (" ".join(s + "." for s in skipped) + " " if skipped else "") + SIC.reference
-        ),
-        context=make_context(
-            bundle, names, {k: methods.get(k, {}) for k in result.methods},
-            {"thresholds": ", ".join(f"{t:g}" for t in result.thresholds),
-             "classes explained": _explained_classes(bundle, names, result.targets), **(settings or {})},
-        ),
-    )
-
-
-def shap_summary_section(
-    bundle: explain.ModelBundle,
-    names: Sequence[str],
-    display: np.ndarray,
-    top5: Sequence[Sequence[tuple[int, str, float]]],
-    per_class: np.ndarray,
-    summary: Any,
-    method: str,
-    params: Mapping[str, Any],
-    max_features: int = 15,
-    title: str = "SHAP summary",
-) -> Section:
-    """Per image the SHAP image plot of its top-k classes, then across images the
+def shap_summary_section(result: Any, cells: int = 7, max_features: int = 15, title: str = "SHAP summary") -> Section:
+    """Per plotted image the SHAP image plot of its top-k classes, then across images the
     grid-cell beeswarm, the mean |SHAP| heatmap over the mean image and the ranked
-    cells. `per_class` (M, k, H, W) are the maps of the top-k classes of the first M
-    images (M <= N: large sets plot only the first few); `summary` an
-    `explain.shap_summary.GridSummary` of the explained class over all N images."""
+    cells, from an `explain.analyses.ShapSummaryResult`."""
     from explain.plots.shap import beeswarm_figure, cell_importance_figure, shap_image_figure
 
-    label = explain.get_method(method).label
-    plotted, k = per_class.shape[:2]
+    images, analysis = result.images, result.analysis
+    summary = result.summary(cells)
+    plotted, k = result.per_class.shape[:2]
     per_image = tuple(
-        Figure.of(shap_image_figure(display[i], per_class[i], [f"{c_name} ({p:.0%})" for _, c_name, p in top5[i][:k]],
-                                    image_title=str(names[i])), full_width=True)
+        Figure.of(shap_image_figure(images.display[i], result.per_class[i], result.class_titles(i), image_title=str(images.names[i])),
+                  full_width=True)
         for i in range(plotted)
     )
-    mean_image = display.astype(np.float64).mean(axis=0).round().astype(np.uint8)
+    mean_image = images.display.astype(np.float64).mean(axis=0).round().astype(np.uint8)
     ranked = Table(
         ("rank", "cell", "mean |SHAP|"),
         tuple((rank, cell, value) for rank, (cell, value) in enumerate(summary.ranked(10), start=1)),
@@ -375,6 +275,7 @@ def shap_summary_section(
         float_format="{:.3g}",
     )
     rows, cols = summary.grid
+    n = len(images.names)
     return Section(
         key="shap_summary",
         title=title,
@@ -382,50 +283,44 @@ def shap_summary_section(
                                       caption="Each dot is one image; colour is the cell's mean intensity."),
                 Figure.of(cell_importance_figure(summary, mean_image)), ranked),
         description=(
-            f"{label} values. Per image{f' (the first {plotted} of {len(names)})' if plotted < len(names) else ''}: "
+            f"{analysis.method.label} values. Per image{f' (the first {plotted} of {n})' if plotted < n else ''}: "
             "red pixels raise the class score, blue lower it (one symmetric scale per "
-            f"image). Across {len(names)} image(s): features are the cells of a {rows} x {cols} grid (the same cell in "
+            f"image). Across {n} image(s): features are the cells of a {rows} x {cols} grid (the same cell in "
             "every image), each cell's value the sum of its pixels' SHAP values for the explained class."
         ),
         context=make_context(
-            bundle, names, {method: params},
-            {"grid": f"{rows} x {cols}", "classes per image": k,
-             "classes explained": "; ".join(f"{n}: {c}" for n, c in zip(summary.image_names, summary.target_names))},
+            result.model, images.names, (analysis.method,),
+            {"grid": f"{rows} x {cols}", "classes per image": k, "classes explained": _explained_classes(images)},
         ),
     )
 
 
-def roar_section(summary: Any, settings: Any, title: str = "ROAR: remove and retrain") -> Section:
+def roar_section(result: Any, title: str = "ROAR: remove and retrain") -> Section:
     """The ROAR (or KAR) curves with the random baseline and the accuracy table, from an
-    `explain.roar.RoarSummary` and the `RoarSettings` that produced it. The model is
-    the small CNN retrained from scratch, so no bundle is recorded."""
-    from explain.plots.curves import roar_figure
-
-    rows = summary.table()
-    columns = tuple(rows[0]) if rows else ("method",)
-    best = summary.metric.best({c.label: c.auc for c in summary.curves if c.auc is not None})
-    caption = f"{summary.metric.name}: {summary.metric.description} ({summary.metric.direction}" + (
-        f"; best {best})" if best is not None else ")")
-    if not summary.complete:
-        caption += f" Partial run: {summary.done}/{summary.total} retrainings."
-    registered = {m.key: dict(m.params) for m in settings.methods if m.key in {x.key for x in explain.list_methods()}}
-    base = "n/a" if summary.base_accuracy is None else f"{summary.base_accuracy:.3f}"
+    `explain.analyses.RoarResult`. The model is the small CNN retrained from scratch, so
+    no model card is recorded."""
+    settings, metric = result.settings, result.settings.metric
+    caption = f"{metric.name}: {metric.description} " + f"({_best_sentence(result.curves, result.labels)})."
+    if not result.complete:
+        caption += f" Partial run: {result.done}/{result.total} retrainings."
+    registered = [m for m in settings.methods if m.key in {x.key for x in explain.list_methods()}]
+    base = "n/a" if result.base_accuracy is None else f"{result.base_accuracy:.3f}"
     return Section(
         key="roar",
         title=title,
-        blocks=(Figure.of(roar_figure(summary)), Table(columns, tuple(tuple(r[c] for c in columns) for r in rows), caption)),
+        blocks=(Figure.of(result.figure()), Table.of_frame(result.table(), caption=caption)),
         description=(
             f"For each method and fraction, the most important pixels of every train and test image are "
-            f"{'kept (the rest replaced' if summary.mode == 'kar' else 'replaced'} by the per-channel mean"
-            f"{')' if summary.mode == 'kar' else ''}, the same network is retrained from scratch and its test accuracy "
-            f"reported (Hooker et al., NeurIPS 2019). Dataset: {summary.dataset}. Network: {summary.architecture}; "
-            f"unmodified test accuracy {base}. The dashed grey line is the random ranking: a faithful method "
-            "makes accuracy fall faster than it."
+            f"{'kept (the rest replaced' if settings.mode == 'kar' else 'replaced'} by the per-channel mean"
+            f"{')' if settings.mode == 'kar' else ''}, the same network is retrained from scratch and its test accuracy "
+            f"reported (Hooker et al., NeurIPS 2019). Dataset: {result.analysis.dataset_name}. Network: "
+            f"{result.architecture}; unmodified test accuracy {base}. The dashed grey line is the random ranking: a "
+            "faithful method makes accuracy fall faster than it."
         ),
         context=make_context(
             None, (), registered,
-            {"dataset": summary.dataset, "network": summary.architecture, "variant": summary.mode.upper(),
-             "fractions": ", ".join(f"{f:.0%}" for f in summary.fractions), "repeats": summary.repeats,
-             "seed": settings.seed, "epochs": getattr(settings.recipe, "epochs", "")},
+            {"dataset": result.analysis.dataset_name, "network": result.architecture, "variant": settings.mode.upper(),
+             "fractions": ", ".join(f"{f:.0%}" for f in settings.fractions), "repeats": settings.repeats,
+             "seed": settings.seed, "epochs": settings.recipe.epochs},
         ),
     )

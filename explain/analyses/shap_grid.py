@@ -16,11 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
-from ..methods.cache import AttributionCache, cached_attribute
-from ..methods.registry import ProgressFn
-from ..models.bundle import ModelBundle
 
 
 def grid_edges(size: int, cells: int) -> np.ndarray:
@@ -160,29 +156,3 @@ def top_classes(top_k: Sequence[Sequence[tuple[int, str, float]]], k: int) -> np
     if any(len(row) < k for row in top_k):
         raise ValueError(f"fewer than {k} predictions available")
     return np.array([[int(c) for c, _, _ in row[:k]] for row in top_k], dtype=int)
-
-
-def maps_for_classes(
-    cache: AttributionCache,
-    bundle: ModelBundle,
-    images: torch.Tensor,
-    digests: Sequence[str],
-    method: str,
-    classes: np.ndarray,
-    *,
-    progress: ProgressFn | None = None,
-    **params: Any,
-) -> np.ndarray:
-    """Maps (N, k, H, W) for class `classes[i, r]` of image i: k calls that each explain
-    one output per image, through the shared cache. `progress(done, total)` counts
-    (image, class) pairs."""
-    classes = np.asarray(classes, dtype=int)
-    n, k = classes.shape
-    maps = []
-    for r in range(k):
-        def report(done: int, count: int, r: int = r) -> None:
-            if progress is not None:
-                progress(r * n + done, n * k)
-
-        maps.append(cached_attribute(cache, bundle, images, digests, method, classes[:, r].tolist(), progress=report, **params))
-    return np.stack(maps, axis=1)

@@ -60,8 +60,10 @@ class AttributionCache:
             self._bytes = 0
 
 
-def cache_key(bundle: ModelBundle, digest: str, target: int, method: str, params: dict[str, Any]) -> tuple:
-    return (bundle.model_id, digest, int(target), method, tuple(sorted(params.items())))
+def cache_key(model_id: str, digest: str, target: int, method: str, params: dict[str, Any]) -> tuple:
+    """What names a map: the model (weights and preprocessing), the image content, the
+    explained class, the method and its resolved parameters."""
+    return (model_id, digest, int(target), method, tuple(sorted(params.items())))
 
 
 def cached_attribute(
@@ -81,7 +83,7 @@ def cached_attribute(
         raise ValueError("one digest per image is needed")
     resolved = get_method(method).resolve_params(params)
     targets = resolve_targets(bundle, images, target).tolist()
-    keys = [cache_key(bundle, d, t, method, resolved) for d, t in zip(digests, targets)]
+    keys = [cache_key(bundle.model_id, d, t, method, resolved) for d, t in zip(digests, targets)]
     found = [cache.get(k) for k in keys]
     missing = [i for i, m in enumerate(found) if m is None]
     if missing:
@@ -94,3 +96,16 @@ def cached_attribute(
     elif progress is not None:
         progress(len(keys), len(keys))
     return np.stack(found)
+
+
+_DEFAULT_CACHE: AttributionCache | None = None
+_DEFAULT_CACHE_LOCK = threading.Lock()
+
+
+def default_cache() -> AttributionCache:
+    """The process-wide attribution cache shared by pages, jobs and the CLI."""
+    global _DEFAULT_CACHE
+    with _DEFAULT_CACHE_LOCK:
+        if _DEFAULT_CACHE is None:
+            _DEFAULT_CACHE = AttributionCache()
+        return _DEFAULT_CACHE

@@ -13,6 +13,8 @@ whose per-channel values are |gradient|, it gives sum_c |df/dx_c|.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -37,7 +39,7 @@ class Param:
 
     name: str
     label: str
-    default: int | float | str
+    default: bool | int | float | str
     min: float | None = None
     max: float | None = None
     step: float | None = None
@@ -49,14 +51,32 @@ class Param:
             if value not in self.choices:
                 raise ValueError(f"{self.name} must be one of {self.choices}, not {value!r}")
             return value
+        if isinstance(self.default, bool):
+            if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.strip().lower() in ("true", "1", "yes")
+            if isinstance(value, (bool, int)) and value in (0, 1):
+                return bool(value)
+            raise ValueError(f"{self.name} must be true or false, not {value!r}")
         cast = int if isinstance(self.default, int) else float
         try:
             value = cast(value)
         except (TypeError, ValueError):
             raise ValueError(f"{self.name} must be a number, not {value!r}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{self.name} must be a finite number, not {value!r}")
         if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
             raise ValueError(f"{self.name}={value} is outside [{self.min}, {self.max}]")
         return value
+
+
+def resolve_params(owner: str, declared: Sequence[Param], given: Mapping[str, Any]) -> dict[str, Any]:
+    """`given` with defaults filled in; unknown names and out-of-range values refused
+    (the message names `owner`, e.g. the method's label)."""
+    known = {p.name: p for p in declared}
+    unknown = set(given) - set(known)
+    if unknown:
+        raise ValueError(f"{owner} has no parameter(s) {sorted(unknown)}; it takes {sorted(known)}")
+    return {name: p.validate(given.get(name, p.default)) for name, p in known.items()}
 
 
 @dataclass(frozen=True)
@@ -86,12 +106,12 @@ class Method:
     sees_rectifiers: bool = False
 
     def resolve_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Defaults filled in, unknown names and out-of-range values refused."""
-        known = {p.name: p for p in self.params}
-        unknown = set(params) - set(known)
-        if unknown:
-            raise ValueError(f"{self.label} has no parameter(s) {sorted(unknown)}; it takes {sorted(known)}")
-        return {name: p.validate(params.get(name, p.default)) for name, p in known.items()}
+        return resolve_params(self.label, self.params, params)
+
+    def images_per_chunk(self, params: Mapping[str, Any], bundle: ModelBundle, size: int) -> int:
+        """Images whose passes fill about one device batch: the unit in which a caller
+        can watch maps arrive (one image for methods of many passes per image)."""
+        return max(1, min(bundle.batch_size, bundle.batch_size // max(1, self.evals_per_image(params, size))))
 
     def check_available(self, bundle: ModelBundle) -> None:
         if self.requires == "cam_layer" and bundle.cam_layer is None:
@@ -129,6 +149,49 @@ def get_method(key: str) -> Method:
         return _REGISTRY[key]
     except KeyError:
         raise ValueError(f"Unknown method {key!r}; known: {', '.join(_REGISTRY)}") from None
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method and the parameters it runs with: what analyses store in their settings.
+
+    `of()` keeps only the parameters that differ from the registered defaults, so the
+    same settings always get the same spec (and reuse stored results). A key that is
+    not registered (ROAR's `random` baseline, a test's own ranker) keeps its
+    parameters as given."""
+
+    key: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, key: str, params: Mapping[str, Any] | None = None) -> "MethodSpec":
+        params = dict(params or {})
+        if key not in _REGISTRY:
+            return cls(key, tuple(sorted(params.items())))
+        method = _REGISTRY[key]
+        resolved = method.resolve_params(params)
+        defaults = {p.name: p.default for p in method.params}
+        return cls(key, tuple(sorted((k, v) for k, v in resolved.items() if v != defaults[k])))
+
+    @property
+    def ident(self) -> str:
+        """Stable name in stored results: the key, plus the parameters when there are any."""
+        if not self.params:
+            return self.key
+        return f"{self.key}{json.dumps(dict(self.params), sort_keys=True, separators=(',', ':'))}"
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        """Every parameter with defaults filled in (registered methods only)."""
+        return get_method(self.key).resolve_params(dict(self.params))
+
+    @property
+    def label(self) -> str:
+        """The method's label, with its non-default parameters when there are any."""
+        base = _REGISTRY[self.key].label if self.key in _REGISTRY else self.key
+        if not self.params:
+            return base
+        return f"{base} ({', '.join(f'{k}={v}' for k, v in self.params)})"
 
 
 def resolve_targets(bundle: ModelBundle, images: torch.Tensor, target: int | Sequence[int] | None) -> torch.Tensor:

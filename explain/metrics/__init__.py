@@ -1,12 +1,16 @@
-"""Faithfulness metrics: plain functions over a batch of images and maps that return
-small frozen dataclasses; each metric's metadata (`MetricInfo`) sits next to its code."""
+"""Metrics: plain functions over a batch of images and maps that return small frozen
+results in one shape (`Curves`); each metric's metadata (`MetricInfo`) sits next to its
+code, and each metric family is registered once (`registry`) so pages, reports, the
+CLI and batch evaluation find it."""
 
-from .base import CurveSet, MetricInfo, trapezoid_auc
+from .base import Curves, MetricInfo, Skipped, trapezoid_auc
 from .deletion import DELETION, INSERTION, SUBSTRATES, DeletionInsertionResult, deletion_insertion
-from .pic import AIC, SIC, PicCurves, PicResult, PicStrip, SkippedImage, pic_metrics, pic_strip, random_seed_masks
+from .pic import AIC, SIC, PicResult, PicStrip, pic_metrics, pic_strip, random_seed_masks
+from .registry import Metric, MetricInput, Strip, get_metric, list_metrics, register_metric, score_infos
 
 __all__ = [
-    "CurveSet", "MetricInfo", "trapezoid_auc",
+    "Curves", "MetricInfo", "Skipped", "trapezoid_auc",
     "DELETION", "INSERTION", "SUBSTRATES", "DeletionInsertionResult", "deletion_insertion",
-    "AIC", "SIC", "PicCurves", "PicResult", "PicStrip", "SkippedImage", "pic_metrics", "pic_strip", "random_seed_masks",
+    "AIC", "SIC", "PicResult", "PicStrip", "pic_metrics", "pic_strip", "random_seed_masks",
+    "Metric", "MetricInput", "Strip", "get_metric", "list_metrics", "register_metric", "score_infos",
 ]

@@ -1,18 +1,33 @@
-"""What every faithfulness metric shares: its metadata and the typed curves it returns.
+"""What every metric shares: its metadata and the one shape its curves come in.
 
-Each metric declares a `MetricInfo` next to its code (name, axes, whether higher is
-better), so pages and reports read the direction instead of hard-coding it.
+Each metric declares a `MetricInfo` next to its code (name, axes, direction, how its
+units are aggregated and scored), so pages, reports and tables read it instead of
+hard-coding it. Every curve metric (deletion, insertion, SIC, AIC, ROAR, KAR...)
+returns `Curves`: one curve per unit (an image, or a retraining repeat) on a common x
+grid, and the aggregate curve, score and spread derived from them as the metric says.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
+
+AGGREGATIONS = ("mean", "median")
+SCORES = ("mean_auc", "aggregate_auc")
 
 
 @dataclass(frozen=True)
 class MetricInfo:
+    """A metric's metadata.
+
+    `aggregate`: how unit curves combine into the shown curve ("mean" or "median");
+    `score`: "mean_auc" (mean of the units' areas, with its standard error) or
+    "aggregate_auc" (area under the aggregate curve, as PAIR's SIC/AIC).
+    """
+
     key: str
     name: str
     higher_is_better: bool
@@ -20,14 +35,26 @@ class MetricInfo:
     y_label: str
     description: str
     reference: str
+    aggregate: str = "mean"
+    score: str = "mean_auc"
+    unit: str = "image"
+
+    def __post_init__(self) -> None:
+        if self.aggregate not in AGGREGATIONS or self.score not in SCORES:
+            raise ValueError(f"{self.key}: aggregate must be one of {AGGREGATIONS}, score one of {SCORES}")
 
     @property
     def direction(self) -> str:
         return "higher is better" if self.higher_is_better else "lower is better"
 
+    @property
+    def short_name(self) -> str:
+        """The name without " AUC" ("Deletion" for "Deletion AUC"), for curve titles."""
+        return self.name.removesuffix(" AUC")
+
     def best(self, scores: dict[str, float]) -> str | None:
         """Key of the best score (NaNs ignored), None when there is none."""
-        finite = {k: v for k, v in scores.items() if np.isfinite(v)}
+        finite = {k: v for k, v in scores.items() if v is not None and np.isfinite(v)}
         if not finite:
             return None
         pick = max if self.higher_is_better else min
@@ -41,41 +68,81 @@ def trapezoid_auc(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return ((y[..., 1:] + y[..., :-1]) * dx).sum(axis=-1) / 2.0
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A unit (image index, repeat) left out of a metric, and why."""
+
+    index: int
+    reason: str
+
+
 @dataclass(frozen=True, eq=False)
-class CurveSet:
-    """One metric's curves for one method over a batch of images: `curves[i]` is image
-    i's curve on the common `x`, `aucs[i]` its area."""
+class Curves:
+    """One metric's curves for one method.
+
+    `curves[r]` is the curve of unit `kept[r]` on the common grid `x`; units that the
+    metric refused are in `skipped`. Everything else is derived per `metric`:
+    `aucs` (per unit), `aggregate` (mean or median curve), `band` (mean ± standard
+    error, for mean aggregates of two or more units), `score` and `spread`.
+    """
 
     metric: MetricInfo
     method: str
     x: np.ndarray
     curves: np.ndarray
-    aucs: np.ndarray
+    kept: tuple[int, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    extra: dict = field(default_factory=dict)  # metric-specific numbers worth a table column
+
+    def __post_init__(self) -> None:
+        curves = np.asarray(self.curves, dtype=np.float64).reshape(-1, len(self.x))
+        object.__setattr__(self, "curves", curves)
+        object.__setattr__(self, "x", np.asarray(self.x, dtype=np.float64))
+        if not self.kept:
+            object.__setattr__(self, "kept", tuple(range(curves.shape[0])))
+        if len(self.kept) != curves.shape[0]:
+            raise ValueError(f"{len(self.kept)} kept units for {curves.shape[0]} curves")
 
     @property
-    def num_images(self) -> int:
+    def num_units(self) -> int:
         return int(self.curves.shape[0])
 
-    @property
-    def mean_curve(self) -> np.ndarray:
-        return self.curves.mean(axis=0)
+    @cached_property
+    def aucs(self) -> np.ndarray:
+        return trapezoid_auc(self.curves, self.x) if self.num_units else np.zeros(0)
+
+    @cached_property
+    def aggregate(self) -> np.ndarray:
+        """Mean or median over units at each x; points no unit has yet (NaN: a run still
+        in progress) stay NaN, points some units have use those."""
+        if not self.num_units:
+            return np.full(self.x.shape, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            if self.metric.aggregate == "median":
+                return np.nanmedian(self.curves, axis=0)
+            return np.nanmean(self.curves, axis=0)
 
     @property
-    def sem_curve(self) -> np.ndarray:
-        """Standard error of the mean curve (zero for a single image)."""
-        return _sem(self.curves)
+    def band(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Mean ± one standard error, where that means something (mean, 2+ units)."""
+        if self.metric.aggregate != "mean" or self.num_units < 2:
+            return None
+        sem = self.curves.std(axis=0, ddof=1) / np.sqrt(self.num_units)
+        return self.aggregate - sem, self.aggregate + sem
 
     @property
-    def mean_auc(self) -> float:
-        return float(self.aucs.mean()) if self.aucs.size else float("nan")
+    def score(self) -> float:
+        """The metric's score; NaN until every unit's curve is complete."""
+        if not self.num_units or not np.isfinite(self.curves).all():
+            return float("nan")
+        if self.metric.score == "aggregate_auc":
+            return float(trapezoid_auc(self.aggregate, self.x))
+        return float(self.aucs.mean())
 
     @property
-    def sem_auc(self) -> float:
-        return float(_sem(self.aucs)) if self.aucs.size else float("nan")
-
-
-def _sem(values: np.ndarray) -> np.ndarray:
-    n = values.shape[0]
-    if n < 2:
-        return np.zeros(values.shape[1:])
-    return values.std(axis=0, ddof=1) / np.sqrt(n)
+    def spread(self) -> float:
+        """Standard error of the mean of the units' areas (NaN for fewer than 2 units)."""
+        if self.num_units < 2:
+            return float("nan")
+        return float(self.aucs.std(ddof=1) / np.sqrt(self.num_units))

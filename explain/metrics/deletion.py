@@ -15,7 +15,7 @@ forward passes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -23,7 +23,9 @@ from torchvision.transforms.v2 import functional as TF
 
 from ..methods.registry import resolve_targets
 from ..models.bundle import ModelBundle
-from .base import CurveSet, MetricInfo, trapezoid_auc
+from ..methods.registry import Param
+from .base import Curves, MetricInfo
+from .registry import Metric, MetricInput, Strip, register_metric
 
 ProgressFn = Callable[[int, int], None]
 
@@ -56,8 +58,8 @@ INSERTION = MetricInfo(
 class DeletionInsertionResult:
     """Curves per method (keys as in the `maps` given), with the settings that made them."""
 
-    deletion: dict[str, CurveSet]
-    insertion: dict[str, CurveSet]
+    deletion: dict[str, Curves]
+    insertion: dict[str, Curves]
     targets: np.ndarray
     substrate: str
     steps: int
@@ -157,11 +159,58 @@ def deletion_insertion(
 
     curves = probs.numpy().astype(np.float64).reshape(2, len(method_keys), n, num_points)
     fractions = step_counts(h * w, steps) / (h * w)
-    result: dict[str, dict[str, CurveSet]] = {"deletion": {}, "insertion": {}}
+    result: dict[str, dict[str, Curves]] = {"deletion": {}, "insertion": {}}
     for kind, info in enumerate((DELETION, INSERTION)):
         for j, key in enumerate(method_keys):
-            y = curves[kind, j]
-            result[info.key][key] = CurveSet(info, key, fractions, y, trapezoid_auc(y, fractions))
+            result[info.key][key] = Curves(info, key, fractions, curves[kind, j])
     return DeletionInsertionResult(
         deletion=result["deletion"], insertion=result["insertion"], targets=targets.numpy(), substrate=substrate, steps=steps,
     )
+
+
+STRIP_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.6)
+
+
+def _compute(data: MetricInput, params: Mapping[str, Any]) -> dict[str, Curves]:
+    result = deletion_insertion(
+        data.bundle, data.images, {data.method.ident: data.maps}, data.targets,
+        substrate=params["substrate"], steps=params["steps"], progress=data.progress,
+    )
+    return {"deletion": result.deletion[data.method.ident], "insertion": result.insertion[data.method.ident]}
+
+
+def _strip(data: MetricInput, params: Mapping[str, Any], index: int) -> Strip:
+    """Image `index` after deleting (top row) and inserting (bottom row) the top pixels,
+    at a few fractions, with the probability of the explained class."""
+    bundle = data.bundle
+    x = data.images[index : index + 1].to(bundle.device, torch.float32)
+    ranks = pixel_ranks(torch.as_tensor(np.asarray(data.maps[index], dtype=np.float32), device=bundle.device)[None])[0]
+    _, _, h, w = x.shape
+    rows = []
+    for start, fill in ((x[0], make_substrate(x, params["substrate"])[0]), (blur(x)[0], x[0])):
+        for fraction in STRIP_FRACTIONS:
+            changed = (ranks < int(round(fraction * h * w))).view(1, h, w)
+            rows.append(torch.where(changed, fill, start))
+    batch = torch.stack(rows)
+    target = int(data.targets[index])
+    probs = bundle.probabilities(batch)[:, target].numpy()
+    labels = [f"{kind} {fraction:.0%}" for kind in ("deleted", "inserted") for fraction in STRIP_FRACTIONS]
+    captions = tuple(f"{label} · p={p:.3f}" for label, p in zip(labels, probs))
+    return Strip(bundle.to_display(batch), captions, note=f"p = probability of class {target}: {bundle.class_names[target]}.")
+
+
+register_metric(Metric(
+    key="deletion_insertion",
+    label="Deletion & insertion",
+    scores=(DELETION, INSERTION),
+    compute=_compute,
+    description="Pixels are ranked by attribution. Deletion replaces the most relevant first with a substrate; insertion "
+                "starts from a blurred image and puts them back. y = probability of the explained class.",
+    params=(
+        Param("substrate", "Deletion substrate", "zero", choices=SUBSTRATES,
+              help="zero: 0 after normalisation (the normalisation mean colour); blur: Gaussian blur (sigma 5); mean: the image's mean colour"),
+        Param("steps", "Steps", DEFAULT_STEPS, 4, 128, 1, help="Removal/insertion steps (forward passes per curve - 1)"),
+    ),
+    passes=lambda params, n: 2 * n * (int(params["steps"]) + 1),
+    detail=_strip,
+))

@@ -30,8 +30,10 @@ model run on batches of partially revealed images instead of one at a time.
 from __future__ import annotations
 
 import io
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -41,7 +43,9 @@ from scipy.spatial import Delaunay
 
 from ..methods.registry import resolve_targets
 from ..models.bundle import ModelBundle
-from .base import MetricInfo, trapezoid_auc
+from ..methods.registry import Param
+from .base import Curves, MetricInfo, Skipped
+from .registry import Metric, MetricInput, Strip, register_metric
 
 ProgressFn = Callable[[int, int], None]
 
@@ -58,6 +62,8 @@ SIC = MetricInfo(
     y_label="normalised softmax score (median over images)",
     description="Softmax information curve: how much of the class score comes back as the most salient pixels are revealed.",
     reference=_REFERENCE,
+    aggregate="median",
+    score="aggregate_auc",
 )
 AIC = MetricInfo(
     key="aic",
@@ -67,36 +73,14 @@ AIC = MetricInfo(
     y_label="accuracy: top-1 equals the original's (mean over images)",
     description="Accuracy information curve: how soon the model's original top-1 decision comes back as salient pixels are revealed.",
     reference=_REFERENCE,
+    score="aggregate_auc",
 )
-AGGREGATION = {"sic": "median", "aic": "mean"}
-
-
-@dataclass(frozen=True)
-class SkippedImage:
-    index: int
-    reason: str
-
-
-@dataclass(frozen=True, eq=False)
-class PicCurves:
-    """SIC or AIC of one method: per kept image its curve on the common `x` grid and AUC,
-    the aggregate curve (median for SIC, mean for AIC) and its AUC."""
-
-    metric: MetricInfo
-    method: str
-    x: np.ndarray
-    curves: np.ndarray
-    aucs: np.ndarray
-    kept: tuple[int, ...]
-    skipped: tuple[SkippedImage, ...]
-    aggregate: np.ndarray
-    auc: float
 
 
 @dataclass(frozen=True, eq=False)
 class PicResult:
-    sic: dict[str, PicCurves]
-    aic: dict[str, PicCurves]
+    sic: dict[str, Curves]
+    aic: dict[str, Curves]
     thresholds: tuple[float, ...]
     targets: np.ndarray
     original_classes: np.ndarray
@@ -272,37 +256,28 @@ def pic_curve(
     return np.append(grid, 1.0), np.append(curve, 1.0)
 
 
-def pic_metrics(
-    bundle: ModelBundle,
-    images: torch.Tensor,
-    maps: Mapping[str, np.ndarray],
-    seed_masks: np.ndarray,
-    target: int | Sequence[int] | None = None,
-    *,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+@dataclass(frozen=True, eq=False)
+class PicReference:
+    """What SIC/AIC of every method share for a batch: the originals as the model sees
+    them (uint8), their fully blurred versions, both images' information and
+    predictions, the explained and original classes, and the images each metric skips."""
+
+    originals: np.ndarray
+    fully_blurred: np.ndarray
+    original_info: np.ndarray
+    blurred_info: np.ndarray
+    targets: np.ndarray
+    original_classes: np.ndarray
+    ends: dict[str, tuple[np.ndarray, np.ndarray]]  # per metric: prediction on the original, on the fully blurred
+    skipped: dict[str, list[Skipped]]
+
+
+def pic_reference(
+    bundle: ModelBundle, images: torch.Tensor, seed_masks: np.ndarray, target: int | Sequence[int] | None = None,
     min_pred_value: float = 0.0,
-    keep_monotonous: bool = True,
-    num_data_points: int = DEFAULT_NUM_POINTS,
-    progress: ProgressFn | None = None,
-) -> PicResult:
-    """SIC and AIC for a normalised batch `images` (N, C, H, W), per method its maps
-    (N, H, W), and per image a seed mask (N, H, W) from `random_seed_masks`.
-
-    The model sees each image as the uint8 picture `bundle.to_display` makes of it.
-    `target` as in `explain.attribute` (None: top-1 of each original). `progress(done,
-    total)` counts partially revealed images."""
-    if images.dim() != 4:
-        raise ValueError(f"images must be a batch (N, C, H, W), got shape {tuple(images.shape)}")
-    n, _, h, w = images.shape
-    if seed_masks.shape != (n, h, w) or seed_masks.dtype != bool:
-        raise ValueError(f"seed_masks must be boolean of shape {(n, h, w)}, got {seed_masks.dtype} {seed_masks.shape}")
-    for key, m in maps.items():
-        if tuple(np.shape(m)) != (n, h, w):
-            raise ValueError(f"maps of {key!r} have shape {tuple(np.shape(m))}, expected {(n, h, w)}")
-    thresholds = tuple(float(t) for t in thresholds)
-    if any(not 0.0 <= t <= 1.0 for t in thresholds):
-        raise ValueError("thresholds must lie in [0, 1]")
-
+) -> PicReference:
+    """The shared part of SIC/AIC for `images` (N, C, H, W) and their seed masks."""
+    n = images.shape[0]
     originals = bundle.to_display(images)
     fully_blurred = np.stack([blurred_image(originals[i], seed_masks[i]) for i in range(n)])
     original_info = np.array([webp_size(im) for im in originals])
@@ -319,12 +294,53 @@ def pic_metrics(
     }
     skipped = {
         metric: [
-            SkippedImage(i, reason)
+            Skipped(i, reason)
             for i in range(n)
             if (reason := _skip_reason(orig[i], blur[i], original_info[i], blurred_info[i], min_pred_value)) is not None
         ]
         for metric, (orig, blur) in ends.items()
     }
+    return PicReference(originals, fully_blurred, original_info, blurred_info, targets, original_classes, ends, skipped)
+
+
+def pic_metrics(
+    bundle: ModelBundle,
+    images: torch.Tensor,
+    maps: Mapping[str, np.ndarray],
+    seed_masks: np.ndarray,
+    target: int | Sequence[int] | None = None,
+    *,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    min_pred_value: float = 0.0,
+    keep_monotonous: bool = True,
+    num_data_points: int = DEFAULT_NUM_POINTS,
+    progress: ProgressFn | None = None,
+    reference: "PicReference | None" = None,
+) -> PicResult:
+    """SIC and AIC for a normalised batch `images` (N, C, H, W), per method its maps
+    (N, H, W), and per image a seed mask (N, H, W) from `random_seed_masks`.
+
+    The model sees each image as the uint8 picture `bundle.to_display` makes of it.
+    `target` as in `explain.attribute` (None: top-1 of each original). `progress(done,
+    total)` counts partially revealed images. `reference` (from `pic_reference` on the
+    same images, masks, target and `min_pred_value`) saves recomputing what every
+    method shares."""
+    if images.dim() != 4:
+        raise ValueError(f"images must be a batch (N, C, H, W), got shape {tuple(images.shape)}")
+    n, _, h, w = images.shape
+    if seed_masks.shape != (n, h, w) or seed_masks.dtype != bool:
+        raise ValueError(f"seed_masks must be boolean of shape {(n, h, w)}, got {seed_masks.dtype} {seed_masks.shape}")
+    for key, m in maps.items():
+        if tuple(np.shape(m)) != (n, h, w):
+            raise ValueError(f"maps of {key!r} have shape {tuple(np.shape(m))}, expected {(n, h, w)}")
+    thresholds = tuple(float(t) for t in thresholds)
+    if any(not 0.0 <= t <= 1.0 for t in thresholds):
+        raise ValueError("thresholds must lie in [0, 1]")
+
+    if reference is None:
+        reference = pic_reference(bundle, images, seed_masks, target, min_pred_value)
+    originals, targets, original_classes = reference.originals, reference.targets, reference.original_classes
+    original_info, blurred_info, ends, skipped = reference.original_info, reference.blurred_info, reference.ends, reference.skipped
     needed = sorted(set(range(n)) - ({s.index for s in skipped["sic"]} & {s.index for s in skipped["aic"]}))
 
     # Partially revealed images, streamed through the model in batches.
@@ -355,28 +371,21 @@ def pic_metrics(
         flush()
 
     predictions = {"sic": scores, "aic": (top1 == original_classes[None, :, None]).astype(np.float64)}
-    results: dict[str, dict[str, PicCurves]] = {"sic": {}, "aic": {}}
+    results: dict[str, dict[str, Curves]] = {"sic": {}, "aic": {}}
+    grid = np.append(np.linspace(0.0, 1.0, num_data_points, endpoint=False), 1.0)
     for info in (SIC, AIC):
         orig, blur = ends[info.key]
-        kept = tuple(i for i in range(n) if i not in {s.index for s in skipped[info.key]})
+        refused = {s.index for s in skipped[info.key]}
+        kept = tuple(i for i in range(n) if i not in refused)
         for j, key in enumerate(method_keys):
-            curves, aucs = [], []
-            grid = np.append(np.linspace(0.0, 1.0, num_data_points, endpoint=False), 1.0)
+            curves = []
             for i in kept:
                 x_points = np.clip((information[j, i] - blurred_info[i]) / (original_info[i] - blurred_info[i]), 0.0, 1.0)
                 y_points = np.clip((predictions[info.key][j, i] - blur[i]) / (orig[i] - blur[i]), 0.0, 1.0)
-                grid, curve = pic_curve(x_points, y_points, keep_monotonous, num_data_points)
-                curves.append(curve)
-                aucs.append(trapezoid_auc(curve, grid))
-            curves_arr = np.array(curves).reshape(len(kept), grid.size)
-            if kept:
-                aggregate = np.median(curves_arr, axis=0) if AGGREGATION[info.key] == "median" else curves_arr.mean(axis=0)
-                auc = float(trapezoid_auc(aggregate, grid))
-            else:
-                aggregate, auc = np.full(grid.size, np.nan), float("nan")
-            results[info.key][key] = PicCurves(
-                metric=info, method=key, x=grid, curves=curves_arr, aucs=np.array(aucs), kept=kept,
-                skipped=tuple(skipped[info.key]), aggregate=aggregate, auc=auc,
+                curves.append(pic_curve(x_points, y_points, keep_monotonous, num_data_points)[1])
+            results[info.key][key] = Curves(
+                metric=info, method=key, x=grid, curves=np.array(curves).reshape(len(kept), grid.size), kept=kept,
+                skipped=tuple(skipped[info.key]),
             )
     return PicResult(sic=results["sic"], aic=results["aic"], thresholds=thresholds, targets=targets, original_classes=original_classes)
 
@@ -402,3 +411,72 @@ def pic_strip(
     information = (sizes - sizes[0]) / span if span > 0 else np.full(len(sizes), np.nan)
     scores = _probabilities(bundle, stack)[:, int(target)]
     return PicStrip(thresholds=(0.0, *thresholds, 1.0), images=stack, information=information, scores=scores)
+
+
+_REFERENCES: OrderedDict[tuple, PicReference] = OrderedDict()
+_REFERENCES_LOCK = threading.Lock()
+KEPT_REFERENCES = 8
+
+
+def _shared_reference(data: MetricInput, params: Mapping[str, Any], seed_masks: np.ndarray) -> PicReference:
+    """`pic_reference` once per batch and settings, shared by every method's run (the
+    fully blurred images and their information and predictions do not depend on the map)."""
+    targets = tuple(int(t) for t in data.targets)
+    key = (data.bundle.model_id, data.digests, targets, params["seed_fraction"], params["seed"], params["min_pred_value"])
+    with _REFERENCES_LOCK:
+        found = _REFERENCES.get(key) if data.digests else None
+    if found is not None:
+        return found
+    reference = pic_reference(data.bundle, data.images, seed_masks, list(targets), params["min_pred_value"])
+    if data.digests:
+        with _REFERENCES_LOCK:
+            _REFERENCES[key] = reference
+            while len(_REFERENCES) > KEPT_REFERENCES:
+                _REFERENCES.popitem(last=False)
+    return reference
+
+
+def _seed_masks(data: MetricInput, params: Mapping[str, Any]) -> np.ndarray:
+    n, _, height, width = data.images.shape
+    return random_seed_masks(n, height, width, params["seed_fraction"], params["seed"])
+
+
+def _compute(data: MetricInput, params: Mapping[str, Any]) -> dict[str, Curves]:
+    seed_masks = _seed_masks(data, params)
+    result = pic_metrics(
+        data.bundle, data.images, {data.method.ident: data.maps}, seed_masks, [int(t) for t in data.targets],
+        min_pred_value=params["min_pred_value"], keep_monotonous=params["keep_monotonous"], progress=data.progress,
+        reference=_shared_reference(data, params, seed_masks),
+    )
+    return {"sic": result.sic[data.method.ident], "aic": result.aic[data.method.ident]}
+
+
+def _strip(data: MetricInput, params: Mapping[str, Any], index: int) -> Strip:
+    target = int(data.targets[index])
+    strip = pic_strip(data.bundle, data.images[index], data.maps[index], _seed_masks(data, params)[index], target)
+    captions = tuple(f"{t:.1%} revealed · info {i:.2f} · p={s:.3f}"
+                     for t, i, s in zip(strip.thresholds, strip.information, strip.scores))
+    return Strip(strip.images, captions, note=f"First: the fully blurred image (seed pixels only); last: the original. "
+                                              f"p = probability of class {target}: {data.bundle.class_names[target]}.")
+
+
+register_metric(Metric(
+    key="sic_aic",
+    label="SIC / AIC",
+    scores=(SIC, AIC),
+    compute=_compute,
+    description="Start from a blurred image (interpolated from random seed pixels) and reveal the most salient pixels in "
+                "growing fractions. x = information of the revealed image (lossless WebP size), normalised between the "
+                "fully blurred image and the original; y = softmax score of the explained class (SIC, median over images) "
+                "or whether the top-1 class equals the original's (AIC, mean over images).",
+    params=(
+        Param("seed_fraction", "Seed pixels (fraction)", DEFAULT_SEED_FRACTION, 0.0, 0.05, 0.005,
+              help="Random pixels kept in the fully blurred image, as the reference does"),
+        Param("seed", "Random seed", 0, 0, 2**31 - 1, 1),
+        Param("min_pred_value", "Minimum score on the original", 0.0, 0.0, 1.0, 0.05,
+              help="Images whose original class score is lower are skipped (the reference uses 0.8 by default)"),
+        Param("keep_monotonous", "Monotone curves", True, help="Keep the normalised score non-decreasing, as in the paper"),
+    ),
+    passes=lambda params, n: n * (len(DEFAULT_THRESHOLDS) + 2),
+    detail=_strip,
+))

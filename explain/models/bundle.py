@@ -14,6 +14,18 @@ from PIL import Image
 from torch import nn
 from torchvision.transforms import v2 as T
 
+@dataclass(frozen=True)
+class ModelCard:
+    """What a reader needs to know to load the same model again (stored with results)."""
+
+    name: str
+    weights: str
+    device: str
+    model_id: str
+    num_classes: int
+    num_parameters: int
+
+
 @dataclass(eq=False)
 class ModelBundle:
     """Everything the methods, metrics and pages need to know about one classifier.
@@ -45,6 +57,10 @@ class ModelBundle:
     @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def card(self) -> ModelCard:
+        return ModelCard(self.name, self.weights, str(self.device), self.model_id, self.num_classes, self.num_parameters)
 
     def crop(self, image: Image.Image) -> Image.Image:
         """Resize and center-crop an RGB image to the model's input size (what the model sees)."""

@@ -154,16 +154,18 @@ def base_model_path(dataset: LabelledImages, recipe: TrainRecipe, seed: int) -> 
 
 
 def trained_base_model(
-    dataset: LabelledImages, recipe: TrainRecipe = TrainRecipe(), seed: int = 0, *, device: torch.device | str = "cpu"
+    dataset: LabelledImages, recipe: TrainRecipe = TrainRecipe(), seed: int = 0, *, device: torch.device | str = "cpu",
+    should_stop: Callable[[], bool] | None = None,
 ) -> SmallCNN:
     """The SmallCNN trained on the unmodified training split: loaded from the disk cache,
-    or trained (seconds on a CPU for the MNIST subset) and saved there on first use."""
+    or trained (seconds on a CPU for the MNIST subset) and saved there on first use.
+    `should_stop` is checked between mini-batches (`TrainingStopped`)."""
     path = base_model_path(dataset, recipe, seed)
     if path.is_file():
         model = SmallCNN(dataset.channels, dataset.num_classes, recipe.width)
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model.to(device).eval()
-    model = train_small_cnn(dataset, dataset.train_x, dataset.train_y, recipe, seed, device=device)
+    model = train_small_cnn(dataset, dataset.train_x, dataset.train_y, recipe, seed, device=device, should_stop=should_stop)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)

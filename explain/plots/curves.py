@@ -1,6 +1,10 @@
-"""Plotly figures and AUC tables for the faithfulness metrics (deletion/insertion, SIC/AIC, ROAR).
+"""One figure builder and one table builder for every curve metric (deletion, insertion,
+SIC, AIC, ROAR, KAR and any metric registered later).
 
-Axis titles and the direction of each score come from the metrics' `MetricInfo`.
+Both read each curve set's `MetricInfo` (axis titles, direction, how it is scored), so
+no page or report picks an axis title, a column or a "best" by hand. Tables name
+their columns after the metric (`score_column`, `spread_column`), and
+`table_metrics` says which column is which metric.
 """
 
 from __future__ import annotations
@@ -12,9 +16,20 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from ..metrics import CurveSet, MetricInfo, PicCurves
+from ..metrics.base import Curves, MetricInfo
 
 PALETTE = qualitative.Plotly
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+MARKERS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross", "triangle-down")
+BASELINE_COLOUR = "#666666"
+MARKED_POINTS = 12  # curves with at most this many points show markers
+
+
+def method_style(index: int) -> dict[str, str]:
+    """Colour, dash and marker of the index-th method: distinguishable in colour, and in
+    print or for colour-blind readers by dash and marker too."""
+    return {"color": PALETTE[index % len(PALETTE)], "dash": DASHES[(index // len(PALETTE) + index) % len(DASHES)],
+            "symbol": MARKERS[index % len(MARKERS)]}
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -23,94 +38,124 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def _layout(fig: go.Figure, metric: MetricInfo, title: str) -> go.Figure:
-    fig.update_layout(
-        title=title, xaxis_title=metric.x_label, yaxis_title=metric.y_label, hovermode="x unified",
-        margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", yanchor="bottom", y=-0.35),
-        height=420,
-    )
-    fig.update_xaxes(range=[0, 1])
-    return fig
+def score_text(curves: Curves) -> str:
+    return "n/a" if not np.isfinite(curves.score) else f"{curves.score:.3f}"
 
 
-def curves_figure(curve_sets: Mapping[str, CurveSet], labels: Mapping[str, str], show_images: bool = True) -> go.Figure:
-    """One colour per method: the mean curve over images with a band of one standard
-    error, and each image's curve as a thin line (when `show_images`)."""
+def curves_figure(
+    curve_sets: Mapping[str, Curves],
+    labels: Mapping[str, str],
+    *,
+    show_units: bool = False,
+    baselines: Sequence[str] = (),
+    x_scale: float = 1.0,
+    title: str | None = None,
+) -> go.Figure:
+    """One metric's curves: per method the aggregate curve (its score in the legend), a
+    band of one standard error where the metric has one, and each unit's curve as a
+    thin line when `show_units`. Methods in `baselines` (e.g. ROAR's random ranking)
+    are drawn grey and dashed. `x_scale` rescales x for display (100: percentages)."""
     fig = go.Figure()
     metric = None
     for n, (key, cs) in enumerate(curve_sets.items()):
         metric = cs.metric
-        colour = PALETTE[n % len(PALETTE)]
+        style = method_style(n)
+        colour = BASELINE_COLOUR if key in baselines else style["color"]
+        dash = "dash" if key in baselines else style["dash"]
         label = labels.get(key, key)
-        mean, sem = cs.mean_curve, cs.sem_curve
-        if show_images and cs.num_images > 1:
-            for i, curve in enumerate(cs.curves):
+        x = cs.x * x_scale
+        if show_units and cs.num_units > 1:
+            for unit, curve in zip(cs.kept, cs.curves):
                 fig.add_trace(go.Scatter(
-                    x=cs.x, y=curve, mode="lines", line=dict(color=_rgba(colour, 0.35), width=1),
-                    legendgroup=key, showlegend=False, hoverinfo="skip", name=f"{label} image {i + 1}",
+                    x=x, y=curve, mode="lines", line=dict(color=_rgba(colour, 0.35), width=1), legendgroup=key,
+                    showlegend=False, hoverinfo="skip", name=f"{label} {cs.metric.unit} {unit + 1}",
                 ))
-        if cs.num_images > 1:
+        band = cs.band
+        if band is not None:
             fig.add_trace(go.Scatter(
-                x=np.concatenate([cs.x, cs.x[::-1]]), y=np.concatenate([mean + sem, (mean - sem)[::-1]]),
-                fill="toself", fillcolor=_rgba(colour, 0.2), line=dict(width=0), legendgroup=key,
-                showlegend=False, hoverinfo="skip", name=f"{label} ± s.e.",
+                x=np.concatenate([x, x[::-1]]), y=np.concatenate([band[1], band[0][::-1]]), fill="toself",
+                fillcolor=_rgba(colour, 0.18), line=dict(width=0), legendgroup=key, showlegend=False, hoverinfo="skip",
+                name=f"{label} ± s.e.",
             ))
-        fig.add_trace(go.Scatter(
-            x=cs.x, y=mean, mode="lines", line=dict(color=colour, width=3), legendgroup=key,
-            name=f"{label} (AUC {cs.mean_auc:.3f})",
-        ))
-    if metric is None:
-        return fig
-    return _layout(fig, metric, f"{metric.name.replace(' AUC', '')} curve ({metric.direction} AUC)")
-
-
-def pic_figure(pic_curves: Mapping[str, PicCurves], labels: Mapping[str, str], show_images: bool = False) -> go.Figure:
-    """Aggregate SIC (median) or AIC (mean) curve per method, optionally with each kept
-    image's curve as a thin line."""
-    fig = go.Figure()
-    metric = None
-    for n, (key, pc) in enumerate(pic_curves.items()):
-        metric = pc.metric
-        colour = PALETTE[n % len(PALETTE)]
-        label = labels.get(key, key)
-        if show_images:
-            for i, curve in zip(pc.kept, pc.curves):
-                fig.add_trace(go.Scatter(
-                    x=pc.x, y=curve, mode="lines", line=dict(color=_rgba(colour, 0.3), width=1),
-                    legendgroup=key, showlegend=False, hoverinfo="skip", name=f"{label} image {i + 1}",
-                ))
-        if pc.kept:
+        if cs.num_units:
             fig.add_trace(go.Scatter(
-                x=pc.x, y=pc.aggregate, mode="lines", line=dict(color=colour, width=3), legendgroup=key,
-                name=f"{label} (AUC {pc.auc:.3f})",
+                x=x, y=cs.aggregate, mode="lines+markers" if len(x) <= MARKED_POINTS else "lines",
+                line=dict(color=colour, width=2.5, dash=dash), marker=dict(symbol=style["symbol"], size=7),
+                legendgroup=key, name=f"{label} ({score_text(cs)})",
             ))
     if metric is None:
         return fig
-    return _layout(fig, metric, f"{metric.name.replace(' AUC', '')} over {len(next(iter(pic_curves.values())).kept)} images")
+    return style_figure(
+        fig, title=title or f"{metric.short_name} ({metric.direction}; {metric.aggregate} over {metric.unit}s)",
+        x_title=metric.x_label, y_title=metric.y_label,
+    )
 
 
-def auc_table(columns: Sequence[Mapping[str, CurveSet]], labels: Mapping[str, str]) -> pd.DataFrame:
-    """Rows = methods; per metric a "mean ± s.e." pair of columns over images."""
-    methods = list(columns[0]) if columns else []
+def style_figure(fig: go.Figure, *, title: str, x_title: str, y_title: str, height: int = 460) -> go.Figure:
+    """The layout every curve figure shares: readable offline and in the app (margins
+    that keep tick labels and axis titles apart, the legend below the x-axis title)."""
+    fig.update_layout(
+        title=dict(text=title, x=0.0, xanchor="left", y=0.98, yanchor="top", font=dict(size=15)),
+        height=height, hovermode="x unified", template="plotly_white",
+        margin=dict(l=70, r=20, t=60, b=120),
+        legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0.0),
+    )
+    fig.update_xaxes(title=dict(text=x_title, standoff=12), automargin=True, showline=True, linecolor="#999", ticks="outside")
+    fig.update_yaxes(title=dict(text=y_title, standoff=12), automargin=True, showline=True, linecolor="#999", ticks="outside",
+                     rangemode="tozero")
+    return fig
+
+
+def score_column(metric: MetricInfo) -> str:
+    return metric.name
+
+
+def spread_column(metric: MetricInfo) -> str:
+    return f"{metric.name} s.e."
+
+
+def score_table(
+    results: Mapping[str, Mapping[str, Curves]], labels: Mapping[str, str], *, points: bool = False
+) -> pd.DataFrame:
+    """Rows = methods (by label); per metric its score, the standard error where the
+    score is a mean over units, and the units used when some were skipped. With
+    `points`, the aggregate value at each x too (ROAR: accuracy at each fraction)."""
+    per_metric = [sets for sets in results.values() if sets]
+    methods = list(dict.fromkeys(k for sets in per_metric for k in sets))
     table: dict[str, list] = {"method": [labels.get(k, k) for k in methods]}
-    for curve_sets in columns:
-        metric = next(iter(curve_sets.values())).metric
-        table[f"{metric.name} (mean)"] = [curve_sets[k].mean_auc for k in methods]
-        table[f"{metric.name} (s.e.)"] = [curve_sets[k].sem_auc for k in methods]
+    for sets in per_metric:
+        metric = next(iter(sets.values())).metric
+        if points:
+            x = next(iter(sets.values())).x
+            for j, value in enumerate(x):
+                table[f"{value:.0%}" if value <= 1 else f"{value:g}"] = [
+                    float(sets[k].aggregate[j]) if k in sets and sets[k].num_units else float("nan") for k in methods
+                ]
+        table[score_column(metric)] = [sets[k].score if k in sets else float("nan") for k in methods]
+        if metric.score == "mean_auc":
+            table[spread_column(metric)] = [sets[k].spread if k in sets else float("nan") for k in methods]
+        if any(k in sets and sets[k].skipped for k in methods):
+            table[f"{metric.short_name} {metric.unit}s used"] = [
+                f"{sets[k].num_units} of {sets[k].num_units + len(sets[k].skipped)}" if k in sets else "" for k in methods
+            ]
     return pd.DataFrame(table).set_index("method")
 
 
-def pic_table(sic: Mapping[str, PicCurves], aic: Mapping[str, PicCurves], labels: Mapping[str, str]) -> pd.DataFrame:
-    """Rows = methods: AUC of the aggregate SIC and AIC curves, mean per-image AUCs, images used."""
-    methods = list(sic)
-    rows = {
-        "method": [labels.get(k, k) for k in methods],
-        f"{sic[methods[0]].metric.name} (median curve)" if methods else "SIC": [sic[k].auc for k in methods],
-        f"{aic[methods[0]].metric.name} (mean curve)" if methods else "AIC": [aic[k].auc for k in methods],
-        "SIC per-image AUC (mean)": [float(np.mean(sic[k].aucs)) if len(sic[k].aucs) else float("nan") for k in methods],
-        "images used (SIC / AIC)": [f"{len(sic[k].kept)} / {len(aic[k].kept)}" for k in methods],
-    }
-    return pd.DataFrame(rows).set_index("method")
+def table_metrics(results: Mapping[str, Mapping[str, Curves]]) -> dict[str, MetricInfo]:
+    """Score column name -> its metric, for highlighting the best value of each."""
+    return {score_column(next(iter(sets.values())).metric): next(iter(sets.values())).metric for sets in results.values() if sets}
+
+
+def best_methods(results: Mapping[str, Mapping[str, Curves]], labels: Mapping[str, str]) -> dict[str, str | None]:
+    """Per metric key: the label of the best method by the metric's own direction."""
+    out = {}
+    for key, sets in results.items():
+        if not sets:
+            continue
+        metric = next(iter(sets.values())).metric
+        best = metric.best({k: c.score for k, c in sets.items()})
+        out[key] = labels.get(best, best) if best is not None else None
+    return out
 
 
 def highlight_best(table: pd.DataFrame, metrics: Mapping[str, MetricInfo]):
@@ -128,27 +173,3 @@ def highlight_best(table: pd.DataFrame, metrics: Mapping[str, MetricInfo]):
                 subset=[column],
             )
     return styler
-
-
-def roar_figure(summary) -> go.Figure:
-    """ROAR/KAR curves: test accuracy against the fraction of pixels removed (kept for
-    KAR), one line per method, the random baseline dashed, the unmodified model's
-    accuracy as a dotted line; error bars (std over repeats) when repeats > 1.
-    `summary` is an `explain.metrics.roar.RoarSummary`."""
-    fig = go.Figure()
-    for curve in summary.curves:
-        is_random = curve.method == "random"
-        fig.add_trace(go.Scatter(
-            x=[100 * f for f in curve.fractions], y=list(curve.mean), name=curve.label, mode="lines+markers",
-            line={"dash": "dash", "color": "gray"} if is_random else {},
-            error_y={"type": "data", "array": list(curve.std), "visible": summary.repeats > 1},
-        ))
-    if summary.base_accuracy is not None:
-        fig.add_hline(y=summary.base_accuracy, line_dash="dot", line_color="black",
-                      annotation_text=f"unmodified model {summary.base_accuracy:.3f}", annotation_position="bottom left")
-    removed = "kept (KAR)" if summary.mode == "kar" else "removed (ROAR)"
-    fig.update_layout(
-        xaxis_title=f"% of pixels {removed}", yaxis_title="test accuracy after retraining",
-        yaxis_range=[0, 1.02], legend_title="ranking", margin={"l": 10, "r": 10, "t": 30, "b": 10}, height=420,
-    )
-    return fig

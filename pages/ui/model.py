@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 import explain
+from explain.methods.cache import default_cache
 
 CUSTOM_BUNDLE_KEY = "custom_bundle"
 CUSTOM_BASE_KEY = "custom_base"  # the custom model as loaded, before preprocessing / CAM-layer settings
@@ -17,9 +18,9 @@ def shared_bundle(name: str) -> explain.ModelBundle:
     return explain.load_model(name)
 
 
-@st.cache_resource
 def shared_cache() -> explain.AttributionCache:
-    return explain.AttributionCache()
+    """The process-wide attribution cache (the one analyses and the CLI use too)."""
+    return default_cache()
 
 
 def named_bundle() -> explain.ModelBundle:

@@ -1,28 +1,35 @@
-"""The sidebar's choices shared by the analysis pages (images, class, methods with their
-parameters) and what pages do with them (prepare the images, compute maps)."""
+"""The sidebar's choices shared by the analysis pages (images, the class to explain) and
+the settings widgets built from the registries (methods and metrics with their
+parameters). Every choice is kept across page switches (`session.kept_widget`).
+
+Nothing here computes anything heavy: choosing images or a class only prepares the
+images (preprocessing and their top-5, remembered per image), and analyses start
+when the page's Run button is pressed.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Sequence
 
-import numpy as np
 import streamlit as st
-import torch
 
 import explain
+from explain.analyses import ClassChoice, PreparedImages, prepare_images
 from explain.data.datasets import ImageDataset
 from explain.data.images import MAX_BYTES, UPLOAD_EXTENSIONS, NamedImage
+from explain.methods.registry import MethodSpec, Param
 
 from .access import uploads_allowed
-from .model import current_bundle, model_sidebar, shared_cache
-from .session import leave_legacy_pages_mode
+from .model import current_bundle, model_sidebar
+from .session import kept, kept_widget, keep, leave_legacy_pages_mode
 
 DEFAULT_SAMPLES = ["chelsea", "coffee", "astronaut"]
-DEFAULT_METHODS = ["gradcam", "integrated_gradients", "smoothgrad"]
+DEFAULT_METHODS = ("gradcam", "integrated_gradients", "smoothgrad")
 UPLOADED_KEY = "uploaded_images"
 DATASET_KEY = "dataset"
 DATASET_DEFAULT_PICKS = 6
+CLASS_MODES = {"top1": "Top-1 prediction of each image", "class": "Choose a class", "label": "Each image's label"}
+PREPARED_KEY = "_prepared"
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -34,13 +41,11 @@ def _decode_upload(data: bytes, name: str) -> tuple[NamedImage | None, str | Non
 
 
 def image_picker() -> list[NamedImage]:
-    """Sample photos and uploads chosen in the sidebar, decoded safely; bad files are
-    reported and skipped. Decoded uploads stay in the session (the uploader itself
-    is empty again on another page), listed under "Uploaded images"."""
+    """Sample photos, uploads and dataset images chosen in the sidebar, decoded safely;
+    bad files are reported and skipped. Decoded uploads stay in the session (the
+    uploader itself is empty again on another page), listed under "Uploaded images"."""
     st.sidebar.subheader("Images")
-    names = st.sidebar.multiselect(
-        "Sample photos", explain.sample_names(), default=DEFAULT_SAMPLES, key="samples"
-    )
+    names = kept_widget(st.sidebar.multiselect, "Sample photos", "samples", DEFAULT_SAMPLES, options=explain.sample_names())
     uploaded: dict[str, NamedImage] = st.session_state.setdefault(UPLOADED_KEY, {})
     if uploads_allowed():
         uploads = st.sidebar.file_uploader(
@@ -59,129 +64,13 @@ def image_picker() -> list[NamedImage]:
             uploaded[upload.name] = image
             fresh.append(upload.name)
     if fresh:
-        st.session_state["uploaded"] = list(dict.fromkeys([*st.session_state.get("uploaded", []), *fresh]))
-    chosen_uploads = st.sidebar.multiselect("Uploaded images", list(uploaded), key="uploaded") if uploaded else []
+        chosen = list(dict.fromkeys([*kept("uploaded", []), *fresh]))
+        keep("uploaded", chosen)
+        st.session_state["uploaded"] = chosen
+    chosen_uploads = kept_widget(st.sidebar.multiselect, "Uploaded images", "uploaded", [], options=list(uploaded)) if uploaded else []
     images = [NamedImage(n, explain.load_sample(n)) for n in names]
     images += [uploaded[n] for n in chosen_uploads if n in uploaded]
     return images + dataset_image_picker()
-
-
-def class_picker(bundle: explain.ModelBundle) -> int | None:
-    """The class to explain: None means each image's top-1 prediction."""
-    st.sidebar.subheader("Class to explain")
-    mode = st.sidebar.radio(
-        "Class", ["Top-1 prediction of each image", "Choose a class"], key="class_mode", label_visibility="collapsed"
-    )
-    if mode == "Top-1 prediction of each image":
-        return None
-    labels = [f"{i}: {name}" for i, name in enumerate(bundle.class_names)]
-    choice = st.sidebar.selectbox("Class (type to search)", labels, key="class_choice", index=0)
-    return labels.index(choice)
-
-
-def method_picker(bundle: explain.ModelBundle, default: Sequence[str] = DEFAULT_METHODS, key: str = "methods") -> dict[str, dict[str, Any]]:
-    """Multiselect over the registry (methods the model cannot run are left out) and,
-    per chosen method, widgets for its registered parameters. Returns {method: params}."""
-    available = [m for m in explain.list_methods() if m.is_available(bundle)]
-    labels = {m.key: m.label for m in available}
-    chosen = st.multiselect(
-        "Methods", list(labels), default=[k for k in default if k in labels], format_func=labels.get, key=key
-    )
-    settings: dict[str, dict[str, Any]] = {}
-    with_params = [explain.get_method(k) for k in chosen if explain.get_method(k).params]
-    if with_params:
-        with st.expander("Method parameters"):
-            columns = st.columns(len(with_params))
-            for column, method in zip(columns, with_params):
-                with column:
-                    st.markdown(f"**{method.label}**")
-                    settings[method.key] = {p.name: param_widget(method.key, p) for p in method.params}
-    return {k: settings.get(k, {}) for k in chosen}
-
-
-def param_widget(method_key: str, param: explain.Param) -> Any:
-    key = f"param:{method_key}:{param.name}"
-    if param.choices:
-        return st.selectbox(param.label, param.choices, index=param.choices.index(param.default), key=key, help=param.help or None)
-    if isinstance(param.default, int):
-        return st.number_input(param.label, int(param.min), int(param.max), int(param.default), int(param.step or 1), key=key, help=param.help or None)
-    return st.slider(param.label, float(param.min), float(param.max), float(param.default), float(param.step or 0.01), key=key, help=param.help or None)
-
-
-@dataclass(frozen=True)
-class PreparedImages:
-    """Selected images as the model sees them: batch, display crops, digests, predictions."""
-
-    names: list[str]
-    batch: torch.Tensor
-    display: np.ndarray
-    digests: list[str]
-    top5: list[list[tuple[int, str, float]]]
-
-
-def prepare(bundle: explain.ModelBundle, images: Sequence[NamedImage]) -> PreparedImages:
-    batch = bundle.preprocess_batch([im.image for im in images])
-    return PreparedImages(
-        names=[im.name for im in images],
-        batch=batch,
-        display=bundle.to_display(batch),
-        digests=[im.digest for im in images],
-        top5=bundle.top_k(batch, 5),
-    )
-
-
-def compute_maps(
-    bundle: explain.ModelBundle, prepared: PreparedImages, methods: dict[str, dict[str, Any]], target: int | None
-) -> dict[str, np.ndarray]:
-    """Maps per method through the shared cache, with one progress bar for the lot.
-    A method that fails is reported and left out; the others still show."""
-    cache = shared_cache()
-    results: dict[str, np.ndarray] = {}
-    bar = st.progress(0.0, text="Computing attributions...")
-    total = len(methods) or 1
-    for i, (key, params) in enumerate(methods.items()):
-        label = explain.get_method(key).label
-
-        def report(done: int, count: int, i: int = i, label: str = label) -> None:
-            bar.progress(min(1.0, (i + done / max(count, 1)) / total), text=f"{label}: {done}/{count} images")
-
-        try:
-            results[key] = explain.cached_attribute(
-                cache, bundle, prepared.batch, prepared.digests, key, target, progress=report, **params
-            )
-        except (ValueError, RuntimeError) as exc:
-            st.error(f"{label} failed: {exc}")
-    bar.empty()
-    return results
-
-
-def maps_for_selection(
-    bundle: explain.ModelBundle, images: Sequence[NamedImage], methods: dict[str, dict[str, Any]], target: int | None
-) -> tuple[PreparedImages, dict[str, np.ndarray]]:
-    """The selected images prepared and their maps for the chosen methods (through the
-    shared cache); stops the page with a hint when no method is chosen or none ran."""
-    if not methods:
-        st.info("Choose at least one method.")
-        st.stop()
-    prepared = prepare(bundle, images)
-    maps = compute_maps(bundle, prepared, methods, target)
-    if not maps:
-        st.stop()
-    return prepared, maps
-
-
-def page_setup() -> tuple[explain.ModelBundle, list[NamedImage], int | None]:
-    """Sidebar shared by the pages: model info, images, class. Stops the page with a
-    message when no image is selected."""
-    leave_legacy_pages_mode()
-    bundle = current_bundle()
-    model_sidebar(bundle)
-    images = image_picker()
-    target = class_picker(bundle)
-    if not images:
-        st.info("Select a sample photo or upload an image in the sidebar to begin.")
-        st.stop()
-    return bundle, images, target
 
 
 def current_dataset() -> ImageDataset | None:
@@ -200,11 +89,117 @@ def dataset_image_picker() -> list[NamedImage]:
         return []
     labels = {image.name: label for image, label in zip(dataset.images, dataset.labels)}
     by_name = {image.name: image for image in dataset.images}
-    chosen = st.sidebar.multiselect(
-        f"From dataset {dataset.name}",
-        list(by_name),
-        default=list(by_name)[:DATASET_DEFAULT_PICKS],
-        format_func=lambda n: f"{n} [{labels[n]}]" if labels[n] is not None else n,
-        key=f"dataset_picks:{dataset.id}",
+    chosen = kept_widget(
+        st.sidebar.multiselect, f"From dataset {dataset.name}", f"dataset_picks:{dataset.id}", list(by_name)[:DATASET_DEFAULT_PICKS],
+        options=list(by_name), format_func=lambda n: f"{n} [{labels[n]}]" if labels[n] is not None else n,
     )
     return [by_name[n] for n in chosen]
+
+
+def image_labels(bundle: explain.ModelBundle, images: Sequence[NamedImage]) -> list[int | None]:
+    """Each image's labelled class as an index into the model's classes (None when the
+    image has no label, or its label names no class of the model)."""
+    dataset = current_dataset()
+    if dataset is None:
+        return [None] * len(images)
+    targets = dict(zip((im.digest for im in dataset.images), dataset.model_targets(bundle.class_names)))
+    return [targets.get(im.digest) for im in images]
+
+
+def class_picker(bundle: explain.ModelBundle, labels: Sequence[int | None] = ()) -> ClassChoice:
+    """The class to explain. "Each image's label" is offered when every chosen image has
+    a label that names one of the model's classes."""
+    st.sidebar.subheader("Class to explain")
+    modes = ["top1", "class"] + (["label"] if labels and all(label is not None for label in labels) else [])
+    mode = kept_widget(st.sidebar.radio, "Class", "class_mode", "top1", options=modes, format_func=CLASS_MODES.get,
+                       label_visibility="collapsed")
+    if mode == "top1":
+        return ClassChoice()
+    if mode == "label":
+        return ClassChoice("label")
+    index = kept_widget(st.sidebar.selectbox, "Class (type to search)", f"class_choice:{bundle.model_id}", 0,
+                        options=range(bundle.num_classes), format_func=lambda i: f"{i}: {bundle.class_names[i]}")
+    return ClassChoice("class", int(index))
+
+
+def page_setup() -> tuple[explain.ModelBundle, list[NamedImage], ClassChoice, list[int | None]]:
+    """Sidebar shared by the analysis pages: model card, images, class. Stops the page
+    with a message when no image is selected."""
+    leave_legacy_pages_mode()
+    bundle = current_bundle()
+    model_sidebar(bundle)
+    images = image_picker()
+    labels = image_labels(bundle, images)
+    choice = class_picker(bundle, labels)
+    if not images:
+        st.info("Select a sample photo or upload an image in the sidebar to begin.")
+        st.stop()
+    return bundle, images, choice, labels
+
+
+def prepared_images(bundle: explain.ModelBundle, images: Sequence[NamedImage]) -> PreparedImages:
+    """The chosen images preprocessed with their top-5 (the first paint of every page);
+    the last few selections are kept in the session, predictions per image process-wide."""
+    key = (bundle.model_id, tuple(im.digest for im in images))
+    store = st.session_state.setdefault(PREPARED_KEY, {})
+    if key not in store:
+        store[key] = prepare_images(bundle, images)
+        while len(store) > 4:
+            store.pop(next(iter(store)))
+    return store[key]
+
+
+def param_widget(owner: str, param: Param) -> Any:
+    """A widget for one registered parameter (of a method or a metric), kept across pages."""
+    key = f"param:{owner}:{param.name}"
+    help_text = param.help or None
+    if param.choices:
+        return kept_widget(st.selectbox, param.label, key, param.default, options=param.choices, help=help_text)
+    if isinstance(param.default, bool):
+        return kept_widget(st.checkbox, param.label, key, param.default, help=help_text)
+    if isinstance(param.default, int):
+        return int(kept_widget(st.number_input, param.label, key, param.default, min_value=int(param.min),
+                               max_value=int(param.max), step=int(param.step or 1), help=help_text))
+    return float(kept_widget(st.slider, param.label, key, float(param.default), min_value=float(param.min),
+                             max_value=float(param.max), step=float(param.step or 0.01), help=help_text))
+
+
+def params_widgets(owner: str, params: Sequence[Param], columns: int = 4) -> dict[str, Any]:
+    """Widgets for a list of parameters, in columns."""
+    values: dict[str, Any] = {}
+    if not params:
+        return values
+    cols = st.columns(min(columns, len(params)))
+    for i, param in enumerate(params):
+        with cols[i % len(cols)]:
+            values[param.name] = param_widget(owner, param)
+    return values
+
+
+def method_picker(bundle: explain.ModelBundle, default: Sequence[str] = DEFAULT_METHODS, key: str = "methods") -> tuple[MethodSpec, ...]:
+    """Multiselect over the registry (methods the model cannot run are listed with the
+    reason instead) and, per chosen method, widgets for its registered parameters."""
+    methods = explain.list_methods()
+    available = [m for m in methods if m.is_available(bundle)]
+    labels = {m.key: m.label for m in available}
+    chosen = kept_widget(st.multiselect, "Methods", key, [k for k in default if k in labels], options=list(labels),
+                         format_func=labels.get)
+    unavailable = [m for m in methods if m.key not in labels]
+    if unavailable:
+        st.caption("Not available for this model: " + "; ".join(f"{m.label} ({_reason(m, bundle)})" for m in unavailable))
+    with_params = [explain.get_method(k) for k in chosen if explain.get_method(k).params]
+    settings: dict[str, dict[str, Any]] = {}
+    if with_params:
+        with st.expander("Method parameters"):
+            for method in with_params:
+                st.markdown(f"**{method.label}**")
+                settings[method.key] = params_widgets(method.key, method.params)
+    return tuple(MethodSpec.of(k, settings.get(k, {})) for k in chosen)
+
+
+def _reason(method: explain.Method, bundle: explain.ModelBundle) -> str:
+    try:
+        method.check_available(bundle)
+    except explain.MethodUnavailableError as exc:
+        return str(exc)
+    return "available"

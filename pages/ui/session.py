@@ -1,30 +1,55 @@
-"""Session state that follows the user from page to page, and app-level navigation
-housekeeping."""
+"""Session state that follows the user from page to page.
+
+Streamlit deletes a widget's value at the end of any run in which the widget was not
+drawn, so a value that must survive a page switch cannot live in the widget alone.
+Every such value is *kept*: stored under its own name in the session, written back
+into the widget's state before the widget is drawn, and updated from the widget
+after. `kept_widget` does the three steps; a kept value that no longer fits the
+widget (an option that went away) falls back to the default.
+"""
 
 from __future__ import annotations
 
+from typing import Any, Callable, Sequence
+
 import streamlit as st
 
-# Sidebar and page widgets whose values follow the user from page to page.
-CARRIED_WIDGET_KEYS = ("samples", "uploaded", "class_mode", "class_choice", "methods",
-                       "report_title", "report_author", "report_description", "report_order")
-CARRIED_WIDGET_PREFIXES = ("param:",)
-
-
+KEPT_KEY = "_kept"
 APP_RAN_KEY = "_app_navigation_ran"
 
 
-def before_page_run() -> None:
-    """Called by app.py before every page run: marks the session as navigated by app.py
-    and keeps widget values when the user switches pages.
+def kept(name: str, default: Any = None) -> Any:
+    """The kept value of `name`, or `default`."""
+    return st.session_state.setdefault(KEPT_KEY, {}).get(name, default)
 
-    Streamlit forgets a widget's value at the end of a run in which that widget (same
-    key, same page) was not drawn; writing the value back as plain session state
-    makes the same-key widget on the next page start from it."""
+
+def keep(name: str, value: Any) -> None:
+    st.session_state.setdefault(KEPT_KEY, {})[name] = value
+
+
+def kept_widget(widget: Callable[..., Any], label: str, key: str, default: Any, *,
+                options: Sequence[Any] | None = None, **kwargs: Any) -> Any:
+    """Draw `widget(label, options?, key=key, **kwargs)` starting from the kept value
+    of `key` (else `default`) and keep what it returns. `options`, when the widget
+    has them, filter a kept value that is no longer offered."""
+    if key not in st.session_state:
+        value = kept(key, default)
+        if options is not None:
+            offered = list(options)
+            if isinstance(value, (list, tuple)):
+                value = [v for v in value if v in offered]
+            elif value not in offered:
+                value = default
+        st.session_state[key] = value
+    args = (label,) if options is None else (label, list(options))
+    value = widget(*args, key=key, **kwargs)
+    keep(key, value)
+    return value
+
+
+def before_page_run() -> None:
+    """Called by app.py before every page run: marks the session as navigated by app.py."""
     st.session_state[APP_RAN_KEY] = True
-    for key in list(st.session_state):
-        if isinstance(key, str) and (key in CARRIED_WIDGET_KEYS or key.startswith(CARRIED_WIDGET_PREFIXES)):
-            st.session_state[key] = st.session_state[key]
 
 
 def leave_legacy_pages_mode() -> None:
@@ -38,32 +63,3 @@ def leave_legacy_pages_mode() -> None:
         PagesManager.uses_pages_directory = False
         if not st.session_state.get(APP_RAN_KEY):
             st.rerun()
-
-
-def remember(name: str, key: tuple, compute, keep: int = 4):
-    """Result of `compute()` for `key`, kept in the session (last `keep` keys per `name`)
-    so that a rerun with the same settings (a widget elsewhere changed) costs nothing."""
-    store = st.session_state.setdefault(f"_remember:{name}", {})
-    if key not in store:
-        store[key] = compute()
-        while len(store) > keep:
-            store.pop(next(iter(store)))
-    return store[key]
-
-
-def remember_with_progress(name: str, key: tuple, label: str, unit: str, compute):
-    """`compute(progress)` once per `key` (see `remember`), with a progress bar fed by its
-    `progress(done, total)` calls; a ValueError/RuntimeError is shown and stops the page."""
-
-    def run():
-        bar = st.progress(0.0, text=f"{label}...")
-        try:
-            return compute(lambda done, total: bar.progress(done / total, text=f"{label}: {done}/{total} {unit}"))
-        finally:
-            bar.empty()
-
-    try:
-        return remember(name, key, run)
-    except (ValueError, RuntimeError) as exc:
-        st.error(f"{label} failed: {exc}")
-        st.stop()

@@ -8,31 +8,19 @@ test accuracy reported. A random ranking is always included as the baseline; a b
 method makes accuracy fall faster than random (lower area under the curve). KAR keeps
 the top f and replaces the rest (higher area is better).
 
-Results are saved as JSON per experiment (dataset, architecture, recipe, seed, mode)
-with one entry per (method and parameters, fraction, repeat), written as soon as each
-retraining ends: finished runs load instantly and an interrupted run resumes with the
-missing retrainings only. Pixel rankings are saved too (`.npy`, no pickles).
-
-`start_roar_job` runs `run_roar` in a worker thread, one job per settings in the
-process (a second start of the same settings returns the running job); progress is
-read from the job's `RoarStatus`.
+This package holds the settings and the pixel removal; the run itself is the analysis
+`explain.analyses.roar.RoarAnalysis` (a job on the shared runner, results stored one
+retraining at a time).
 """
 
-from .jobs import RoarJob, get_roar_job, start_roar_job
-from .removal import degrade, method_ranker, pixel_order, random_ranker
-from .results import RoarCurve, RoarSummary, curve_auc, summarize
-from .run import RoarCancelled, RoarStatus, available_methods, probe_bundle, run_roar
+from .removal import available_methods, degrade, method_ranker, pixel_order, probe_bundle, random_ranker
 from .settings import (
-    DEFAULT_FRACTIONS, DEFAULT_METHODS, METRICS, MODES, RANDOM, MethodSpec, Ranker, RoarSettings, entry_key,
-    experiment_key, job_key, parse_percentages,
+    DEFAULT_FRACTIONS, DEFAULT_METHODS, METRICS, MODES, RANDOM, Ranker, RoarSettings, entry_key, experiment_key,
+    parse_percentages, ranking_label,
 )
-from .store import RoarStore, load_summary
-from ...models.small_cnn import architecture_name
 
 __all__ = [
-    "RoarJob", "get_roar_job", "start_roar_job", "degrade", "method_ranker", "pixel_order", "random_ranker",
-    "RoarCurve", "RoarSummary", "curve_auc", "summarize", "RoarCancelled", "RoarStatus", "available_methods",
-    "probe_bundle", "run_roar", "DEFAULT_FRACTIONS", "DEFAULT_METHODS", "METRICS", "MODES", "RANDOM", "MethodSpec",
-    "Ranker", "RoarSettings", "entry_key", "experiment_key", "job_key", "parse_percentages", "RoarStore",
-    "load_summary", "architecture_name",
+    "available_methods", "degrade", "method_ranker", "pixel_order", "probe_bundle", "random_ranker",
+    "DEFAULT_FRACTIONS", "DEFAULT_METHODS", "METRICS", "MODES", "RANDOM", "Ranker", "RoarSettings", "entry_key",
+    "experiment_key", "parse_percentages", "ranking_label",
 ]

@@ -8,8 +8,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ...methods.registry import attribute, get_method
+from ...data.training import LabelledImages
+from ...methods.registry import attribute, get_method, list_methods
 from ...models.bundle import ModelBundle
+from ...models.small_cnn import TrainRecipe, new_model, small_cnn_bundle
 from .settings import MethodSpec, Ranker
 
 
@@ -52,3 +54,15 @@ def method_ranker(method: MethodSpec, progress: Callable[[int, int], None] | Non
     def rank(bundle: ModelBundle, images: torch.Tensor) -> np.ndarray:
         return attribute(bundle, images, method.key, None, progress=progress, **dict(method.params))
     return rank
+
+
+def probe_bundle(dataset: LabelledImages, recipe: TrainRecipe = TrainRecipe()) -> ModelBundle:
+    """An untrained SmallCNN bundle for this dataset: enough to ask the registry which
+    methods apply (and with which parameters) before anything is trained."""
+    return small_cnn_bundle(dataset, new_model(dataset, recipe, 0), recipe)
+
+
+def available_methods(dataset: LabelledImages, recipe: TrainRecipe = TrainRecipe()) -> list[str]:
+    """Registry methods that can rank pixels for the SmallCNN on this dataset."""
+    bundle = probe_bundle(dataset, recipe)
+    return [m.key for m in list_methods() if m.is_available(bundle)]

@@ -6,15 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping
+from typing import Callable
 
 import numpy as np
 import torch
 
-from ...data.training import LabelledImages
-from ...methods.registry import get_method
+from ...methods.registry import MethodSpec
 from ...models.bundle import ModelBundle
-from ...models.small_cnn import TrainRecipe, architecture_name
+from ...models.small_cnn import TrainRecipe
 from ..base import MetricInfo
 
 RANDOM = "random"
@@ -32,52 +31,15 @@ METRICS = {
         key="roar", name="ROAR AUC", higher_is_better=False,
         x_label="fraction of pixels removed", y_label="test accuracy after retraining",
         description="Area under test accuracy vs fraction of pixels removed (0 = base model); lower means the ranking found the pixels the task needs.",
-        reference=_HOOKER,
+        reference=_HOOKER, score="aggregate_auc", unit="repeat",
     ),
     "kar": MetricInfo(
         key="kar", name="KAR AUC", higher_is_better=True,
         x_label="fraction of pixels kept", y_label="test accuracy after retraining",
         description="Area under test accuracy vs fraction of pixels kept (the rest removed); higher means the kept pixels suffice.",
-        reference=_HOOKER,
+        reference=_HOOKER, score="aggregate_auc", unit="repeat",
     ),
 }
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """A ranking method (registry key, `random`, or a custom ranker's name) and its parameters."""
-
-    key: str
-    params: tuple[tuple[str, Any], ...] = ()
-
-    @classmethod
-    def of(cls, key: str, params: Mapping[str, Any] | None = None) -> "MethodSpec":
-        """A spec keeping only the parameters that differ from the registered defaults, so
-        the same settings always get the same name (and reuse saved results)."""
-        params = dict(params or {})
-        try:
-            method = get_method(key)
-        except ValueError:  # `random` or a custom ranker: parameters kept as given
-            return cls(key, tuple(sorted(params.items())))
-        resolved = method.resolve_params(params)
-        defaults = {p.name: p.default for p in method.params}
-        return cls(key, tuple(sorted((k, v) for k, v in resolved.items() if v != defaults[k])))
-
-    @property
-    def ident(self) -> str:
-        """Stable name in result files: the key, plus the parameters when there are any."""
-        if not self.params:
-            return self.key
-        return f"{self.key}{json.dumps(dict(self.params), sort_keys=True, separators=(',', ':'))}"
-
-    @property
-    def label(self) -> str:
-        if self.key == RANDOM:
-            return "Random (baseline)"
-        try:
-            return get_method(self.key).label
-        except ValueError:
-            return self.key
 
 
 @dataclass(frozen=True)
@@ -112,6 +74,11 @@ class RoarSettings:
         return METRICS[self.mode]
 
 
+def ranking_label(method: MethodSpec) -> str:
+    """How a ranking is named in results: the method's label, or the random baseline's."""
+    return "Random (baseline)" if method.key == RANDOM else method.label
+
+
 def parse_percentages(text: str) -> tuple[float, ...]:
     """'10, 30, 50' -> (0.1, 0.3, 0.5); clear errors for anything else."""
     parts = [p.strip().rstrip("%") for p in text.replace(";", ",").split(",") if p.strip()]
@@ -129,17 +96,11 @@ def parse_percentages(text: str) -> tuple[float, ...]:
     return tuple(sorted(set(values)))
 
 
-def experiment_key(dataset: LabelledImages, settings: RoarSettings) -> str:
-    """Names the result file: dataset content, architecture, recipe, seed and mode."""
-    spec = {"dataset": dataset.key, "architecture": architecture_name(dataset, settings.recipe),
-            "recipe": asdict(settings.recipe), "seed": settings.seed, "mode": settings.mode}
+def experiment_key(dataset_key: str, settings: RoarSettings) -> str:
+    """Names an experiment, whose retrainings any run of it shares: the dataset's
+    content, the recipe (which fixes the architecture for that dataset), seed and variant."""
+    spec = {"dataset": dataset_key, "recipe": asdict(settings.recipe), "seed": settings.seed, "mode": settings.mode}
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def job_key(dataset: LabelledImages, settings: RoarSettings) -> str:
-    """Names one job: the experiment plus the methods, fractions and repeats asked for."""
-    spec = [experiment_key(dataset, settings), [m.ident for m in settings.all_methods], settings.fractions, settings.repeats]
-    return hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:16]
 
 
 def entry_key(method: MethodSpec, fraction: float, repeat: int) -> str:

@@ -1,0 +1,120 @@
+"""What every analysis shares: frozen settings with a stable key, a run that yields
+partial results and ends with the frozen result, and a load that rebuilds a finished
+result from its stored parts.
+
+An analysis is a frozen dataclass of its settings (plain values, tuples and nested
+frozen dataclasses, so it is hashable, JSON-serialisable and comparable) with:
+
+- `kind`: its registered name; `pool`: which job pool runs it;
+- `key`: a hash of the kind, a format version and the settings: the job's identity;
+- `run(inputs, ctx)`: a generator that stores each finished part through `ctx`,
+  yields partial results as they come, and yields the final result last;
+- `load(ctx)`: the final result rebuilt from stored parts, or None if any is missing.
+
+`inputs` are what the settings only name (the model, the preprocessed images, a
+training set): they are given at run time and never stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from typing import Any, ClassVar, Iterator, TypeVar
+
+from ..jobs.runner import JobContext
+
+FORMAT_VERSION = 1  # bump when stored parts change shape: older results are recomputed, never misread
+ANALYSES: dict[str, type["Analysis"]] = {}
+
+A = TypeVar("A", bound="Analysis")
+
+
+def register_analysis(cls: type[A]) -> type[A]:
+    """Class decorator: make an analysis kind known (job listings, the CLI)."""
+    if cls.kind in ANALYSES:
+        raise ValueError(f"analysis kind {cls.kind!r} registered twice")
+    ANALYSES[cls.kind] = cls
+    return cls
+
+
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+    kind: ClassVar[str] = ""
+    pool: ClassVar[str] = "interactive"
+
+    def settings_record(self) -> dict[str, Any]:
+        return _plain(self)
+
+    @property
+    def key(self) -> str:
+        text = json.dumps([self.kind, FORMAT_VERSION, self.settings_record()], sort_keys=True, separators=(",", ":"))
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()[:24]
+
+    @property
+    def title(self) -> str:
+        return self.kind
+
+    def run(self, inputs: Any, ctx: JobContext) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def load(self, ctx: JobContext) -> Any | None:
+        raise NotImplementedError
+
+    @classmethod
+    def from_record(cls: type[A], record: dict[str, Any]) -> A:
+        """The settings back from `settings_record()` (e.g. a job record on disk)."""
+        return _build(cls, record)
+
+
+def run_directly(analysis: Analysis, inputs: Any, ctx: JobContext | None = None) -> Any:
+    """Run an analysis in the calling thread with nothing persisted; returns the result."""
+    result = None
+    for result in analysis.run(inputs, ctx or JobContext.detached()):
+        pass
+    return result
+
+
+def analysis_from_record(record: dict[str, Any]) -> Analysis:
+    """The analysis a job record on disk describes (`kind` and `settings`)."""
+    kind = record.get("kind")
+    if kind not in ANALYSES:
+        raise ValueError(f"unknown analysis kind {kind!r}; known: {', '.join(sorted(ANALYSES))}")
+    return ANALYSES[kind].from_record(record["settings"])
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return value  # floats stay floats (1.0 and 1 are different settings values)
+    return value
+
+
+def _build(tp: Any, value: Any) -> Any:
+    """`value` (plain JSON) converted to the annotated type `tp`: dataclasses, tuples,
+    unions with None, and scalars; what settings use, nothing more."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _build(args[0], value)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_build(args[0], v) for v in value)
+        return tuple(_build(a, v) for a, v in zip(args, value))
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        fields = {f.name for f in dataclasses.fields(tp) if f.init}
+        return tp(**{k: _build(hints[k], v) for k, v in value.items() if k in fields})
+    if tp is float and isinstance(value, int):
+        return float(value)
+    if tp is Any or tp in (str, int, float, bool):
+        return value
+    return value

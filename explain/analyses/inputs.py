@@ -1,0 +1,208 @@
+"""What an analysis of images explains: the model, the images (by content digest) and
+the class of each image, resolved once.
+
+`prepare_images` turns chosen images into what every analysis needs (the batch, the
+crops the model sees, the top-5 predictions); predictions are remembered per model and
+image content, so a page's first paint after a revisit runs no model at all.
+`ClassChoice` says how the explained class is chosen (each image's top-1, one class
+for all, or each image's label) and `Subject` records the resolved classes: every
+method and metric then receives them explicitly.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..data.images import NamedImage
+from ..models.bundle import ModelBundle
+
+TOP_K = 5
+KEPT_PREDICTIONS = 20_000
+CLASS_MODES = ("top1", "class", "label")
+
+Prediction = tuple[tuple[int, str, float], ...]
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image as settings name it: its display name and its content digest."""
+
+    name: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class ClassChoice:
+    """How the explained class is chosen: "top1" (each image's top-1 prediction),
+    "class" (class `index` for every image) or "label" (each image's labelled class)."""
+
+    mode: str = "top1"
+    index: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in CLASS_MODES:
+            raise ValueError(f"class choice must be one of {CLASS_MODES}, not {self.mode!r}")
+        if (self.mode == "class") != (self.index is not None):
+            raise ValueError("a class index goes with mode 'class' only")
+
+    def describe(self, class_names: Sequence[str] | Mapping[int, str]) -> str:
+        """In words, for captions; `class_names[i]` names class i."""
+        if self.mode == "top1":
+            return "each image's top-1 prediction"
+        if self.mode == "label":
+            return "each image's labelled class"
+        return f"class {self.index}: {class_names[self.index]}"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Which model, which images and which class of each image an analysis explains."""
+
+    model_id: str
+    model_name: str
+    images: tuple[ImageRef, ...]
+    targets: tuple[int, ...]
+    class_choice: ClassChoice = ClassChoice()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(ref.name for ref in self.images)
+
+    @property
+    def digests(self) -> tuple[str, ...]:
+        return tuple(ref.digest for ref in self.images)
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedImages:
+    """Chosen images as the model sees them: batch (N, C, H, W) on the CPU, uint8 crops
+    (N, H, W, 3) and the top-5 (class, name, probability) of each."""
+
+    bundle: ModelBundle
+    refs: tuple[ImageRef, ...]
+    batch: torch.Tensor
+    display: np.ndarray
+    top5: tuple[Prediction, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [ref.name for ref in self.refs]
+
+    @property
+    def digests(self) -> list[str]:
+        return [ref.digest for ref in self.refs]
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def targets(self, choice: ClassChoice, labels: Sequence[int | None] | None = None) -> tuple[int, ...]:
+        """The explained class of each image under `choice` (labels: each image's class
+        index in the model's classes, for mode "label")."""
+        if choice.mode == "top1":
+            return tuple(row[0][0] for row in self.top5)
+        if choice.mode == "class":
+            if not 0 <= choice.index < self.bundle.num_classes:
+                raise ValueError(f"class {choice.index} is out of range for {self.bundle.num_classes} classes")
+            return (int(choice.index),) * len(self)
+        if labels is None or len(labels) != len(self) or any(label is None for label in labels):
+            raise ValueError("explaining the labelled class needs a label that names a model class for every image")
+        return tuple(int(label) for label in labels)
+
+    def subject(self, choice: ClassChoice = ClassChoice(), labels: Sequence[int | None] | None = None) -> Subject:
+        return Subject(self.bundle.model_id, self.bundle.name, self.refs, self.targets(choice, labels), choice)
+
+    def select(self, digests: Sequence[str]) -> "PreparedImages":
+        """The images of this batch with these digests, in that order."""
+        index = {ref.digest: i for i, ref in enumerate(self.refs)}
+        rows = [index[d] for d in digests]
+        return PreparedImages(self.bundle, tuple(self.refs[i] for i in rows), self.batch[rows], self.display[rows],
+                              tuple(self.top5[i] for i in rows))
+
+
+_PREDICTIONS: OrderedDict[tuple[str, str], Prediction] = OrderedDict()
+_PREDICTIONS_LOCK = threading.Lock()
+
+
+def predictions(bundle: ModelBundle, batch: torch.Tensor, digests: Sequence[str]) -> list[Prediction]:
+    """Top-5 of each image, remembered per (model, image content): images seen before
+    cost no forward pass."""
+    keys = [(bundle.model_id, d) for d in digests]
+    with _PREDICTIONS_LOCK:
+        found: list[Prediction | None] = [_PREDICTIONS.get(k) for k in keys]
+    missing = [i for i, f in enumerate(found) if f is None]
+    if missing:
+        computed = bundle.top_k(batch[missing], TOP_K)
+        with _PREDICTIONS_LOCK:
+            for i, row in zip(missing, computed):
+                found[i] = _PREDICTIONS[keys[i]] = tuple(row)
+            while len(_PREDICTIONS) > KEPT_PREDICTIONS:
+                _PREDICTIONS.popitem(last=False)
+    return found  # type: ignore[return-value]
+
+
+def prepare_images(bundle: ModelBundle, images: Sequence[NamedImage]) -> PreparedImages:
+    """Preprocess `images` for `bundle` and predict their top-5 (remembered; see above).
+    Two images with the same content are kept once (the first name wins)."""
+    unique: dict[str, NamedImage] = {}
+    for image in images:
+        unique.setdefault(image.digest, image)
+    chosen = list(unique.values())
+    if not chosen:
+        raise ValueError("choose at least one image")
+    batch = bundle.preprocess_batch([im.image for im in chosen])
+    refs = tuple(ImageRef(im.name, im.digest) for im in chosen)
+    return PreparedImages(bundle, refs, batch, bundle.to_display(batch), tuple(predictions(bundle, batch, [r.digest for r in refs])))
+
+
+@dataclass(frozen=True, eq=False)
+class ImagesView:
+    """What a stored result shows of its images without the model: names, the crops the
+    model saw, their top-5, and the explained class of each with its name."""
+
+    names: tuple[str, ...]
+    display: np.ndarray
+    top5: tuple[Prediction, ...]
+    targets: tuple[int, ...]
+    target_names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, prepared: PreparedImages, subject: Subject) -> "ImagesView":
+        names = prepared.bundle.class_names
+        return cls(tuple(subject.names), prepared.display, prepared.top5, subject.targets,
+                   tuple(names[t] for t in subject.targets))
+
+    def to_parts(self) -> tuple[dict, dict]:
+        """(arrays, json) to store."""
+        return {"display": self.display}, {
+            "names": list(self.names), "top5": [[list(p) for p in row] for row in self.top5],
+            "targets": list(self.targets), "target_names": list(self.target_names),
+        }
+
+    @classmethod
+    def from_parts(cls, arrays: dict | None, record: dict | None) -> "ImagesView | None":
+        if arrays is None or record is None:
+            return None
+        top5 = tuple(tuple((int(c), str(n), float(p)) for c, n, p in row) for row in record["top5"])
+        return cls(tuple(record["names"]), arrays["display"], top5, tuple(record["targets"]), tuple(record["target_names"]))
+
+    def explained(self, row: int) -> str:
+        return f"class {self.targets[row]}: {self.target_names[row]}"
+
+
+IMAGES_PART = "images"
+
+
+def store_images(parts, view: ImagesView) -> None:
+    arrays, record = view.to_parts()
+    parts.put_arrays(IMAGES_PART, arrays)
+    parts.put_json(IMAGES_PART, record)
+
+
+def load_images(parts) -> ImagesView | None:
+    return ImagesView.from_parts(parts.get_arrays(IMAGES_PART), parts.get_json(IMAGES_PART))

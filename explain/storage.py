@@ -1,0 +1,115 @@
+"""Files that several threads and processes write at once, safely.
+
+- `atomic_write`: write a temporary file in the same folder, fsync-free rename over the
+  target: a reader sees the old file or the new one, never half of one, and a killed
+  writer leaves at most a stray temporary file (named `.tmp-*`, ignored by readers).
+- `file_lock`: an advisory `fcntl.flock` on a lock file, exclusive across processes
+  (and across threads, since each call opens its own descriptor). Used where a
+  read-modify-write must not interleave, and to let one process run a job while
+  another waits for its result.
+
+Why not a database: results are a few large arrays and small JSON records per job;
+one file per record needs no read-modify-write at all, so concurrent writers of
+different records cannot lose each other's entries, and a folder is easy to inspect,
+copy and delete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+TMP_PREFIX = ".tmp-"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (temporary file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX, suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    atomic_write(path, json.dumps(value, indent=1, sort_keys=True, allow_nan=True).encode("utf-8"))
+
+
+def read_json(path: Path) -> Any | None:
+    """The JSON value in `path`, or None when it is missing or unreadable (a record
+    from an older, incompatible version counts as missing and is recomputed)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Named arrays as one uncompressed `.npz` (no pickles: object arrays are refused)."""
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    atomic_write(path, buffer.getvalue())
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays in an `.npz` written by `write_arrays`, or None when missing or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError):
+        return None
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, should_stop: Callable[[], bool] | None = None, poll: float = 0.1) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `path` (created if needed) for the block.
+
+    Blocks until the lock is free; with `should_stop`, polls instead and raises
+    `LockWaitCancelled` as soon as `should_stop()` is true."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+b")
+    try:
+        if should_stop is None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        else:
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if should_stop():
+                        raise LockWaitCancelled(f"stopped while waiting for {path.name}") from None
+                    time.sleep(poll)
+        yield
+    finally:
+        handle.close()  # closing the descriptor releases the lock
+
+
+def is_locked(path: Path) -> bool:
+    """Whether another holder has the lock on `path` right now (a snapshot)."""
+    if not path.exists():
+        return False
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False
+
+
+class LockWaitCancelled(RuntimeError):
+    """Waiting for a lock was given up because the waiter was cancelled."""

@@ -1,0 +1,112 @@
+"""Analyses as jobs, seen from a page: start one on Run, follow its progress (done/total,
+rate, ETA, what it is doing now) with a Stop button, draw its partial results as they
+come, and list the session's runs so any can be reopened.
+
+Pages hold only the analysis they show (its frozen settings) in the session; the job
+and its result live in the process-wide runner and on disk, so a page switch, a
+reload or an app restart finds them again without recomputing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import streamlit as st
+
+from explain.jobs import CANCELLED, DONE, FAILED, Job, JobLimitError, default_runner
+
+RUNS_KEY = "_runs"
+POLL_SECONDS = 1.0
+
+
+def shown_key(page: str) -> str:
+    return f"_analysis:{page}"
+
+
+def submit(page: str, analysis: Any, inputs: Any) -> Job | None:
+    """Start (or find) the job for `analysis` and show it on `page`; None (with the
+    reason shown) when the server has too many jobs of this kind already."""
+    try:
+        job = default_runner().submit(analysis, inputs)
+    except JobLimitError as exc:
+        st.error(str(exc))
+        return None
+    show_analysis(page, analysis)
+    return job
+
+
+def show_analysis(page: str, analysis: Any) -> None:
+    """Make `analysis` the one `page` shows, and list it among the session's runs."""
+    st.session_state[shown_key(page)] = analysis
+    runs = [r for r in st.session_state.setdefault(RUNS_KEY, []) if r["key"] != analysis.key]
+    runs.insert(0, {"key": analysis.key, "page": page, "title": analysis.title, "analysis": analysis, "opened": time.time()})
+    st.session_state[RUNS_KEY] = runs[:50]
+
+
+def shown(page: str) -> tuple[Any | None, Job | None]:
+    """The analysis `page` shows and its job (running, or finished in memory or on disk)."""
+    analysis = st.session_state.get(shown_key(page))
+    if analysis is None:
+        return None, None
+    return analysis, default_runner().find(analysis)
+
+
+def progress_block(job: Job) -> None:
+    """Progress bar with what is being done, rate and ETA; a Stop button."""
+    p = job.progress
+    left, right = st.columns([6, 1])
+    text = p.describe() if job.state != "waiting" else (p.label or "waiting")
+    left.progress(p.fraction, text=text)
+    if right.button("Stop", key=f"stop:{job.key}", icon=":material/stop_circle:"):
+        job.cancel()
+
+
+def live_result(page: str, render: Callable[[Any, Job], None], placeholder: Callable[[], None] = lambda: None) -> None:
+    """The shown analysis's progress and (partial or final) result, refreshed every
+    second while its job runs, without rerunning the rest of the page; `placeholder()`
+    draws what to show before the job's first partial result."""
+    analysis, job = shown(page)
+    if job is None:
+        return
+    running = job.active
+
+    @st.fragment(run_every=POLL_SECONDS if running else None)
+    def live() -> None:
+        current = default_runner().find(analysis)
+        if current is None:
+            return
+        if current.active:
+            progress_block(current)
+        elif current.state == FAILED:
+            st.error(f"The run failed: {current.error}")
+        elif current.state == CANCELLED:
+            st.warning(current.error or "The run was stopped; finished parts are stored. Press Run to go on.")
+        result = current.result if current.state == DONE else current.partial
+        if result is not None:
+            render(result, current)
+        else:
+            placeholder()
+        if running and not current.active:
+            st.rerun()  # the job just ended: redraw the page once, without polling
+
+    live()
+
+
+def runs_panel(page: str) -> None:
+    """The session's runs on `page`, newest first, each with its state and an Open
+    button that shows it again."""
+    runs = [r for r in st.session_state.get(RUNS_KEY, []) if r["page"] == page]
+    if not runs:
+        return
+    with st.expander(f"This session's runs ({len(runs)})"):
+        runner = default_runner()
+        for run in runs:
+            job = runner.find(run["analysis"])
+            state = job.state if job is not None else "not started"
+            detail = job.progress.describe() if job is not None and job.active else state
+            left, right = st.columns([5, 1])
+            left.markdown(f"**{run['title']}** · {detail}")
+            if right.button("Open", key=f"open:{page}:{run['key']}"):
+                show_analysis(page, run["analysis"])
+                st.rerun()
