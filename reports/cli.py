@@ -65,18 +65,22 @@ def run_job(runner: JobRunner, analysis: Any, inputs: Any, desc: str, quiet: boo
         try:
             while not job.wait(0.2):
                 p = job.progress
-                bar.unit, bar.total, bar.n = p.unit, p.total, p.done
+                bar.unit, bar.total, bar.n = p.unit, _count(p.total), _count(p.done)
                 bar.set_postfix_str(p.label[:60], refresh=True)
         except KeyboardInterrupt:
             job.cancel()
             job.wait()
             raise
         p = job.progress
-        bar.unit, bar.total, bar.n = p.unit, max(p.total, p.done), p.done
-        bar.refresh()
+        bar.unit, bar.total, bar.n = p.unit, _count(max(p.total, p.done)), _count(p.done)
+        bar.set_postfix_str("", refresh=True)
     if job.state != DONE:
         raise RuntimeError(f"{desc}: {job.error or job.state}")
     return job.result
+
+
+def _count(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
 
 
 def load_images(spec: str, max_images: int | None = None) -> list[explain.NamedImage]:

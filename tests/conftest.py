@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 
 import explain
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Job results, trained weights and maps of the test run live in a fresh folder, never in data/.
+    os.environ.setdefault("EXPLAIN_CACHE_DIR", tempfile.mkdtemp(prefix="explain-tests-"))
     config.addinivalue_line("markers", "slow: takes more than a few seconds (still runs in CI)")
     config.addinivalue_line("markers", "browser: drives headless Chromium against a running app")
     # Captum announces the hooks it sets (and removes in its own `finally`).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-import torch
+from PIL import Image
 
 import explain
 import reports
@@ -23,12 +23,23 @@ def hostile_bundle() -> explain.ModelBundle:
     )
 
 
+def patch_photo(seed: int) -> Image.Image:
+    """`patch_image` as the RGB photo a user would give (32 x 32)."""
+    x = patch_image(seed=seed)[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().numpy()
+    return Image.fromarray(x)
+
+
+def gallery_result(bundle: explain.ModelBundle, names=(f"a{HOSTILE}.png", "b.png"), methods=("gradcam", "saliency")):
+    """The gallery analysis of patch photos, run directly (nothing stored)."""
+    from explain.analyses import AttributionMaps, prepare_images, run_directly
+    from explain.methods.registry import MethodSpec
+
+    prepared = prepare_images(bundle, [explain.NamedImage(n, patch_photo(i)) for i, n in enumerate(names)])
+    return run_directly(AttributionMaps(prepared.subject(), tuple(MethodSpec.of(m) for m in methods)), prepared)
+
+
 def gallery(bundle: explain.ModelBundle, names=(f"a{HOSTILE}.png", "b.png"), methods=("gradcam", "saliency")) -> reports.Section:
-    batch = torch.cat([patch_image(seed=i) for i in range(len(names))])
-    maps = {m: explain.attribute(bundle, batch, m) for m in methods}
-    return reports.gallery_section(
-        bundle, list(names), bundle.to_display(batch), maps, {m: {} for m in methods}, None, bundle.top_k(batch, 2),
-    )
+    return gallery_result(bundle, names, methods).report_section()
 
 
 def curves(label: str = f"curve {HOSTILE}") -> reports.Section:

@@ -87,3 +87,20 @@ def bundle_of(model: nn.Module, size: int, classes: int, **kwargs) -> explain.Mo
         type(model).__name__, model, [f"class {i}" for i in range(classes)], input_size=size,
         mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), device="cpu", **kwargs,
     )
+
+
+def labelled_folder(root, per_class: int = 12, size: int = 16):
+    """Two classes of `size` x `size` PNGs (folders dark/, bright/) told apart by a dark or
+    bright top-left patch, and one broken file: a tiny dataset for ROAR pages."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(["dark", "bright"]):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = (120 + 20 * rng.standard_normal((size, size, 3))).clip(0, 255)
+            pixels[:4, :4] = 250 if label else 5
+            Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i}.png")
+    (root / "dark" / "broken.png").write_bytes(b"not an image")
+    return root

@@ -11,6 +11,7 @@ import torch
 import torchvision
 from streamlit.testing.v1 import AppTest
 
+from .apptest import click, run_until_idle, shown_result
 from .test_byom_backend import SmallCNN, png_bytes, torch_bytes, torchscript_bytes, zip_bytes
 from .test_data import huge_png_header
 
@@ -65,9 +66,10 @@ def errors(at: AppTest) -> str:
 
 
 def gallery_maps(at: AppTest) -> dict:
+    """Run the gallery on the session's model and selection; its maps by method."""
     at.switch_page("pages/gallery.py").run()
-    assert not at.exception, at.exception
-    return at.session_state["gallery_result"]["maps"]
+    run_until_idle(click(at, "Run"))
+    return shown_result(at, "gallery").maps
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +120,7 @@ def test_dataset_zip_feeds_the_sidebar_picker_with_labels():
     assert picker.value == ["digits/3/a.png", "digits/7/b.png"]
     maps = gallery_maps(at)
     assert maps["saliency"].shape == (3, 224, 224)
-    assert at.session_state["gallery_result"]["prepared"].names == ["coffee", "digits/3/a.png", "digits/7/b.png"]
+    assert list(shown_result(at, "gallery").images.names) == ["coffee", "digits/3/a.png", "digits/7/b.png"]
 
 
 def _bad_model_cases(resnet18_bytes: bytes, tmp_path: Path) -> dict:

@@ -77,8 +77,8 @@ def test_oracle_map_beats_constant_which_beats_random(substrate):
         "constant": np.zeros((3, 32, 32), np.float32),  # ties: raster order, reaches the patch at 3/8 of the pixels
     }
     result = deletion_insertion(bundle, x, maps, 1, substrate=substrate, steps=16)
-    dele = {k: v.mean_auc for k, v in result.deletion.items()}
-    ins = {k: v.mean_auc for k, v in result.insertion.items()}
+    dele = {k: v.score for k, v in result.deletion.items()}
+    ins = {k: v.score for k, v in result.insertion.items()}
     assert dele["oracle"] < dele["constant"] < dele["random"]
     assert ins["oracle"] > ins["constant"] > ins["random"]
     assert DELETION.best(dele) == "oracle" and INSERTION.best(ins) == "oracle"
@@ -176,9 +176,9 @@ def test_sic_and_aic_agree_with_pair_saliency(trapz_alias):
             if results:
                 agg = reference.aggregate_individual_pic_results(results, "median" if metric == "sic" else "mean")
                 np.testing.assert_allclose(ours_metric.aggregate, agg.curve_y, atol=1e-3)
-                assert abs(ours_metric.auc - agg.auc) < 1e-3
+                assert abs(ours_metric.score - agg.auc) < 1e-3
     assert ours.sic["oracle_noisy"].kept, "the setup must keep at least one image for SIC"
-    assert ours.sic["oracle_noisy"].auc > ours.sic["random"].auc
+    assert ours.sic["oracle_noisy"].score > ours.sic["random"].score
 
 
 def test_pic_strip_runs_from_blurred_to_original():

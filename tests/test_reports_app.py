@@ -9,7 +9,11 @@ from streamlit.testing.v1 import AppTest
 
 import reports
 from reports.store import STORE_ENV, ReportStore
+from pages.ui.report_builder import ReportDraft
 from tests.report_samples import HOSTILE, curves
+from tests.synthetic import PatchCNN, bundle_of, labelled_folder
+
+from .apptest import click, run_until_idle, shown_result
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -18,6 +22,10 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 def store(tmp_path, monkeypatch) -> ReportStore:
     monkeypatch.setenv(STORE_ENV, str(tmp_path / "store"))
     return ReportStore()
+
+
+def draft_of(at: AppTest) -> ReportDraft:
+    return at.session_state["report_draft"]
 
 
 def texts(at: AppTest) -> str:
@@ -30,16 +38,15 @@ def test_gallery_result_goes_into_a_saved_shareable_report(store):
     at = AppTest.from_file(APP, default_timeout=300)
     at.session_state["samples"] = ["chelsea"]
     at.session_state["methods"] = ["gradcam"]
-    at.run()
-    assert not at.exception, at.exception
+    run_until_idle(at)
     at.button(key="add_to_report:gallery").click().run()
     assert not at.exception, at.exception
-    assert [s.key for s in at.session_state["report_sections"]] == ["gallery"]
+    assert [s.section.key for s in draft_of(at).sections] == ["gallery"]
 
     at.switch_page("pages/reports.py").run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Reports"
-    assert at.multiselect(key="report_order").value == [0]
+    assert at.checkbox(key=f"include:{draft_of(at).sections[0].id}").value
     at.text_input(key="report_title").set_value(f"Cats {HOSTILE}").run()
     rendered = at.session_state["report_render"]["html"]
     assert "Cats &lt;script&gt;" in rendered and "Egyptian cat" in rendered
@@ -79,18 +86,69 @@ def test_a_bad_or_unknown_share_link_says_so(store, bad_id):
 
 def test_sections_are_chosen_and_ordered_and_can_be_cleared(store):
     at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["report_sections"] = [curves("first"), reports.Section("t", "Second", (reports.Table(("a",), ((1,),)),))]
+    report = ReportDraft()
+    for section in (curves("first"), reports.Section("t", "Second", (reports.Table(("a",), ((1,),)),))):
+        report.add(section)
+    at.session_state["report_draft"] = report
     at.switch_page("pages/reports.py").run()
     assert not at.exception, at.exception
-    assert at.multiselect(key="report_order").value == [0, 1]
-    at.multiselect(key="report_order").set_value([1, 0]).run()
-    report = at.session_state["report_render"]["report"]
-    assert [s.title for s in report.sections] == ["Second", curves().title]
-    at.multiselect(key="report_order").set_value([]).run()
-    assert "Choose at least one section" in texts(at)
+    first, second = report.sections
+    at.button(key=f"down:{first.id}").click().run()
+    assert [s.title for s in at.session_state["report_render"]["report"].sections] == ["Second", curves().title]
+    at.checkbox(key=f"include:{second.id}").uncheck().run()
+    assert [s.title for s in at.session_state["report_render"]["report"].sections] == [curves().title]
+    at.checkbox(key=f"include:{first.id}").uncheck().run()
+    assert "Include at least one section" in texts(at)
     at.button(key="report_clear").click().run()
-    assert at.session_state["report_sections"] == []
+    assert draft_of(at).sections == []
     assert "The report is empty" in texts(at)
+
+
+def test_the_report_being_built_survives_page_switches_and_adds_from_every_page(store, tmp_path):
+    """Why #3: title, author, description and chosen sections were wiped by "Add to report"
+    on the ROAR page, and the download held 2 of 5 sections without a word."""
+    from explain.data.datasets import dataset_from_folder
+
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["custom_bundle"] = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
+    at.session_state["samples"] = ["chelsea", "coffee"]
+    at.session_state["methods"] = ["gradcam", "saliency"]
+    run_until_idle(at)
+    at.button(key="add_to_report:gallery").click().run()
+    for page, key in (("pages/deletion_insertion.py", "deletion_insertion"), ("pages/pic.py", "pic")):
+        at.switch_page(page).run()
+        run_until_idle(click(at, "Run"))
+        at.button(key=f"add_to_report:{key}").click().run()
+        assert not at.exception, at.exception
+    at.switch_page("pages/reports.py").run()
+    at.text_input(key="report_title").set_value("Kept title").run()
+    at.text_input(key="report_author").set_value("Ann").run()
+    at.text_area(key="report_description").set_value("Kept description").run()
+    sections = draft_of(at).sections
+    at.checkbox(key=f"include:{sections[0].id}").uncheck().run()
+    at.button(key=f"down:{sections[1].id}").click().run()
+    # A tiny ROAR run, added from inside the page's live fragment.
+    folder = labelled_folder(tmp_path / "images")
+    at.session_state["dataset"] = dataset_from_folder(folder, [folder])
+    at.switch_page("pages/roar.py").run()
+    at.radio(key="roar_source").set_value("The labelled dataset from the Model & data page").run()
+    at.number_input(key="roar_image_size").set_value(16)
+    at.number_input(key="roar_epochs").set_value(1)
+    at.multiselect(key="roar_methods").set_value(["saliency"])
+    at.text_input(key="roar_fractions").input("50").run()
+    run_until_idle(click(at, "Run (retrains the network)"))
+    at.button(key="add_to_report:roar").click().run()
+    assert not at.exception, at.exception
+    at.switch_page("pages/gallery.py").run()
+    at.switch_page("pages/reports.py").run()
+    report = draft_of(at)
+    assert (report.title, report.author, report.description) == ("Kept title", "Ann", "Kept description")
+    assert at.text_input(key="report_title").value == "Kept title"
+    assert [s.section.key for s in report.sections] == ["gallery", "sic_aic", "deletion_insertion", "roar"]
+    assert [s.included for s in report.sections] == [False, True, True, True]
+    rendered = at.session_state["report_render"]["report"]
+    assert [s.key for s in rendered.sections] == ["sic_aic", "deletion_insertion", "roar"] and rendered.title == "Kept title"
+    assert "3 of 4 section(s)" in texts(at)
 
 
 def test_the_saved_list_shows_other_sessions_reports_only_when_the_operator_allows(store, monkeypatch):
@@ -104,34 +162,7 @@ def test_the_saved_list_shows_other_sessions_reports_only_when_the_operator_allo
     assert at.selectbox(key="report_to_delete").value == foreign.id
 
 
-def test_metric_pages_add_their_curves_to_the_report(store):
-    """Deletion/insertion and SIC/AIC pages (tiny CNN) -> Add to report -> one report with both sections."""
-    from tests.synthetic import PatchCNN, bundle_of
-
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["custom_bundle"] = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
-    at.session_state["samples"] = ["chelsea", "coffee"]
-    at.session_state["methods"] = ["gradcam", "saliency"]
-    for page, key in (("pages/deletion_insertion.py", "deletion_insertion"), ("pages/pic.py", "sic_aic")):
-        at.switch_page(page).run()
-        assert not at.exception, at.exception
-        at.button(key=f"add_to_report:{key}").click().run()
-        assert not at.exception, at.exception
-    sections = at.session_state["report_sections"]
-    assert [s.key for s in sections] == ["deletion_insertion", "sic_aic"]
-    di = at.session_state["deletion_insertion_result"]
-    table = sections[0].blocks[-1]
-    assert table.rows[0][1] == pytest.approx(di.deletion["gradcam"].mean_auc)
-    at.switch_page("pages/reports.py").run()
-    assert not at.exception, at.exception
-    assert at.multiselect(key="report_order").value == [0, 1]
-    html = at.session_state["report_render"]["html"]
-    assert html.count('class="plotly-graph-div"') == 4 and "Deletion AUC (mean)" in html
-
-
 def test_shap_summary_page_adds_its_plots_to_the_report(store):
-    from tests.synthetic import PatchCNN, bundle_of
-
     at = AppTest.from_file(APP, default_timeout=300)
     at.session_state["custom_bundle"] = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
     at.session_state["samples"] = ["chelsea", "coffee"]
@@ -139,11 +170,12 @@ def test_shap_summary_page_adds_its_plots_to_the_report(store):
     at.session_state["param:shap_gradient:n_samples"] = 4
     at.session_state["shap_grid"] = 4
     at.switch_page("pages/shap_summary.py").run()
-    assert not at.exception, at.exception
+    run_until_idle(click(at, "Run"))
     at.button(key="add_to_report:shap_summary").click().run()
     assert not at.exception, at.exception
-    [section] = at.session_state["report_sections"]
-    summary = at.session_state["shap_summary_result"]["summary"]
+    [item] = draft_of(at).sections
+    section = item.section
+    summary = shown_result(at, "shap_summary").summary(4)
     assert section.key == "shap_summary" and [b.kind for b in section.blocks] == ["figure"] * 4 + ["table"]
     assert section.blocks[-1].rows[0][1] == summary.ranked(1)[0][0]
     assert [m.key for m in section.context.methods] == ["shap_gradient"]

@@ -6,63 +6,58 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import explain
 import reports
 from tests.report_samples import HOSTILE, hostile_bundle
-from tests.synthetic import patch_image
 
 
-def test_shap_summary_section_from_the_grid_summary():
-    from explain.analyses import shap_grid as shap_summary
+def test_shap_summary_section_from_the_analysis_result():
+    from explain.analyses import ShapSummary, prepare_images, run_directly
+    from explain.methods.registry import MethodSpec
+    from tests.report_samples import patch_photo
 
     bundle = hostile_bundle()
-    batch = torch.cat([patch_image(seed=i) for i in range(3)])
-    display = bundle.to_display(batch)
-    top5 = bundle.top_k(batch, 2)
-    classes = shap_summary.top_classes(top5, 2)
-    # Any signed maps will do for the report: saliency of each top class, signed by input x gradient.
-    per_class = np.stack([explain.attribute(bundle, batch, "input_x_gradient", classes[:, r].tolist()) for r in range(2)], axis=1)
     names = [f"img{i}{HOSTILE}" for i in range(3)]
-    summary = shap_summary.summarize_grid(per_class[:, 0], display, (4, 4), image_names=names,
-                                          targets=classes[:, 0].tolist(), target_names=[bundle.class_names[c] for c in classes[:, 0]])
-    section = reports.sections.shap_summary_section(bundle, names, display, top5, per_class, summary, "input_x_gradient", {})
+    prepared = prepare_images(bundle, [explain.NamedImage(n, patch_photo(i)) for i, n in enumerate(names)])
+    result = run_directly(ShapSummary(prepared.subject(), MethodSpec.of("shap_gradient", {"n_samples": 4}), top_k=2), prepared)
+    summary = result.summary(4)
+    section = result.report_section(cells=4)
     assert section.key == "shap_summary"
     assert [b.kind for b in section.blocks] == ["figure"] * 5 + ["table"]
     table = section.blocks[-1]
     assert [row[1] for row in table.rows] == [cell for cell, _ in summary.ranked(10)]
     assert table.rows[0][2] == pytest.approx(summary.mean_abs.max())
     assert dict(section.context.settings)["grid"] == "4 x 4"
-    first_two = reports.sections.shap_summary_section(bundle, names, display, top5, per_class[:2], summary, "input_x_gradient", {})
+    first_two = run_directly(ShapSummary(prepared.subject(), MethodSpec.of("shap_gradient", {"n_samples": 4}), top_k=2, plotted=2),
+                             prepared).report_section(cells=4)
     assert [b.kind for b in first_two.blocks] == ["figure"] * 4 + ["table"] and "the first 2 of 3" in first_two.description
     html = reports.render_report(reports.Report.assemble("shap", [section]))
     assert html.count('class="plotly-graph-div"') == 5 and "<script>alert" not in html
 
 
 def test_roar_section_names_the_best_ranking_by_the_metric_direction():
-    from explain.metrics import roar
+    from explain.analyses import RoarAnalysis, RoarResult
+    from explain.methods.registry import MethodSpec
+    from explain.metrics import Curves, roar
 
-    settings = roar.RoarSettings(methods=(roar.MethodSpec.of("gradcam"), roar.MethodSpec.of("smoothgrad", {"n_samples": 8})),
+    settings = roar.RoarSettings(methods=(MethodSpec.of("gradcam"), MethodSpec.of("smoothgrad", {"n_samples": 8})),
                                  fractions=(0.1, 0.5, 0.9))
-    fractions = settings.fractions
-
-    def curve(ident, label, accuracies):
-        return roar.RoarCurve(ident, label, fractions, tuple(accuracies), (0.0,) * 3, (1,) * 3,
-                              roar.curve_auc(fractions, accuracies, 0.95, "roar"))
-
-    curves = (curve("gradcam", "Grad-CAM", (0.6, 0.3, 0.1)), curve("smoothgrad", f"SmoothGrad {HOSTILE}", (0.8, 0.5, 0.2)),
-              curve("random", "Random (baseline)", (0.9, 0.8, 0.5)))
-    summary = roar.RoarSummary(dataset="MNIST subset", architecture="SmallCNN", mode="roar", metric=settings.metric,
-                               base_accuracy=0.95, curves=curves, fractions=fractions, repeats=1, done=9, total=9, timings={})
-    section = reports.sections.roar_section(summary, settings)
+    analysis = RoarAnalysis("d" * 16, f"MNIST subset {HOSTILE}", settings)
+    x = np.array([0.0, 0.1, 0.5, 0.9])
+    accuracies = {"gradcam": (0.6, 0.3, 0.1), 'smoothgrad{"n_samples":8}': (0.8, 0.5, 0.2), "random": (0.9, 0.8, 0.5)}
+    curves = {k: Curves(settings.metric, k, x, [[0.95, *acc]]) for k, acc in accuracies.items()}
+    result = RoarResult(analysis, "SmallCNN", 0.95, {"roar": curves}, done=9, total=9)
+    section = result.report_section()
     figure, table = section.blocks
     assert figure.kind == "figure" and table.kind == "table"
-    assert [row[0] for row in table.rows] == ["Grad-CAM", f"SmoothGrad {HOSTILE}", "Random (baseline)"]
-    assert table.rows[0][-1] == pytest.approx(round(curves[0].auc, 4))
-    assert "lower is better; best Grad-CAM" in table.caption  # ROAR AUC: lower is better
+    assert [row[0] for row in table.rows] == ["Grad-CAM", "SmoothGrad (n_samples=8)", "Random (baseline)"]
+    expected = np.trapezoid([0.95, 0.6, 0.3, 0.1], x)
+    assert table.rows[0][table.columns.index("ROAR AUC")] == pytest.approx(expected)
+    assert [row[table.columns.index("50%")] for row in table.rows] == [0.3, 0.5, 0.8]
+    assert "lower is better, best Grad-CAM" in table.caption  # ROAR AUC: lower is better
     assert [m.key for m in section.context.methods] == ["gradcam", "smoothgrad"]
     assert dict(section.context.methods[1].params)["n_samples"] == 8
     assert dict(section.context.settings)["variant"] == "ROAR"
     html = reports.render_report(reports.Report.assemble("roar", [section]))
-    assert "SmoothGrad &lt;script&gt;" in html and "<script>alert" not in html
+    assert "MNIST subset &lt;script&gt;" in html and "<script>alert" not in html

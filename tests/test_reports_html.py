@@ -168,6 +168,8 @@ def test_blocks_refuse_inconsistent_shapes():
 def test_sixteen_images_by_six_methods_with_curves_stay_small_and_fast():
     """Size budget of the issue: 16 images x 6 methods + curves < 15 MB, written in seconds."""
     import explain
+    from explain.analyses import AttributionMaps, AttributionResult, ImageRef, ImagesView, Subject
+    from explain.methods.registry import MethodSpec
 
     bundle = hostile_bundle()
     rng = np.random.default_rng(0)
@@ -176,9 +178,13 @@ def test_sixteen_images_by_six_methods_with_curves_stay_small_and_fast():
     methods = ["gradcam", "saliency", "integrated_gradients", "smoothgrad", "vargrad", "occlusion"]
     smooth = lambda: np.kron(rng.random((16, 14, 14)), np.ones((16, 16))).astype(np.float32)  # noqa: E731
     maps = {m: smooth() for m in methods}
-    top5 = [[(0, bundle.class_names[0], 0.7), (1, bundle.class_names[1], 0.3)]] * 16
-    section = reports.gallery_section(bundle, [f"img{i}.jpg" for i in range(16)], display, maps,
-                                      {m: {} for m in methods}, None, top5, DisplaySettings())
+    top5 = ((((0, bundle.class_names[0], 0.7), (1, bundle.class_names[1], 0.3))),) * 16
+    names = tuple(f"img{i}.jpg" for i in range(16))
+    subject = Subject(bundle.model_id, bundle.name, tuple(ImageRef(n, f"d{i}") for i, n in enumerate(names)), (0,) * 16)
+    view = ImagesView(names, display, top5, (0,) * 16, (bundle.class_names[0],) * 16)
+    analysis = AttributionMaps(subject, tuple(MethodSpec.of(m) for m in methods))
+    result = AttributionResult(analysis, view, bundle.card, maps, {m: frozenset(range(16)) for m in methods})
+    section = reports.gallery_section(result, DisplaySettings())
     x = np.linspace(0, 1, 101)
     figures = []
     for metric in ("Deletion", "Insertion", "SIC", "AIC"):

@@ -8,25 +8,29 @@ import re
 
 import numpy as np
 import pytest
-import torch
 
 import explain
 import reports
-from explain.metrics import DELETION, INSERTION, deletion_insertion, pic_metrics, random_seed_masks
+from explain.analyses import MetricAnalysis, prepare_images, run_directly
+from explain.methods.registry import MethodSpec
+from explain.metrics import AIC, DELETION, INSERTION, SIC, deletion_insertion, pic_metrics, random_seed_masks
 from reports import cli
-from tests.report_samples import HOSTILE, hostile_bundle
-from tests.synthetic import patch_image
+from tests.report_samples import HOSTILE, hostile_bundle, patch_photo
 
-METHODS = {"gradcam": {}, "saliency": {}}
+METHODS = ("gradcam", "saliency")
 NAMES = [f"red {HOSTILE}.png", "b.png", "c.png"]
 
 
 @pytest.fixture(scope="module")
 def setup():
     bundle = hostile_bundle()
-    batch = torch.cat([patch_image(seed=i) for i in range(3)])
-    maps = {m: explain.attribute(bundle, batch, m) for m in METHODS}
-    return bundle, batch, maps
+    prepared = prepare_images(bundle, [explain.NamedImage(n, patch_photo(i)) for i, n in enumerate(NAMES)])
+    return prepared, tuple(MethodSpec.of(m) for m in METHODS)
+
+
+def metric_result(setup, metric: str, **params):
+    prepared, specs = setup
+    return run_directly(MetricAnalysis.of(metric, prepared.subject(), specs, params), prepared)
 
 
 def table_of(section: reports.Section) -> reports.Table:
@@ -34,44 +38,49 @@ def table_of(section: reports.Section) -> reports.Table:
 
 
 def test_deletion_insertion_section_carries_the_metric_numbers(setup):
-    bundle, batch, maps = setup
-    result = deletion_insertion(bundle, batch, maps, None, steps=8)
-    section = reports.sections.deletion_insertion_section(bundle, NAMES, result, METHODS)
+    prepared, _ = setup
+    result = metric_result(setup, "deletion_insertion", steps=8)
+    direct = deletion_insertion(prepared.bundle, prepared.batch, {m: explain.attribute(prepared.bundle, prepared.batch, m) for m in METHODS},
+                                list(result.images.targets), steps=8)
+    section = result.report_section()
     assert section.key == "deletion_insertion"
     assert [b.kind for b in section.blocks] == ["figure", "figure", "table"]
     table = table_of(section)
     rows = {row[0]: row for row in table.rows}
     assert set(rows) == {"Grad-CAM", "Saliency"}
-    deletion_col = table.columns.index(f"{DELETION.name} (mean)")
-    insertion_col = table.columns.index(f"{INSERTION.name} (mean)")
+    deletion_col, insertion_col = table.columns.index(DELETION.name), table.columns.index(INSERTION.name)
     for key, label in (("gradcam", "Grad-CAM"), ("saliency", "Saliency")):
-        assert rows[label][deletion_col] == pytest.approx(result.deletion[key].mean_auc)
-        assert rows[label][insertion_col] == pytest.approx(result.insertion[key].mean_auc)
-    best_deletion = min(result.deletion, key=lambda k: result.deletion[k].mean_auc)
+        assert rows[label][deletion_col] == pytest.approx(direct.deletion[key].score)
+        assert rows[label][insertion_col] == pytest.approx(direct.insertion[key].score)
+        assert rows[label][table.columns.index(f"{DELETION.name} s.e.")] == pytest.approx(direct.deletion[key].spread)
+    best_deletion = min(direct.deletion, key=lambda k: direct.deletion[k].score)
     label = explain.get_method(best_deletion).label
     assert f"{DELETION.name}: lower is better, best {label}" in table.caption
     settings = dict(section.context.settings)
-    assert settings["substrate"] == "zero" and settings["steps"] == "8"
+    assert settings["Deletion substrate"] == "zero" and settings["Steps"] == "8"
     assert NAMES[0] in settings["classes explained"]
     assert [m.key for m in section.context.methods] == ["gradcam", "saliency"]
 
 
 def test_sic_aic_section_carries_the_metric_numbers_and_skips(setup):
-    bundle, batch, maps = setup
-    n, _, h, w = batch.shape
-    result = pic_metrics(bundle, batch, maps, random_seed_masks(n, h, w, seed=0), None)
-    section = reports.sections.sic_aic_section(bundle, NAMES, result, METHODS, {"seed": 0})
+    prepared, _ = setup
+    result = metric_result(setup, "sic_aic")
+    n, _, h, w = prepared.batch.shape
+    maps = {m: explain.attribute(prepared.bundle, prepared.batch, m) for m in METHODS}
+    direct = pic_metrics(prepared.bundle, prepared.batch, maps, random_seed_masks(n, h, w, seed=0), list(result.images.targets))
+    section = result.report_section()
     assert section.key == "sic_aic" and [b.kind for b in section.blocks] == ["figure", "figure", "table"]
     table = table_of(section)
     rows = {row[0]: row for row in table.rows}
     for key, label in (("gradcam", "Grad-CAM"), ("saliency", "Saliency")):
         values = rows[label]
-        assert values[1] == pytest.approx(result.sic[key].auc) or np.isnan(result.sic[key].auc)
-        assert values[2] == pytest.approx(result.aic[key].auc) or np.isnan(result.aic[key].auc)
+        for score, curves in ((SIC, direct.sic[key]), (AIC, direct.aic[key])):
+            value = values[table.columns.index(score.name)]
+            assert value == pytest.approx(curves.score) or (np.isnan(value) and np.isnan(curves.score))
     assert "SIC AUC: higher is better" in table.caption
-    for skipped in result.sic["gradcam"].skipped:
+    for skipped in direct.sic["gradcam"].skipped:
         assert f"skipped {NAMES[skipped.index]}" in section.description
-    assert dict(section.context.settings)["seed"] == "0"
+    assert dict(section.context.settings)["Random seed"] == "0"
 
 
 def test_cli_builds_every_metric_section(tmp_path, monkeypatch, capsys):
@@ -81,8 +90,8 @@ def test_cli_builds_every_metric_section(tmp_path, monkeypatch, capsys):
                      "--sections", "gallery,deletion_insertion,sic_aic", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert "deletion/insertion" in err and "SIC/AIC" in err
+    assert "Deletion & insertion" in err and "SIC / AIC" in err
     html = out.read_text()
     assert re.findall(r'data-key="(\w+)"', html) == ["gallery", "deletion_insertion", "sic_aic"]
     assert html.count('class="plotly-graph-div"') == 4
-    assert "Deletion AUC (mean)" in html and "SIC AUC" in html
+    assert "Deletion AUC s.e." in html and "SIC AUC" in html

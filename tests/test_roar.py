@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from explain.analyses import RoarAnalysis, RoarInputs
+from explain.jobs import JobRunner, JobStore
+from explain.methods.registry import MethodSpec
 from explain.metrics import roar
 from explain.data.training import LabelledImages, from_arrays
 from explain.models.small_cnn import TrainRecipe
@@ -43,29 +46,39 @@ def dataset() -> LabelledImages:
 
 
 def settings(methods=("oracle",), fractions=(0.1, 0.5), **kw) -> roar.RoarSettings:
-    return roar.RoarSettings(methods=tuple(roar.MethodSpec(m) for m in methods), fractions=fractions, recipe=TINY, **kw)
+    return roar.RoarSettings(methods=tuple(MethodSpec(m) for m in methods), fractions=fractions, recipe=TINY, **kw)
 
 
-def accuracies(summary: roar.RoarSummary) -> dict[str, tuple[float, ...]]:
-    return {c.method: c.mean for c in summary.curves}
+def run(dataset, s, store_dir, rankers=None, runner: JobRunner | None = None):
+    """Run ROAR as a job on a runner storing under `store_dir`; the finished job."""
+    runner = runner or JobRunner(JobStore(store_dir))
+    job = runner.submit(RoarAnalysis.of(dataset, s), RoarInputs(dataset, rankers=rankers or {"oracle": oracle_ranker}))
+    assert job.wait(120), "the tiny ROAR job did not finish"
+    return job
+
+
+def accuracies(result) -> dict[str, tuple[float, ...]]:
+    """Accuracy at each fraction (mean over repeats) by ranking, without the base point."""
+    start = 1 if result.settings.mode == "roar" else 0
+    return {k: tuple(np.round(c.aggregate[start:], 6)) for k, c in result.metric_curves.items()}
 
 
 def test_oracle_removal_drops_to_chance_while_random_stays_high(dataset, tmp_path):
-    summary = roar.run_roar(dataset, settings(fractions=(0.1,)), store=roar.RoarStore(tmp_path), rankers={"oracle": oracle_ranker})
-    acc = accuracies(summary)
-    assert summary.base_accuracy > 0.95
+    result = run(dataset, settings(fractions=(0.1,)), tmp_path).result
+    acc = accuracies(result)
+    assert result.base_accuracy > 0.95
     assert acc["oracle"][0] < 0.65  # chance is 0.5; 80 test images
     assert acc["random"][0] > 0.9
-    auc = {c.method: c.auc for c in summary.curves}
+    auc = {k: c.score for k, c in result.metric_curves.items()}
     assert auc["oracle"] < auc["random"]
+    expected = np.trapezoid([result.base_accuracy, acc["oracle"][0]], [0.0, 0.1])
+    assert auc["oracle"] == pytest.approx(expected)  # the area starts at the unmodified model's accuracy
 
 
 def test_kar_keeping_the_patch_keeps_accuracy(dataset, tmp_path):
-    summary = roar.run_roar(dataset, settings(fractions=(0.1,), mode="kar"), store=roar.RoarStore(tmp_path),
-                            rankers={"oracle": oracle_ranker})
-    acc = accuracies(summary)
-    assert acc["oracle"][0] > 0.9  # the whole patch is among the 10 % kept
-    assert summary.metric.higher_is_better
+    result = run(dataset, settings(fractions=(0.1,), mode="kar"), tmp_path).result
+    assert accuracies(result)["oracle"][0] > 0.9  # the whole patch is among the 10 % kept
+    assert result.settings.metric.higher_is_better
 
 
 def test_degrade_replaces_exactly_the_top_fraction_by_the_fill():
@@ -85,36 +98,58 @@ def test_degrade_replaces_exactly_the_top_fraction_by_the_fill():
 
 def test_same_seed_gives_same_accuracies(dataset, tmp_path):
     s = settings(methods=("saliency",), fractions=(0.3,))
-    first = roar.run_roar(dataset, s, store=roar.RoarStore(tmp_path / "a"))
-    second = roar.run_roar(dataset, s, store=roar.RoarStore(tmp_path / "b"))
+    first, second = run(dataset, s, tmp_path / "a").result, run(dataset, s, tmp_path / "b").result
     assert accuracies(first) == accuracies(second)
     assert first.base_accuracy == second.base_accuracy
 
 
-def test_interrupted_run_resumes_with_only_the_missing_retrainings(dataset, tmp_path):
-    s = settings(methods=("saliency",), fractions=(0.2, 0.6))  # 2 methods x 2 fractions = 4 retrainings
-    store = roar.RoarStore(tmp_path)
-    status = roar.RoarStatus(on_retrained=lambda st: st.cancel_event.set() if st.trainings_run == 2 else None)
-    with pytest.raises(roar.RoarCancelled):
-        roar.run_roar(dataset, s, store=store, status=status)
-    assert status.state == "cancelled" and status.trainings_run == 2
-    partial = roar.load_summary(dataset, s, store)
+def test_stopped_run_resumes_with_only_the_missing_retrainings(dataset, tmp_path, monkeypatch):
+    from explain.analyses import roar as roar_analysis
+
+    s = settings(methods=("saliency",), fractions=(0.2, 0.6))  # 2 rankings x 2 fractions = 4 retrainings
+    trained = []
+    original = roar_analysis.train_small_cnn
+
+    def counting(*args, **kwargs):
+        trained.append(1)
+        model = original(*args, **kwargs)
+        if len(trained) == 2:
+            job.cancel()  # stop after the second retraining
+        return model
+
+    monkeypatch.setattr(roar_analysis, "train_small_cnn", counting)
+    runner = JobRunner(JobStore(tmp_path))
+    job = runner.submit(RoarAnalysis.of(dataset, s), RoarInputs(dataset))
+    assert job.wait(120) and job.state == "cancelled" and len(trained) == 2
+    partial = RoarAnalysis.of(dataset, s).stored(runner.reader())
     assert partial.done == 2 and not partial.complete
-    rows = partial.table()  # what the page's live table shows: saliency done, the baseline not yet
-    assert [r["method"] for r in rows] == ["Saliency", "Random (baseline)"]
-    assert rows[0]["20%"] and rows[0]["60%"] and rows[1]["20%"] == rows[1]["60%"] == ""
-    assert rows[0]["ROAR AUC"] is not None and rows[1]["ROAR AUC"] is None
-    resumed = roar.RoarStatus()
-    summary = roar.run_roar(dataset, s, store=store, status=resumed)
-    assert resumed.trainings_run == 2 and summary.complete
-    fresh = roar.run_roar(dataset, s, store=roar.RoarStore(tmp_path / "fresh"))
-    assert accuracies(summary) == accuracies(fresh)
-    again = roar.RoarStatus()
-    roar.run_roar(dataset, s, store=store, status=again)
-    assert again.trainings_run == 0
+    table = partial.table()  # what the page shows: saliency done, the baseline not yet
+    assert list(table.index) == ["Saliency", "Random (baseline)"]
+    assert table.loc["Saliency", ["20%", "60%"]].notna().all() and table.loc["Random (baseline)", ["20%", "60%"]].isna().all()
+    assert np.isfinite(table.loc["Saliency", "ROAR AUC"]) and np.isnan(table.loc["Random (baseline)", "ROAR AUC"])
+    trained.clear()
+    resumed = JobRunner(JobStore(tmp_path)).submit(RoarAnalysis.of(dataset, s), RoarInputs(dataset))
+    assert resumed.wait(120) and resumed.state == "done" and len(trained) == 2
+    fresh = run(dataset, s, tmp_path / "fresh").result
+    assert accuracies(resumed.result) == accuracies(fresh)
+    trained.clear()
+    again = JobRunner(JobStore(tmp_path)).submit(RoarAnalysis.of(dataset, s), RoarInputs(dataset))
+    assert again.wait(60) and again.state == "done" and trained == []
 
 
-def test_background_job_is_not_started_twice(dataset, tmp_path):
+def test_runs_of_the_same_experiment_share_their_retrainings(dataset, tmp_path, monkeypatch):
+    """A run with another method reuses the random baseline an earlier run trained."""
+    from explain.analyses import roar as roar_analysis
+
+    run(dataset, settings(methods=("saliency",), fractions=(0.5,)), tmp_path)
+    trained = []
+    original = roar_analysis.train_small_cnn
+    monkeypatch.setattr(roar_analysis, "train_small_cnn", lambda *a, **k: trained.append(1) or original(*a, **k))
+    result = run(dataset, settings(methods=("oracle",), fractions=(0.5,)), tmp_path).result
+    assert len(trained) == 1 and result.complete  # only the oracle at 50 %
+
+
+def test_job_is_not_started_twice(dataset, tmp_path):
     release = threading.Event()
 
     def gated(bundle, images):  # holds the job in its attribution phase until released
@@ -122,24 +157,23 @@ def test_background_job_is_not_started_twice(dataset, tmp_path):
         return oracle_ranker(bundle, images)
 
     s = settings(methods=("gated",), fractions=(0.5,))
-    store = roar.RoarStore(tmp_path)
-    job = roar.start_roar_job(dataset, s, store=store, rankers={"gated": gated})
-    assert job.running
-    assert roar.start_roar_job(dataset, s, store=store, rankers={"gated": gated}) is job
+    runner = JobRunner(JobStore(tmp_path))
+    analysis = RoarAnalysis.of(dataset, s)
+    job = runner.submit(analysis, RoarInputs(dataset, rankers={"gated": gated}))
+    assert job.active
+    assert runner.submit(analysis, RoarInputs(dataset, rankers={"gated": gated})) is job
     release.set()
     assert job.wait(60)
-    assert job.status.state == "done" and job.status.summary.complete
-    assert roar.get_roar_job(roar.job_key(dataset, s)) is job
+    assert job.state == "done" and job.result.complete
+    assert runner.find(analysis) is job
 
 
 def test_failed_job_reports_its_error(dataset, tmp_path):
     def broken(bundle, images):
         return np.zeros((1, 2, 2), dtype=np.float32)
 
-    job = roar.start_roar_job(dataset, settings(methods=("broken",), fractions=(0.5,)), store=roar.RoarStore(tmp_path),
-                              rankers={"broken": broken})
-    assert job.wait(60)
-    assert job.status.state == "failed" and "shape" in job.status.error
+    job = run(dataset, settings(methods=("broken",), fractions=(0.5,)), tmp_path, rankers={"broken": broken})
+    assert job.state == "failed" and "shape" in job.error
 
 
 def test_settings_and_percentages_are_validated():
@@ -151,11 +185,6 @@ def test_settings_and_percentages_are_validated():
         settings(fractions=(1.0,))
     with pytest.raises(ValueError):
         settings(mode="keep")
-
-
-def test_auc_is_the_trapezoid_from_the_base_accuracy():
-    assert roar.curve_auc([0.5, 1.0], [0.5, 0.5], 1.0, "roar") == pytest.approx(0.5 * 0.75 + 0.5 * 0.5)
-    assert roar.curve_auc([0.5, 1.0], [0.5, 0.7], 1.0, "kar") == pytest.approx(0.5 * 0.6)
 
 
 def test_labelled_folder_becomes_normalised_tensors_with_a_stratified_split(tmp_path):
@@ -178,7 +207,7 @@ def test_labelled_folder_becomes_normalised_tensors_with_a_stratified_split(tmp_
 
 
 def test_method_names_ignore_default_parameters():
-    assert roar.MethodSpec.of("integrated_gradients", {"n_steps": 32}).ident == "integrated_gradients"
-    assert roar.MethodSpec.of("integrated_gradients", {"n_steps": 8}).ident == 'integrated_gradients{"n_steps":8}'
+    assert MethodSpec.of("integrated_gradients", {"n_steps": 32}).ident == "integrated_gradients"
+    assert MethodSpec.of("integrated_gradients", {"n_steps": 8}).ident == 'integrated_gradients{"n_steps":8}'
     with pytest.raises(ValueError):
-        roar.MethodSpec.of("integrated_gradients", {"n_steps": 0})
+        MethodSpec.of("integrated_gradients", {"n_steps": 0})

@@ -4,38 +4,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from explain.metrics import roar
 from explain.data.datasets import dataset_from_folder
+from tests.synthetic import labelled_folder
+
+from .apptest import click, run_until_idle, shown_result
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
-    """Two classes of 16 x 16 PNGs told apart by a bright or dark top-left patch."""
+    """Two classes of 16 x 16 PNGs told apart by a bright or dark top-left patch, one broken file."""
     monkeypatch.setenv("EXPLAIN_CACHE_DIR", str(tmp_path / "cache"))
-    rng = np.random.default_rng(0)
-    root = tmp_path / "images"
-    for label, name in enumerate(["dark", "bright"]):
-        (root / name).mkdir(parents=True)
-        for i in range(12):
-            pixels = (120 + 20 * rng.standard_normal((16, 16, 3))).clip(0, 255)
-            pixels[:4, :4] = 250 if label else 5
-            Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i}.png")
-    (root / "dark" / "broken.png").write_bytes(b"not an image")
-    return root
+    return labelled_folder(tmp_path / "images")
 
 
 OWN = "The labelled dataset from the Model & data page"
+RUN = "Run (retrains the network)"
 
 
-def roar_page(dataset=None) -> AppTest:
+def roar_page(dataset=None, secrets: dict | None = None) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=60)
+    if secrets:
+        at.secrets.update(secrets)
     if dataset is not None:
         at.session_state["dataset"] = dataset
     at.switch_page("pages/roar.py")
@@ -43,12 +38,14 @@ def roar_page(dataset=None) -> AppTest:
 
 
 def tiny_settings(at: AppTest) -> AppTest:
+    """The own dataset at 16 px, then (in the form, sent with the next click on Run) one
+    epoch, Saliency, 50 %."""
     at.radio(key="roar_source").set_value(OWN).run()
-    at.number_input(key="roar_image_size").set_value(16)
+    at.number_input(key="roar_image_size").set_value(16).run()
     at.number_input(key="roar_epochs").set_value(1)
     at.multiselect(key="roar_methods").set_value(["saliency"])
     at.text_input(key="roar_fractions").input("50")
-    return at.run()
+    return at
 
 
 def test_page_runs_a_tiny_job_and_shows_curves_and_auc(folder):
@@ -56,23 +53,28 @@ def test_page_runs_a_tiny_job_and_shows_curves_and_auc(folder):
     at = tiny_settings(roar_page(dataset))
     assert not at.exception
     assert "1 file(s) skipped" in at.expander[0].label
-    start = at.button(key="roar_start")
-    assert start.label == "Start (2 retrainings)"  # saliency and the random baseline at 50 %
-    start.click().run()
-    job = roar.get_roar_job(at.session_state["roar_job_key"])
-    assert job is not None and job.wait(120), "the tiny job did not finish"
-    assert job.status.state == "done"
-    at.run()
+    run_until_idle(click(at, RUN))
     assert not at.exception and not at.error
-    assert "roar_start" not in [b.key for b in at.button]  # complete: nothing left to start
+    result = shown_result(at, "roar")
+    assert result.complete and result.done == result.total == 2  # saliency and the random baseline at 50 %
     table = at.dataframe[0].value
-    assert list(table["method"]) == ["Saliency", "Random (baseline)"]
+    assert list(table.index) == ["Saliency", "Random (baseline)"]
     assert table["ROAR AUC"].notna().all()
     assert len(at.get("plotly_chart")) == 1
-    # Reopening the page shows the saved result at once, without a new job.
-    again = tiny_settings(roar_page(dataset))
-    assert list(again.dataframe[0].value["method"]) == ["Saliency", "Random (baseline)"]
-    assert len(again.get("plotly_chart")) == 1 and "roar_start" not in [b.key for b in again.button]
+    # A new session with the same settings shows the stored result at once, without a new job.
+    again = roar_page(dataset)
+    for name, value in (("roar_source", OWN), ("roar_image_size", 16), ("roar_epochs", 1), ("roar_methods", ["saliency"]),
+                        ("roar_fractions", "50")):
+        again.session_state[name] = value
+    again.run()
+    assert list(again.dataframe[0].value.index) == ["Saliency", "Random (baseline)"]
+    assert len(again.get("plotly_chart")) == 1 and not again.info
+
+
+def test_roar_runs_need_the_upload_access(folder):
+    at = roar_page(dataset_from_folder(folder, [folder]), secrets={"explain": {"auth": "password", "upload_password": "pw"}})
+    button = [b for b in at.get("button") if getattr(b, "label", "") == RUN][0]
+    assert button.disabled and "locked like uploads" in " ".join(c.value for c in at.caption)
 
 
 def test_page_explains_what_is_missing_or_wrong(folder, tmp_path):
@@ -86,7 +88,8 @@ def test_page_explains_what_is_missing_or_wrong(folder, tmp_path):
     assert "needs a class" in at.error[0].value
     at = roar_page(dataset_from_folder(folder, [folder]))
     at.radio(key="roar_source").set_value(OWN).run()
-    at.text_input(key="roar_fractions").input("10, 120").run()
+    at.text_input(key="roar_fractions").input("10, 120")
+    click(at, RUN).run()
     assert "outside (0, 100)" in at.error[0].value
 
 
@@ -95,4 +98,4 @@ def test_default_page_offers_the_default_run_on_mnist(tmp_path, monkeypatch):
     at = roar_page()
     assert not at.exception
     assert at.multiselect(key="roar_methods").value == list(roar.DEFAULT_METHODS)
-    assert at.button(key="roar_start").label == "Start (25 retrainings)"  # (4 methods + random) x 5 fractions
+    assert "25 of 25 retrainings to go" in at.info[0].value  # (4 methods + random) x 5 fractions

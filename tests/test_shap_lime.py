@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
+from PIL import Image
 import pytest
 import torch
 from torch import nn
@@ -15,9 +18,7 @@ from explain.analyses.shap_grid import (
     cell_intensity,
     cell_values,
     grid_edges,
-    maps_for_classes,
     summarize_grid,
-    top_classes,
 )
 from tests.synthetic import LinearClassifier, PatchCNN, bundle_of, patch_image
 
@@ -189,16 +190,31 @@ def test_figures_carry_values_and_escaped_names():
     assert np.asarray(heatmaps[0].z).shape == (8, 8)
 
 
-def test_maps_for_classes_explains_each_class_through_the_cache():
+def test_shap_summary_explains_each_top_class_and_reuses_stored_maps(monkeypatch):
+    """Per plotted image the maps of its top-k classes equal direct calls; a second run
+    (a fresh process's runner, memory cache emptied) only reads the store."""
+    from explain.analyses import ShapSummary, prepare_images, run_directly
+    from explain.analyses import maps as maps_module
+    from explain.jobs import JobContext, JobRunner, JobStore
+    from explain.methods.cache import default_cache
+    from explain.methods.registry import MethodSpec
+
     bundle = bundle_of(LinearClassifier((3, 8, 8), classes=4), 8, 4)
-    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
-    cache = explain.AttributionCache()
-    classes = top_classes(bundle.top_k(x, 3), 2)
+    rng = np.random.default_rng(0)
+    images = [explain.NamedImage(f"im{i}", Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))) for i in range(3)]
+    prepared = prepare_images(bundle, images)
+    analysis = ShapSummary(prepared.subject(), MethodSpec.of("shap_gradient", {"n_samples": 4}), top_k=2, plotted=2)
+    store = JobStore(tempfile.mkdtemp())
+    ctx = JobContext(store.parts(analysis.key), store.shared)
+    result = run_directly(analysis, prepared, ctx)
+    assert result.per_class.shape == (2, 2, 8, 8) and result.maps.shape == (3, 8, 8)
+    direct = explain.attribute(bundle, prepared.batch[:2], "shap_gradient", target=result.classes[:, 1].tolist(), n_samples=4)
+    np.testing.assert_allclose(result.per_class[:, 1], direct, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(result.classes[:, 0], [row[0][0] for row in prepared.top5[:2]])
+    default_cache().clear()
     calls = []
-    maps = maps_for_classes(cache, bundle, x, ["d0", "d1"], "shap_gradient", classes,
-                            progress=lambda d, t: calls.append((d, t)), n_samples=4)
-    assert maps.shape == (2, 2, 8, 8) and calls[-1] == (4, 4)
-    direct = explain.attribute(bundle, x, "shap_gradient", target=classes[:, 1].tolist(), n_samples=4)
-    np.testing.assert_allclose(maps[:, 1], direct, rtol=1e-5, atol=1e-6)
-    again = maps_for_classes(cache, bundle, x, ["d0", "d1"], "shap_gradient", classes, n_samples=4)
-    assert cache.hits == 4 and np.array_equal(again, maps)
+    monkeypatch.setattr(maps_module, "attribute", lambda *a, **k: calls.append(a))
+    again = JobRunner(store).submit(analysis, prepared)
+    assert again.wait(60) and again.state == "done", again.error
+    assert not calls
+    np.testing.assert_array_equal(again.result.per_class, result.per_class)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from .apptest import click, run_until_idle, shown_result
+
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
@@ -18,8 +20,8 @@ def shap_page(samples=("chelsea", "coffee"), n_samples=4) -> AppTest:
     at.session_state["param:shap_gradient:n_samples"] = n_samples
     at.session_state["shap_grid"] = 4
     at.run()
-    at.switch_page("pages/shap_summary.py")
-    return at.run()
+    at.switch_page("pages/shap_summary.py").run()
+    return run_until_idle(click(at, "Run"))
 
 
 def figures(at: AppTest) -> list[dict]:
@@ -40,24 +42,26 @@ def test_shap_page_shows_image_plots_beeswarm_and_cell_heatmap():
     assert len(bees["x"]) == 2 * 15  # 15 of the 16 cells shown by default, one dot per image
     hover = " ".join(bees["text"])
     assert "chelsea" in hover and "coffee" in hover and "espresso" in hover
-    result = at.session_state["shap_summary_result"]
-    summary = result["summary"]
+    summary = shown_result(at, "shap_summary").summary(4)
     assert summary.values.shape == (2, 16) and summary.targets[1] == 967
     assert any("Most important cells" in m.value for m in at.markdown)
 
 
 @pytest.mark.slow
-def test_chosen_class_is_the_explained_one_and_rerun_uses_the_cache():
-    from pages.ui.model import shared_cache
+def test_chosen_class_is_the_explained_one_and_a_revisit_reads_the_store(monkeypatch):
+    from explain.analyses import maps as maps_module
 
     at = shap_page(samples=("coffee",))
-    at.radio(key="class_mode").set_value("Choose a class").run()
-    at.selectbox(key="class_choice").set_value("281: tabby").run()
-    assert not at.exception, at.exception
-    assert at.session_state["shap_summary_result"]["summary"].targets == [281]
-    hits = shared_cache().hits
-    at.run()
-    assert shared_cache().hits >= hits + 3  # two top classes + the chosen one, all cached
+    at.radio(key="class_mode").set_value("class").run()
+    at.selectbox(key="class_choice").set_value(281).run()
+    run_until_idle(click(at, "Run"))
+    assert shown_result(at, "shap_summary").summary(4).targets == [281]
+    calls = []
+    monkeypatch.setattr(maps_module, "attribute", lambda *a, **k: calls.append(a))
+    at.switch_page("pages/gallery.py").run()
+    at.switch_page("pages/shap_summary.py").run()
+    assert not at.exception and not calls  # two top classes + the chosen one, read back from the store
+    assert len(figures(at)) == 1 + 2
 
 
 @pytest.mark.slow
@@ -76,11 +80,11 @@ def test_whole_dataset_joins_the_summary():
     at.session_state["shap_top_k"] = 1
     at.run()
     at.switch_page("pages/shap_summary.py").run()
-    assert not at.exception, at.exception
-    assert at.session_state["shap_summary_result"]["summary"].image_names == ["chelsea"]
-    at.checkbox(key="shap_whole_dataset").check().run()
-    assert not at.exception, at.exception
-    summary = at.session_state["shap_summary_result"]["summary"]
+    run_until_idle(click(at, "Run"))
+    assert shown_result(at, "shap_summary").summary(7).image_names == ["chelsea"]
+    at.checkbox(key="shap_whole_dataset").check()
+    run_until_idle(click(at, "Run"))
+    summary = shown_result(at, "shap_summary").summary(7)
     assert summary.image_names == ["chelsea", *names]
     assert summary.values.shape == (4, 49)
     assert len(figures(at)) == 4 + 2  # a per-image plot for each of the 4 images, beeswarm, heatmap

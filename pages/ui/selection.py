@@ -117,7 +117,7 @@ def class_picker(bundle: explain.ModelBundle, labels: Sequence[int | None] = ())
         return ClassChoice()
     if mode == "label":
         return ClassChoice("label")
-    index = kept_widget(st.sidebar.selectbox, "Class (type to search)", f"class_choice:{bundle.model_id}", 0,
+    index = kept_widget(st.sidebar.selectbox, "Class (type to search)", "class_choice", 0,
                         options=range(bundle.num_classes), format_func=lambda i: f"{i}: {bundle.class_names[i]}")
     return ClassChoice("class", int(index))
 
