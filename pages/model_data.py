@@ -23,7 +23,7 @@ from pages.ui import access, model, selection, session
 KIND_LABELS = {"state_dict": "State dict + torchvision architecture", "torchscript": "TorchScript"}
 SOURCES = ["Offline default", "torchvision zoo", "Upload a model"]
 
-session.leave_legacy_pages_mode()
+session.start_page()
 st.title("Model & data")
 config = access.operator_config()
 may_upload = access.upload_gate(config)  # shows the password box / login button when locked

@@ -11,11 +11,11 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from pages.ui import report_builder
-from pages.ui.session import leave_legacy_pages_mode
+from pages.ui.session import start_page
 from reports import Report, ReportNotFoundError, ReportStore, render_report, share_link
 from reports.store import list_all_reports
 
-leave_legacy_pages_mode()
+start_page()
 st.title("Reports")
 store = ReportStore()
 draft = report_builder.draft()

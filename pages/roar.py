@@ -14,11 +14,11 @@ from explain.metrics import roar
 from explain.methods.registry import MethodSpec
 from explain.models.small_cnn import TrainRecipe, architecture_name
 from pages.ui import access, jobs, report_builder, selection
-from pages.ui.session import kept_widget, leave_legacy_pages_mode
+from pages.ui.session import kept_widget, start_page
 
 PAGE = "roar"
 
-leave_legacy_pages_mode()
+start_page()
 st.title("ROAR: remove and retrain")
 st.caption(
     "For each method and fraction, the most important pixels of every train and test image (by |attribution| "

@@ -10,7 +10,7 @@ import streamlit as st
 from pages.ui import session
 from reports import ReportNotFoundError, ReportStore
 
-session.leave_legacy_pages_mode()
+session.start_page()
 report_id = st.query_params.get("report", "")
 try:
     saved = ReportStore().info(report_id)

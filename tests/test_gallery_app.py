@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -156,3 +157,43 @@ def column_rows(node) -> list[list]:
     for child in children:
         found += column_rows(child)
     return found
+
+
+def test_sidebar_picks_survive_page_switches_and_every_page_uses_them():
+    """Why #4: dataset picks went back to their defaults after a page switch; the metric
+    pages then ran on 8 images instead of the 4 chosen, and the report's header
+    disagreed with its own gallery section."""
+    from explain.data.datasets import ImageDataset
+    from tests.synthetic import PatchCNN, bundle_of
+
+    rng = np.random.default_rng(0)
+    images = tuple(explain.NamedImage(f"img{i}.png", Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)))
+                   for i in range(8))
+    dataset = ImageDataset("eight", images, ("a", "b") * 4)
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["custom_bundle"] = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
+    at.session_state["dataset"] = dataset
+    at.session_state["samples"] = []
+    at.session_state["methods"] = ["gradcam", "saliency"]
+    at.run()
+    picks = at.sidebar.multiselect(key=f"dataset_picks:{dataset.id}")
+    assert len(picks.value) == 6  # the default
+    chosen = ["img1.png", "img3.png", "img5.png", "img7.png"]
+    picks.set_value(chosen).run()
+    at.radio(key="class_mode").set_value("class").run()
+    run_until_idle(click(at, "Run"))
+    at.button(key="add_to_report:gallery").click().run()
+    for page in ("pages/model_data.py", "pages/reports.py", "pages/deletion_insertion.py"):
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+        if page != "pages/reports.py":  # the Reports page has no image picker; the picks must outlive it
+            assert at.sidebar.multiselect(key=f"dataset_picks:{dataset.id}").value == chosen, page
+            assert at.sidebar.radio(key="class_mode").value == "class", page
+    run_until_idle(click(at, "Run"))
+    result = shown_result(at, "deletion_insertion")
+    assert list(result.images.names) == chosen and result.curves["deletion"]["gradcam"].num_units == 4
+    at.button(key="add_to_report:deletion_insertion").click().run()
+    at.switch_page("pages/reports.py").run()
+    report = at.session_state["report_render"]["report"]
+    assert report.header.images == tuple(chosen)
+    assert [s.context.images for s in report.sections] == [tuple(chosen)] * 2

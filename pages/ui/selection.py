@@ -21,7 +21,7 @@ from explain.methods.registry import MethodSpec, Param
 
 from .access import uploads_allowed
 from .model import current_bundle, model_sidebar
-from .session import kept, kept_widget, keep, leave_legacy_pages_mode
+from .session import kept, kept_widget, keep, start_page
 
 DEFAULT_SAMPLES = ["chelsea", "coffee", "astronaut"]
 DEFAULT_METHODS = ("gradcam", "integrated_gradients", "smoothgrad")
@@ -125,7 +125,7 @@ def class_picker(bundle: explain.ModelBundle, labels: Sequence[int | None] = ())
 def page_setup() -> tuple[explain.ModelBundle, list[NamedImage], ClassChoice, list[int | None]]:
     """Sidebar shared by the analysis pages: model card, images, class. Stops the page
     with a message when no image is selected."""
-    leave_legacy_pages_mode()
+    start_page()
     bundle = current_bundle()
     model_sidebar(bundle)
     images = image_picker()

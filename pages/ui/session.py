@@ -52,6 +52,24 @@ def before_page_run() -> None:
     st.session_state[APP_RAN_KEY] = True
 
 
+def start_page() -> None:
+    """Called first by every page: leaves Streamlit's legacy pages mode (see below) and
+    hands every kept value to the widgets about to be drawn.
+
+    A widget with the same key on another page is another widget: the previous page's
+    widget still owns the key, so the next one would start from its default. Each
+    kept key's current value (with the change that triggered this run) is taken from
+    the widget and put back as plain session state, which the next widget with that
+    key starts from."""
+    leave_legacy_pages_mode()
+    kept_values = st.session_state.setdefault(KEPT_KEY, {})
+    for name in list(kept_values):
+        if name in st.session_state:
+            current = st.session_state[name]
+            del st.session_state[name]
+            st.session_state[name] = kept_values[name] = current
+
+
 def leave_legacy_pages_mode() -> None:
     """Streamlit runs a deep link (`/gallery`) opened before app.py ever ran in this
     process in its legacy `pages/` mode: the page alone, without app.py's navigation.
