@@ -110,3 +110,34 @@ def test_cli_explains_your_own_state_dict_with_class_names(tmp_path, capsys):
     assert cli.main(["build", "--weights", str(tmp_path / "classes.txt"), "--arch", "resnet18", "--num-classes", "3",
                      "--images", "coffee", "--out", str(tmp_path / "x.html")]) == 2
     assert "classes.txt" in capsys.readouterr().err and not (tmp_path / "x.html").exists()
+
+
+def test_cli_builds_shap_and_roar_sections_and_rebuilds_a_report_from_stored_jobs(tmp_path, monkeypatch, capsys):
+    """The CLI runs the same analyses as the pages, SHAP summary and ROAR included, and
+    `--jobs` assembles a report from stored results with no model and no compute."""
+    from explain.analyses import maps as maps_module
+    from explain.data import training
+    from tests.report_samples import hostile_bundle
+    from tests.test_roar import patch_dataset
+
+    monkeypatch.setenv("EXPLAIN_CACHE_DIR", str(tmp_path / "cache"))  # a store holding this run's jobs only
+    monkeypatch.setattr(explain, "load_model", lambda name, device=None: hostile_bundle())
+    monkeypatch.setattr(training, "mnist_subset", lambda: patch_dataset(n=96))
+    out = tmp_path / "r.html"
+    code = cli.main(["build", "--images", "chelsea,coffee", "--methods", "saliency", "--sections", "gallery,shap_summary,irof,roar",
+                     "--param", "irof.n_segments=8", "--roar-methods", "saliency", "--roar-fractions", "50", "--roar-epochs", "1",
+                     "--out", str(out), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    html = out.read_text()
+    assert re.findall(r'data-key="(\w+)"', html) == ["gallery", "shap_summary", "irof", "roar"]
+    capsys.readouterr()
+    assert cli.main(["jobs"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert len(listed) == 4
+    monkeypatch.setattr(explain, "load_model", lambda *a, **k: pytest.fail("no model for stored jobs"))
+    monkeypatch.setattr(maps_module, "attribute", lambda *a, **k: pytest.fail("nothing is recomputed"))
+    again = tmp_path / "again.html"
+    assert cli.main(["build", "--jobs", ",".join(listed), "--out", str(again), "--quiet"]) == 0
+    assert sorted(re.findall(r'data-key="(\w+)"', again.read_text())) == ["gallery", "irof", "roar", "shap_summary"]
+    assert cli.main(["build", "--jobs", "0123456789abcdef01234567", "--out", str(tmp_path / "x.html")]) == 2
+    assert "no stored job" in capsys.readouterr().err

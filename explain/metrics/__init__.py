@@ -7,6 +7,7 @@ from .base import Curves, MetricInfo, Skipped, trapezoid_auc
 from .deletion import DELETION, INSERTION, SUBSTRATES, DeletionInsertionResult, deletion_insertion
 from .pic import AIC, SIC, PicResult, PicStrip, pic_metrics, pic_strip, random_seed_masks
 from .registry import Metric, MetricInput, Strip, get_metric, list_metrics, register_metric, score_infos
+from . import irof  # noqa: F401,E402  (registers IROF: a metric is its module plus this line)
 
 __all__ = [
     "Curves", "MetricInfo", "Skipped", "trapezoid_auc",
