@@ -7,7 +7,6 @@ Run is pressed (or on the first visit, with the defaults) and appear as they fin
 import streamlit as st
 
 from explain.analyses import AttributionMaps
-from explain.jobs import default_runner
 from explain.plots.overlay import COLORMAPS, SIGN_MODES, DisplaySettings, overlay
 from pages.ui import jobs, report_builder, selection
 from pages.ui.session import keep, kept, kept_widget
@@ -38,13 +37,10 @@ try:
 except ValueError as exc:
     st.error(str(exc))
     st.stop()
+first_visit = not kept("gallery_ran")
+keep("gallery_ran", True)
 if not methods:
     st.info("Choose at least one method, then press Run.")
-elif run or not kept("gallery_ran"):
-    keep("gallery_ran", True)
-    jobs.submit(PAGE, pending, prepared)
-elif default_runner().find(pending) is not None:
-    jobs.show_analysis(PAGE, pending)  # computed before (this session, another, or before a restart)
 
 
 def image_cell(image, name: str, top5) -> None:
@@ -82,11 +78,4 @@ def images_only() -> None:
             image_cell(prepared.display[row], name, prepared.top5[row])
 
 
-analysis, job = jobs.shown(PAGE)
-if analysis is not None and analysis.key == pending.key:
-    jobs.live_result(PAGE, draw, images_only)
-else:
-    if analysis is not None:
-        st.caption("Your selection changed since the last run: press Run to compute its maps.")
-    images_only()
-jobs.runs_panel(PAGE)
+jobs.follow(PAGE, pending, prepared, bool(methods) and (run or first_visit), draw, images_only)

@@ -86,10 +86,6 @@ except ValueError as exc:
     st.error(str(exc))
     st.stop()
 pending = RoarAnalysis.of(dataset, settings)
-if run and allowed:
-    jobs.submit(PAGE, pending, RoarInputs(dataset))
-elif default_runner().find(pending) is not None:
-    jobs.show_analysis(PAGE, pending)
 
 
 def draw(result, job) -> None:
@@ -104,14 +100,14 @@ def draw(result, job) -> None:
         report_builder.add_to_report(result.report_section, key=PAGE)
 
 
-analysis, _ = jobs.shown(PAGE)
-if analysis is not None and analysis.key == pending.key:
-    jobs.live_result(PAGE, draw)
-else:
+def stored_so_far() -> None:
+    """What is stored for these settings (a stopped or killed run) and what Run would add."""
     stored = pending.stored(default_runner().reader())
     done = stored.done if stored is not None else 0
     st.info(f"{pending.total - done} of {pending.total} retrainings to go for these settings. Press Run to "
             + ("resume." if done else "start."))
     if stored is not None and done:
         draw(stored, None)
-jobs.runs_panel(PAGE)
+
+
+jobs.follow(PAGE, pending, RoarInputs(dataset), run and allowed, draw, stored_so_far)

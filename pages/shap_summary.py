@@ -8,7 +8,6 @@ import streamlit as st
 
 import explain
 from explain.analyses import ShapSummary
-from explain.jobs import default_runner
 from explain.methods.registry import MethodSpec
 from explain.methods.shap_lime import SHAP_METHODS
 from explain.plots.shap import beeswarm_figure, cell_importance_figure, shap_image_figure
@@ -51,10 +50,6 @@ try:
 except ValueError as exc:
     st.error(str(exc))
     st.stop()
-if run:
-    jobs.submit(PAGE, pending, prepared)
-elif default_runner().find(pending) is not None:
-    jobs.show_analysis(PAGE, pending)
 
 
 def draw(result, job) -> None:
@@ -80,9 +75,4 @@ def draw(result, job) -> None:
     report_builder.add_to_report(lambda: result.report_section(int(cells), int(shown)), key=PAGE)
 
 
-analysis, _ = jobs.shown(PAGE)
-if analysis is not None and analysis.key == pending.key:
-    jobs.live_result(PAGE, draw)
-else:
-    st.info(f"Press Run to explain {len(prepared)} image(s) with {spec.label}.")
-jobs.runs_panel(PAGE)
+jobs.follow(PAGE, pending, prepared, run, draw, lambda: st.info(f"Press Run to explain {len(prepared)} image(s) with {spec.label}."))

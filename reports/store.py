@@ -15,10 +15,11 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from explain.storage import atomic_write
 
 from .report import Report
 
@@ -62,18 +63,6 @@ def share_link(report_id: str, base_url: str = "") -> str:
     return f"{base_url.rstrip('/')}/?report={report_id}"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class ReportStore:
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = Path(root or os.environ.get(STORE_ENV) or DEFAULT_STORE).resolve()
@@ -104,8 +93,8 @@ class ReportStore:
             size_bytes=len(data),
             sections=tuple(s.title for s in report.sections),
         )
-        _atomic_write(html_path, data)
-        _atomic_write(meta_path, json.dumps(asdict(saved)).encode("utf-8"))
+        atomic_write(html_path, data)
+        atomic_write(meta_path, json.dumps(asdict(saved)).encode("utf-8"))
         return saved
 
     def load_html(self, report_id: str) -> str:

@@ -110,3 +110,23 @@ def runs_panel(page: str) -> None:
             if right.button("Open", key=f"open:{page}:{run['key']}"):
                 show_analysis(page, run["analysis"])
                 st.rerun()
+
+
+def follow(page: str, pending: Any, inputs: Any, run: bool, draw: Callable[[Any, Job], None],
+           placeholder: Callable[[], None]) -> None:
+    """The flow every analysis page shares: Run starts the pending analysis (settings
+    as the form last submitted them); a result stored earlier for exactly these
+    settings is shown without Run; the shown analysis is drawn live while it matches
+    the settings, else `placeholder()` says what Run would compute."""
+    if run:
+        submit(page, pending, inputs)
+    elif default_runner().find(pending) is not None:
+        show_analysis(page, pending)  # computed before: this session, another one, or before a restart
+    analysis, _ = shown(page)
+    if analysis is not None and analysis.key == pending.key:
+        live_result(page, draw, placeholder)
+    else:
+        if analysis is not None:
+            st.caption("The settings changed since the last run: press Run to compute them.")
+        placeholder()
+    runs_panel(page)

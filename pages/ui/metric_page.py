@@ -38,10 +38,6 @@ def render(metric_key: str, page: str) -> None:
         st.stop()
     if not methods:
         st.info("Choose at least one method, then press Run.")
-    elif run:
-        jobs.submit(page, pending, prepared)
-    elif default_runner().find(pending) is not None:
-        jobs.show_analysis(page, pending)
 
     def draw(result, job) -> None:
         names = result.images.names
@@ -86,11 +82,4 @@ def render(metric_key: str, page: str) -> None:
     def images_only() -> None:
         st.caption("Press Run to compute the curves for: " + ", ".join(prepared.names))
 
-    analysis, _ = jobs.shown(page)
-    if analysis is not None and analysis.key == pending.key:
-        jobs.live_result(page, draw, images_only)
-    else:
-        if analysis is not None:
-            st.caption("Your selection changed since the last run.")
-        images_only()
-    jobs.runs_panel(page)
+    jobs.follow(page, pending, prepared, run and bool(methods), draw, images_only)
