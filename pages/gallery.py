@@ -67,7 +67,7 @@ def draw(result, job) -> None:
                     else:
                         st.markdown(f"**{spec.label}**")
                         st.caption("computing…" if job.active else "not computed")
-    if result.complete and result.analysis.methods:
+    if result.complete and result.analysis.methods and not job.active:  # buttons only once the job has ended
         report_builder.add_to_report(lambda: result.report_section(display), key=PAGE)
 
 

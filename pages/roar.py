@@ -13,6 +13,7 @@ from explain.jobs import default_runner
 from explain.metrics import roar
 from explain.methods.registry import MethodSpec
 from explain.models.small_cnn import TrainRecipe, architecture_name
+from explain.plots.curves import highlight_best, table_metrics
 from pages.ui import access, jobs, report_builder, selection
 from pages.ui.session import kept_widget, start_page
 
@@ -91,12 +92,12 @@ pending = RoarAnalysis.of(dataset, settings)
 def draw(result, job) -> None:
     if result.base_accuracy is not None:
         st.metric("Unmodified model test accuracy", f"{result.base_accuracy:.3f}")
+    metric = result.settings.metric
     if result.done:
         st.plotly_chart(result.figure(), key="roar_plot", config={"displaylogo": False})
-    st.dataframe(result.table(), key="roar_table")
-    metric = result.settings.metric
+        st.dataframe(highlight_best(result.table(), table_metrics(result.curves)), key="roar_table")
     st.caption(f"{metric.name}: {metric.description} ({metric.direction}). {result.done}/{result.total} retrainings.")
-    if result.done:
+    if result.done and (job is None or not job.active):  # a stopped run's partial curves may go in too
         report_builder.add_to_report(result.report_section, key=PAGE)
 
 

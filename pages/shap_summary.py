@@ -72,7 +72,8 @@ def draw(result, job) -> None:
     heat.markdown("**Most important cells**\n\n" + "\n".join(
         f"{rank}. {label}: mean |SHAP| {value:.3g}" for rank, (label, value) in enumerate(summary.ranked(5), start=1)
     ))
-    report_builder.add_to_report(lambda: result.report_section(int(cells), int(shown)), key=PAGE)
+    if not job.active:  # buttons only once the job has ended
+        report_builder.add_to_report(lambda: result.report_section(int(cells), int(shown)), key=PAGE)
 
 
 jobs.follow(PAGE, pending, prepared, run, draw, lambda: st.info(f"Press Run to explain {len(prepared)} image(s) with {spec.label}."))

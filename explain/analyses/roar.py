@@ -202,6 +202,7 @@ class RoarAnalysis(Analysis):
                 base = {"accuracy": accuracy(model, dataset.test_x, dataset.test_y), "architecture": architecture,
                         "dataset": dataset.describe()}
                 scope.put_json(BASE_PART, base)
+            yield self._result(architecture, base["accuracy"], entries, timings)
             bundle = small_cnn_bundle(dataset, model, s.recipe, device=inputs.device)
             keep = s.mode == "kar"
             for method in s.all_methods:

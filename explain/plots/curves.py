@@ -161,7 +161,7 @@ def best_methods(results: Mapping[str, Mapping[str, Curves]], labels: Mapping[st
 def highlight_best(table: pd.DataFrame, metrics: Mapping[str, MetricInfo]):
     """A pandas Styler with the best value of each named column in bold green; `metrics`
     maps column name -> metric, whose `higher_is_better` decides what "best" is."""
-    styler = table.style.format(precision=3)
+    styler = table.style.format(precision=3, na_rep="—")
     for column, metric in metrics.items():
         if column not in table:
             continue

@@ -65,7 +65,10 @@ def progress_block(job: Job) -> None:
 def live_result(page: str, render: Callable[[Any, Job], None], placeholder: Callable[[], None] = lambda: None) -> None:
     """The shown analysis's progress and (partial or final) result, refreshed every
     second while its job runs, without rerunning the rest of the page; `placeholder()`
-    draws what to show before the job's first partial result."""
+    draws what to show before the job's first partial result.
+
+    `render` draws buttons (Add to report...) only when `job.active` is false: the page
+    is then redrawn once without polling, so a click is never lost to the next poll."""
     analysis, job = shown(page)
     if job is None:
         return
@@ -76,6 +79,8 @@ def live_result(page: str, render: Callable[[Any, Job], None], placeholder: Call
         current = default_runner().find(analysis)
         if current is None:
             return
+        if running and not current.active:
+            st.rerun()  # the job just ended: redraw the page once, without polling (buttons drawn only then)
         if current.active:
             progress_block(current)
         elif current.state == FAILED:
@@ -87,8 +92,6 @@ def live_result(page: str, render: Callable[[Any, Job], None], placeholder: Call
             render(result, current)
         else:
             placeholder()
-        if running and not current.active:
-            st.rerun()  # the job just ended: redraw the page once, without polling
 
     live()
 

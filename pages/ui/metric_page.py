@@ -55,7 +55,7 @@ def render(metric_key: str, page: str) -> None:
             st.dataframe(highlight_best(table, table_metrics(result.curves)))
             st.caption(f"Over {len(names)} image(s); best in green. Explained classes: "
                        + ", ".join(f"{n}: {c}" for n, c in zip(names, result.images.target_names)))
-        if result.complete and result.analysis.methods:
+        if result.complete and result.analysis.methods and not job.active:  # buttons only once the job has ended
             report_builder.add_to_report(lambda: result.report_section(show_units), key=page)
             if metric.detail is not None:
                 detail(result)
