@@ -80,13 +80,17 @@ def class_picker(bundle: explain.ModelBundle) -> int | None:
 
 
 def method_picker(bundle: explain.ModelBundle, default: Sequence[str] = DEFAULT_METHODS, key: str = "methods") -> dict[str, dict[str, Any]]:
-    """Multiselect over the registry (methods the model cannot run are left out) and,
-    per chosen method, widgets for its registered parameters. Returns {method: params}."""
-    available = [m for m in explain.list_methods() if m.is_available(bundle)]
-    labels = {m.key: m.label for m in available}
+    """Multiselect over the registry (methods the model cannot run are listed below it,
+    disabled, with the reason) and, per chosen method, widgets for its registered
+    parameters. Returns {method: params}."""
+    reasons = {m.key: m.unavailable_reason(bundle) for m in explain.list_methods()}
+    labels = {m.key: m.label for m in explain.list_methods() if reasons[m.key] is None}
     chosen = st.multiselect(
         "Methods", list(labels), default=[k for k in default if k in labels], format_func=labels.get, key=key
     )
+    unavailable = [f"**{explain.get_method(k).label}**: {reason}" for k, reason in reasons.items() if reason is not None]
+    if unavailable:
+        st.caption("Not available for this model: " + " · ".join(unavailable))
     settings: dict[str, dict[str, Any]] = {}
     with_params = [explain.get_method(k) for k in chosen if explain.get_method(k).params]
     if with_params:
