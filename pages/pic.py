@@ -16,7 +16,7 @@ st.caption(
     f"equals the original's (AIC, mean over images). {SIC.name} and {AIC.name}: {SIC.direction}."
 )
 bundle, images, target = selection.page_setup()
-methods = selection.method_picker(bundle)
+methods = selection.method_picker(bundle, default=["xrai", *selection.DEFAULT_METHODS])
 
 with st.expander("Settings"):
     c1, c2, c3, c4 = st.columns(4)
