@@ -118,3 +118,26 @@ def test_xrai_highlights_the_evidence_patch(patch_bundle):
             outside = np.ones(m.shape, bool)
             outside[r0:r1, c0:c1] = False
             assert m[r0:r1, c0:c1].mean() > 3 * m[outside].mean(), algorithm
+
+
+def test_xrai_is_default_selected_on_the_sic_aic_page_and_new_methods_reach_the_metric_pages():
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    def app() -> AppTest:
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=300)
+        at.session_state["custom_bundle"] = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
+        at.session_state["samples"] = ["chelsea", "coffee"]
+        return at
+
+    at = app()
+    at.switch_page("pages/pic.py").run()
+    assert not at.exception, at.exception
+    assert at.session_state["pic_result"].methods[0] == "xrai"
+    at = app()
+    at.session_state["methods"] = ["lrp", "rise", "scorecam"]
+    at.session_state["param:rise:n_masks"] = 50
+    at.switch_page("pages/deletion_insertion.py").run()
+    assert not at.exception, at.exception
+    assert at.session_state["deletion_insertion_result"].methods == ["lrp", "rise", "scorecam"]
