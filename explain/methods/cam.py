@@ -153,26 +153,6 @@ def _cam(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[
     return class_activation_map(bundle, x, target, _cam_weights, needs_gradient=False, relu=False)
 
 
-def _gradcam(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
-    return class_activation_map(bundle, x, target, _gradcam_weights, needs_gradient=True)
-
-
-def _gradcam_plusplus(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
-    return class_activation_map(bundle, x, target, _gradcam_plusplus_weights, needs_gradient=True)
-
-
-def _xgradcam(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
-    return class_activation_map(bundle, x, target, _xgradcam_weights, needs_gradient=True)
-
-
-def _layercam(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
-    return class_activation_map(bundle, x, target, _layercam_weights, needs_gradient=True)
-
-
-def _eigencam(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
-    return class_activation_map(bundle, x, target, _eigencam_weights, needs_gradient=False, centred=True)
-
-
 def _scorecam(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
     def weights(*args: Any) -> torch.Tensor:
         return _scorecam_weights(*args, max_channels=int(p["max_channels"]))
@@ -180,16 +160,24 @@ def _scorecam(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Map
     return class_activation_map(bundle, x, target, weights, needs_gradient=False)
 
 
-register(Method(
-    key="gradcam",
-    label="Grad-CAM",
-    compute=_gradcam,
-    description="ReLU of the CAM layer's feature maps weighted by their spatially averaged gradients; upsampled bilinearly.",
-    reference="Selvaraju et al. 2017, Grad-CAM",
-    signed=False,
-    family="cam",
-    requires="cam_layer",
-))
+def register_cam_variant(key: str, label: str, weights_of: WeightFn, needs_gradient: bool, description: str, reference: str,
+                         centred: bool = False) -> Method:
+    """Register a rectified CAM variant that differs from Grad-CAM only in its weights."""
+
+    def compute(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
+        return class_activation_map(bundle, x, target, weights_of, needs_gradient, centred=centred)
+
+    return register(Method(
+        key=key, label=label, compute=compute, description=f"{description}; upsampled bilinearly.", reference=reference,
+        signed=False, family="cam", requires="cam_layer",
+    ))
+
+
+register_cam_variant(
+    "gradcam", "Grad-CAM", _gradcam_weights, True,
+    "ReLU of the CAM layer's feature maps weighted by their spatially averaged gradients",
+    "Selvaraju et al. 2017, Grad-CAM",
+)
 register(Method(
     key="cam",
     label="CAM",
@@ -199,46 +187,26 @@ register(Method(
     family="cam",
     requires="linear_head",
 ))
-register(Method(
-    key="gradcam_plusplus",
-    label="Grad-CAM++",
-    compute=_gradcam_plusplus,
-    description="ReLU of the feature maps weighted by sum_ij alpha_ij ReLU(G_ij), alpha = G^2 / (2 G^2 + sum_ab A_ab G^3); upsampled bilinearly.",
-    reference="Chattopadhay et al. 2018, Grad-CAM++",
-    signed=False,
-    family="cam",
-    requires="cam_layer",
-))
-register(Method(
-    key="xgradcam",
-    label="XGrad-CAM",
-    compute=_xgradcam,
-    description="ReLU of the feature maps weighted by their gradients averaged with the maps' own normalised activations as weights; upsampled bilinearly.",
-    reference="Fu et al. 2020, Axiom-based Grad-CAM",
-    signed=False,
-    family="cam",
-    requires="cam_layer",
-))
-register(Method(
-    key="layercam",
-    label="Layer-CAM",
-    compute=_layercam,
-    description="ReLU of sum_k ReLU(G_kij) A_kij: every position weighted by its own positive gradient; upsampled bilinearly.",
-    reference="Jiang et al. 2021, LayerCAM",
-    signed=False,
-    family="cam",
-    requires="cam_layer",
-))
-register(Method(
-    key="eigencam",
-    label="Eigen-CAM",
-    compute=_eigencam,
-    description="ReLU of the channel-centred feature maps projected on their first principal component (no gradient, class-agnostic); upsampled bilinearly.",
-    reference="Muhammad & Yeasin 2020, Eigen-CAM",
-    signed=False,
-    family="cam",
-    requires="cam_layer",
-))
+register_cam_variant(
+    "gradcam_plusplus", "Grad-CAM++", _gradcam_plusplus_weights, True,
+    "ReLU of the feature maps weighted by sum_ij alpha_ij ReLU(G_ij), alpha = G^2 / (2 G^2 + sum_ab A_ab G^3)",
+    "Chattopadhay et al. 2018, Grad-CAM++",
+)
+register_cam_variant(
+    "xgradcam", "XGrad-CAM", _xgradcam_weights, True,
+    "ReLU of the feature maps weighted by their gradients averaged with the maps' own normalised activations as weights",
+    "Fu et al. 2020, Axiom-based Grad-CAM",
+)
+register_cam_variant(
+    "layercam", "Layer-CAM", _layercam_weights, True,
+    "ReLU of sum_k ReLU(G_kij) A_kij: every position weighted by its own positive gradient",
+    "Jiang et al. 2021, LayerCAM",
+)
+register_cam_variant(
+    "eigencam", "Eigen-CAM", _eigencam_weights, False,
+    "ReLU of the channel-centred feature maps projected on their first principal component (no gradient, class-agnostic)",
+    "Muhammad & Yeasin 2020, Eigen-CAM", centred=True,
+)
 register(Method(
     key="scorecam",
     label="Score-CAM",
