@@ -1,11 +1,13 @@
 """Seconds per image for every attribution method at its default settings on the
 default model, and the ratio to the bare forward+backward passes the method needs.
 
-    .venv/bin/python bench/bench_methods.py [--images 4] [--repeats 3]
+    .venv/bin/python bench/bench_methods.py [--images 4] [--repeats 3] [--methods lrp,xrai] [--arch vit_b_16]
 
 The baseline is measured in the same run: `evals_per_image` forward+backward passes
 per image (e.g. n_steps for Integrated Gradients, n_samples for SmoothGrad) at the
-bundle's batch size. Medians over repeats.
+bundle's batch size. Medians over repeats. `--arch` times a torchvision architecture
+instead (random weights: timings do not depend on their values), e.g. vit_b_16 for the
+transformer methods (attention rollout, CAMs on tokens).
 """
 
 from __future__ import annotations
@@ -33,14 +35,29 @@ def forward_backward(bundle: explain.ModelBundle, rows: int) -> None:
             bundle.model(x)[:, 0].sum().backward()
 
 
+def random_weights_bundle(arch: str) -> explain.ModelBundle:
+    """A torchvision architecture with random weights, its preset preprocessing and CAM layers."""
+    import torchvision
+
+    from explain.models import zoo_cam_layers, zoo_preprocessing
+
+    model = torchvision.models.get_model(arch, weights=None)
+    cam = zoo_cam_layers(arch, model)
+    return explain.make_bundle(
+        f"{arch} (random weights)", model, explain.models.imagenet_class_names(), **zoo_preprocessing(arch),
+        cam_layer=cam.layer, linear_head=cam.head, cam_reshape=cam.reshape,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--methods", default="", help="comma-separated keys (default: all)")
+    parser.add_argument("--arch", default="", help="torchvision architecture with random weights (default: the offline default model)")
     args = parser.parse_args()
 
-    bundle = explain.load_model()
+    bundle = random_weights_bundle(args.arch) if args.arch else explain.load_model()
     images = [explain.load_sample(SAMPLES[i % len(SAMPLES)]) for i in range(args.images)]
     x = bundle.preprocess_batch(images)
     n = x.shape[0]

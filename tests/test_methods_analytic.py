@@ -83,7 +83,7 @@ def test_vargrad_of_quadratic_equals_4_a2_sigma2():
     assert np.all(np.abs(sg - (2 * a * x).sum(1).numpy()) < 5 * standard_error)
 
 
-@pytest.mark.parametrize("method", ["gradcam", "cam"])
+@pytest.mark.parametrize("method", ["gradcam", "cam", "gradcam_plusplus", "xgradcam", "layercam", "eigencam", "scorecam"])
 def test_cam_methods_peak_inside_the_evidence_patch(method):
     bundle = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
     patches = [(4, 12, 18, 26), (20, 28, 2, 10)]

@@ -32,11 +32,18 @@ def _input_x_gradient(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor
     return captum_attr.InputXGradient(bundle.model).attribute(x, target=target)
 
 
-def _integrated_gradients(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
+def integrated_gradients(
+    bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, baselines: torch.Tensor, n_steps: int, integration: str
+) -> torch.Tensor:
+    """Captum's Integrated Gradients from `baselines` to `x`, (N, C, H, W), the path's
+    points evaluated `bundle.batch_size` at a time."""
     return captum_attr.IntegratedGradients(bundle.model).attribute(
-        x, baselines=torch.zeros_like(x), target=target, n_steps=p["n_steps"],
-        method=p["integration"], internal_batch_size=bundle.batch_size,
+        x, baselines=baselines, target=target, n_steps=n_steps, method=integration, internal_batch_size=bundle.batch_size,
     )
+
+
+def _integrated_gradients(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
+    return integrated_gradients(bundle, x, target, torch.zeros_like(x), p["n_steps"], p["integration"])
 
 
 def _guided_backprop(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
@@ -141,6 +148,15 @@ register(Method(
     reference="Springenberg et al. 2015, Striving for Simplicity",
     sees_rectifiers=True,
 ))
+def _token_layer(bundle: ModelBundle) -> str | None:
+    if bundle.cam_reshape is None:
+        return None
+    return (
+        f"Captum's Guided Grad-CAM needs convolutional feature maps; {bundle.name}'s CAM layer gives transformer tokens "
+        f"(the in-house CAM methods reshape them)."
+    )
+
+
 register(Method(
     key="guided_gradcam",
     label="Guided Grad-CAM",
@@ -150,6 +166,7 @@ register(Method(
     family="cam",
     requires="cam_layer",
     sees_rectifiers=True,
+    unavailable_when=_token_layer,
 ))
 register(Method(
     key="deeplift",

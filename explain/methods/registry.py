@@ -90,6 +90,8 @@ class Method:
     model calls (noise samples, IG steps) into device-sized batches. `sees_rectifiers`:
     the method changes the backward pass at every rectifier (Guided Backprop, DeepLIFT,
     LRP), so it must run on a form of the model whose rectifiers are `nn.ReLU` modules.
+    `unavailable_when(bundle)`: why the method cannot explain that model (e.g. LRP on
+    TorchScript), or None; pages show the reason next to the disabled method.
     """
 
     key: str
@@ -104,6 +106,7 @@ class Method:
     evals_per_image: Callable[[Mapping[str, Any], int], int] = field(default=lambda params, size: 1)
     batched_internally: bool = False
     sees_rectifiers: bool = False
+    unavailable_when: Callable[[ModelBundle], str | None] | None = None
 
     def resolve_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return resolve_params(self.label, self.params, params)
@@ -113,21 +116,24 @@ class Method:
         can watch maps arrive (one image for methods of many passes per image)."""
         return max(1, min(bundle.batch_size, bundle.batch_size // max(1, self.evals_per_image(params, size))))
 
-    def check_available(self, bundle: ModelBundle) -> None:
+    def unavailable_reason(self, bundle: ModelBundle) -> str | None:
+        """Why this method cannot explain `bundle`'s model, or None when it can."""
         if self.requires == "cam_layer" and bundle.cam_layer is None:
-            raise MethodUnavailableError(f"{self.label} needs a convolutional layer; {bundle.name} has none set.")
+            return f"{self.label} needs a convolutional layer; {bundle.name} has none set."
         if self.requires == "linear_head" and (bundle.cam_layer is None or bundle.linear_head is None):
-            raise MethodUnavailableError(
+            return (
                 f"{self.label} needs global average pooling followed by one linear layer; "
                 f"{bundle.name} does not end that way. Use Grad-CAM instead."
             )
+        return self.unavailable_when(bundle) if self.unavailable_when is not None else None
+
+    def check_available(self, bundle: ModelBundle) -> None:
+        reason = self.unavailable_reason(bundle)
+        if reason is not None:
+            raise MethodUnavailableError(reason)
 
     def is_available(self, bundle: ModelBundle) -> bool:
-        try:
-            self.check_available(bundle)
-        except MethodUnavailableError:
-            return False
-        return True
+        return self.unavailable_reason(bundle) is None
 
 
 _REGISTRY: dict[str, Method] = {}

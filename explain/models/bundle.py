@@ -4,9 +4,10 @@ the layers that CAM methods use. `make_bundle` wraps any `nn.Module`."""
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,13 +27,37 @@ class ModelCard:
     num_parameters: int
 
 
+def vit_tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
+    """ViT tokens (N, 1 + h*w, C) -> feature maps (N, C, h, w): the class token is dropped,
+    the patch tokens laid out on their square grid."""
+    patches = tokens[:, 1:]
+    side = math.isqrt(patches.shape[1])
+    if side * side != patches.shape[1]:
+        raise ValueError(f"{patches.shape[1]} patch tokens do not form a square grid")
+    return patches.reshape(tokens.shape[0], side, side, tokens.shape[2]).permute(0, 3, 1, 2)
+
+
+def channels_last_to_first(features: torch.Tensor) -> torch.Tensor:
+    """Swin's channels-last feature maps (N, h, w, C) -> (N, C, h, w)."""
+    return features.permute(0, 3, 1, 2)
+
+
+# How a CAM layer's output becomes (N, C, h, w) feature maps, by the name a bundle records.
+CAM_RESHAPES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "vit_tokens": vit_tokens_to_grid,
+    "channels_last": channels_last_to_first,
+}
+
+
 @dataclass(eq=False)
 class ModelBundle:
     """Everything the methods, metrics and pages need to know about one classifier.
 
     `lock` serialises every use of `model`: methods that attach hooks or override
     backward passes run under it, so two sessions sharing the cached bundle never
-    see each other's patches.
+    see each other's patches. `cam_reshape` names the `CAM_RESHAPES` entry that turns
+    the CAM layer's output into (N, C, h, w) feature maps (transformers' tokens);
+    None when the layer already gives them.
     """
 
     name: str
@@ -48,6 +73,7 @@ class ModelBundle:
     weights: str
     model_id: str
     batch_size: int
+    cam_reshape: str | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
@@ -61,6 +87,15 @@ class ModelBundle:
     @property
     def card(self) -> ModelCard:
         return ModelCard(self.name, self.weights, str(self.device), self.model_id, self.num_classes, self.num_parameters)
+
+    def cam_feature_maps(self, output: torch.Tensor) -> torch.Tensor:
+        """The CAM layer's output (or its gradient) as (N, C, h, w) feature maps."""
+        maps = CAM_RESHAPES[self.cam_reshape](output) if self.cam_reshape else output
+        if maps.dim() != 4:
+            raise ValueError(
+                f"the CAM layer {self.cam_layer!r} gives outputs of shape {tuple(output.shape)}, not feature maps (N, C, h, w)"
+            )
+        return maps
 
     def crop(self, image: Image.Image) -> Image.Image:
         """Resize and center-crop an RGB image to the model's input size (what the model sees)."""
@@ -144,6 +179,7 @@ def make_bundle(
     device: torch.device | str | None = None,
     weights: str = "",
     batch_size: int | None = None,
+    cam_reshape: str | None = None,
 ) -> ModelBundle:
     """Put a model in eval mode on the device, freeze its parameters (attributions need
     input gradients only) and wrap it with its metadata."""
@@ -154,6 +190,8 @@ def make_bundle(
         model.get_submodule(cam_layer)  # fail early on a wrong name
     if linear_head is not None and not isinstance(model.get_submodule(linear_head), nn.Linear):
         raise ValueError(f"{linear_head!r} is not an nn.Linear layer")
+    if cam_reshape is not None and cam_reshape not in CAM_RESHAPES:
+        raise ValueError(f"unknown CAM reshape {cam_reshape!r}; known: {', '.join(CAM_RESHAPES)}")
     return ModelBundle(
         name=name,
         model=model,
@@ -168,4 +206,5 @@ def make_bundle(
         weights=weights,
         model_id=f"{name}-{state_dict_digest(model)}",
         batch_size=batch_size or default_batch_size(device),
+        cam_reshape=cam_reshape,
     )

@@ -58,6 +58,8 @@ def cam_layer_options(base: ModelBundle) -> list[str]:
     feature maps right before pooling, which CAM needs), then every Conv2d, last first."""
     if isinstance(base.model, ScriptedClassifier):
         return []  # forward hooks do not run inside compiled TorchScript
+    if base.cam_reshape is not None:
+        return [base.cam_layer]  # transformers: the token layer; the patch embedding is no feature map
     convs = list(reversed(scripted_conv_layer_names(base.model)))
     first = [base.cam_layer] if base.cam_layer else []
     return first + [c for c in convs if c not in first]
@@ -65,13 +67,15 @@ def cam_layer_options(base: ModelBundle) -> list[str]:
 
 def with_settings(base: ModelBundle, preprocessing: Preprocessing, cam_layer: str | None) -> ModelBundle:
     """The same model (and lock) with other preprocessing or another CAM layer. CAM's
-    linear head is kept only at the base layer (the one that feeds pooling + head).
+    linear head (and a transformer's token reshape) is kept only at the base layer.
     The model id records the settings, so cached maps never mix them."""
     if cam_layer is not None:
         try:
             base.model.get_submodule(cam_layer)
         except (AttributeError, RuntimeError):
             raise CustomModelError(f"{base.name} has no layer {cam_layer!r}.") from None
+    if base.cam_reshape is not None and cam_layer not in (None, base.cam_layer):
+        raise CustomModelError(f"{base.name} is a transformer: CAM methods use its token layer {base.cam_layer!r} only.")
     settings = (preprocessing.input_size, preprocessing.resize_size, preprocessing.mean, preprocessing.std, cam_layer)
     if settings == (base.input_size, base.resize_size, base.mean, base.std, base.cam_layer):
         return base
@@ -84,6 +88,7 @@ def with_settings(base: ModelBundle, preprocessing: Preprocessing, cam_layer: st
         std=tuple(float(s) for s in preprocessing.std),
         cam_layer=cam_layer,
         linear_head=base.linear_head if cam_layer == base.cam_layer else None,
+        cam_reshape=base.cam_reshape if cam_layer == base.cam_layer else None,
         model_id=f"{base.model_id}+{digest}",
     )
 

@@ -15,7 +15,7 @@ from .errors import CustomModelError
 from .preprocessing import preprocessing_for
 from .state_dicts import build_torchvision_model, first_line, read_state_dict
 from .torchscript import load_torchscript
-from .zoo import zoo_cam_layers
+from .zoo import CamLayers, zoo_cam_layers
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ def load_uploaded_model(
     """Build a bundle from an upload: weights checked against the architecture, the
     class count against the class names and the model's output, preprocessing from
     the architecture, CAM layer and linear head where the family is known (else the
-    last convolution). The model id hashes the file, so caches never mix models."""
+    last convolution; for ViT and Swin their token layer and its reshape). The model
+    id hashes the file, so caches never mix models."""
     if len(upload.data) > max_bytes:
         raise CustomModelError(
             f"{upload.filename}: the file is {len(upload.data) / 2**20:.0f} MB; this instance accepts up to {max_bytes / 2**20:.0f} MB."
@@ -58,12 +59,12 @@ def load_uploaded_model(
         state = read_state_dict(upload.data, upload.filename)
         model = build_torchvision_model(upload.architecture, num_classes, state, upload.filename)
         preprocessing = preprocessing_for(upload.architecture)
-        cam_layer, linear_head = zoo_cam_layers(upload.architecture, model)
+        cam = zoo_cam_layers(upload.architecture, model)
         name = f"{upload.architecture} ({upload.filename})"
     elif upload.kind == "torchscript":
         model = load_torchscript(upload.data, upload.filename, allowed=allow_torchscript)
         preprocessing = preprocessing_for(None)
-        cam_layer, linear_head = None, None  # hooks do not run inside compiled TorchScript
+        cam = CamLayers(None, None)  # hooks do not run inside compiled TorchScript
         name = f"TorchScript ({upload.filename})"
         num_classes = upload.num_classes or (len(names) if names else 0)
     else:
@@ -86,8 +87,9 @@ def load_uploaded_model(
         resize_size=preprocessing.resize_size,
         mean=preprocessing.mean,
         std=preprocessing.std,
-        cam_layer=cam_layer,
-        linear_head=linear_head,
+        cam_layer=cam.layer,
+        linear_head=cam.head,
+        cam_reshape=cam.reshape,
         device=device,
         weights=f"uploaded {upload.kind.replace('_', ' ')} {upload.filename} (sha256 {file_hash[:12]})",
     )

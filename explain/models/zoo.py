@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torchvision
@@ -77,14 +77,47 @@ _ZOO_LAYERS: dict[str, tuple[str, str | None]] = {
 }
 
 
-def zoo_cam_layers(name: str, model: nn.Module) -> tuple[str | None, str | None]:
-    """(CAM layer, linear head) for a torchvision model: known families first, else the
+class CamLayers(NamedTuple):
+    """Where CAM methods look in a model: the layer, the linear head after global
+    average pooling (None: CAM itself is unavailable) and how the layer's output
+    becomes (N, C, h, w) feature maps (a `CAM_RESHAPES` name; None: it already is)."""
+
+    layer: str | None
+    head: str | None
+    reshape: str | None = None
+
+
+def transformer_cam_layers(model: nn.Module) -> CamLayers | None:
+    """CAM layers of torchvision's vision transformers, None for other models.
+
+    ViT: the last encoder block's `ln_1`, i.e. its normalised input tokens, which the
+    block's attention mixes into the class token (the peers' `blocks[-1].norm1`). The
+    block's *output* would give nothing: only its class token reaches the head, so
+    the gradient at every patch token there is exactly zero. No linear head: ViT pools
+    by the class token, not by averaging, so CAM itself does not apply.
+    Swin: the final `norm`, the last stage's tokens (channels last) that global average
+    pooling and the linear `head` read, so CAM is exact there too.
+    The patch embedding (`conv_proj`, `features.0.0`) is never chosen.
+    """
+    if isinstance(model, torchvision.models.VisionTransformer):
+        last = list(model.encoder.layers.named_children())[-1][0]
+        return CamLayers(f"encoder.layers.{last}.ln_1", None, "vit_tokens")
+    if isinstance(model, torchvision.models.SwinTransformer):
+        return CamLayers("norm", "head", "channels_last")
+    return None
+
+
+def zoo_cam_layers(name: str, model: nn.Module) -> CamLayers:
+    """CAM layers of a torchvision model: transformers and known families first, else the
     last convolution (no linear head, so CAM is unavailable but Grad-CAM works)."""
+    transformer = transformer_cam_layers(model)
+    if transformer is not None:
+        return transformer
     for prefix, (layer, head) in sorted(_ZOO_LAYERS.items(), key=lambda kv: -len(kv[0])):
         if name.startswith(prefix):
-            return layer, head
+            return CamLayers(layer, head)
     convs = conv_layer_names(model)
-    return (convs[-1] if convs else None), None
+    return CamLayers(convs[-1] if convs else None, None)
 
 
 def zoo_weight_path(name: str) -> Path:
@@ -118,14 +151,15 @@ def _load_zoo(name: str, device: torch.device | None) -> ModelBundle:
         )
     model = torchvision.models.get_model(name, weights=None)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    cam_layer, head = zoo_cam_layers(name, model)
+    cam = zoo_cam_layers(name, model)
     return make_bundle(
         name,
         model,
         weights.meta["categories"],
         **zoo_preprocessing(name),
-        cam_layer=cam_layer,
-        linear_head=head,
+        cam_layer=cam.layer,
+        linear_head=cam.head,
+        cam_reshape=cam.reshape,
         device=device,
         weights=f"torchvision {weights}",
     )

@@ -179,14 +179,13 @@ def params_widgets(owner: str, params: Sequence[Param], columns: int = 4) -> dic
 def method_picker(bundle: explain.ModelBundle, default: Sequence[str] = DEFAULT_METHODS, key: str = "methods") -> tuple[MethodSpec, ...]:
     """Multiselect over the registry (methods the model cannot run are listed with the
     reason instead) and, per chosen method, widgets for its registered parameters."""
-    methods = explain.list_methods()
-    available = [m for m in methods if m.is_available(bundle)]
-    labels = {m.key: m.label for m in available}
+    reasons = {m.key: m.unavailable_reason(bundle) for m in explain.list_methods()}
+    labels = {m.key: m.label for m in explain.list_methods() if reasons[m.key] is None}
     chosen = kept_widget(st.multiselect, "Methods", key, [k for k in default if k in labels], options=list(labels),
                          format_func=labels.get)
-    unavailable = [m for m in methods if m.key not in labels]
+    unavailable = [f"**{explain.get_method(k).label}**: {reason}" for k, reason in reasons.items() if reason is not None]
     if unavailable:
-        st.caption("Not available for this model: " + "; ".join(f"{m.label} ({_reason(m, bundle)})" for m in unavailable))
+        st.caption("Not available for this model: " + " · ".join(unavailable))
     with_params = [explain.get_method(k) for k in chosen if explain.get_method(k).params]
     settings: dict[str, dict[str, Any]] = {}
     if with_params:
@@ -195,11 +194,3 @@ def method_picker(bundle: explain.ModelBundle, default: Sequence[str] = DEFAULT_
                 st.markdown(f"**{method.label}**")
                 settings[method.key] = params_widgets(method.key, method.params)
     return tuple(MethodSpec.of(k, settings.get(k, {})) for k in chosen)
-
-
-def _reason(method: explain.Method, bundle: explain.ModelBundle) -> str:
-    try:
-        method.check_available(bundle)
-    except explain.MethodUnavailableError as exc:
-        return str(exc)
-    return "available"
