@@ -46,7 +46,7 @@ def test_deletion_insertion_page_plots_curves_and_reruns_on_new_settings(app):
 def test_pic_page_plots_curves_table_and_strip(app):
     run_page(app, "pages/pic.py")
     result = shown_result(app, "pic")
-    assert list(result.curves["sic"]) == ["gradcam", "saliency"]
+    assert list(result.curves["sic"]) == ["xrai", "gradcam", "saliency"]  # XRAI proposed on its paper's page
     for curves in (*result.curves["sic"].values(), *result.curves["aic"].values()):
         assert len(curves.kept) + len(curves.skipped) == 2
         assert not curves.kept or np.isfinite(curves.score)
@@ -62,7 +62,7 @@ def test_pic_page_plots_curves_table_and_strip(app):
 
 
 def test_pages_report_no_selection_without_failing(app):
-    app.session_state["methods"] = []
+    app.session_state["pic:methods"] = []
     app.switch_page("pages/pic.py").run()
     assert not app.exception and "Choose at least one method, then press Run." in [i.value for i in app.info]
 

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from torchvision.models import SwinTransformer, VisionTransformer
 
 import explain
+from tests.apptest import run_until_idle, shown_result
 from explain.methods.attention import attention_matrices
 from explain.models import CustomModelError, cam_layer_options, preprocessing_of, with_settings, zoo_cam_layers
 
@@ -153,10 +154,9 @@ def test_transformers_are_explained_end_to_end_in_the_gallery(name, model, metho
     at.session_state["samples"] = ["chelsea", "coffee"]
     at.session_state["methods"] = methods
     at.session_state["param:scorecam:max_channels"] = 16
-    at.run()
-    assert not at.exception, at.exception
-    result = at.session_state["gallery_result"]
-    assert list(result["maps"]) == methods
-    assert all(m.shape == (2, 32, 32) and np.isfinite(m).all() for m in result["maps"].values())
+    run_until_idle(at)
+    result = shown_result(at, "gallery")
+    assert [s.key for s in result.analysis.methods] == methods
+    assert all(m.shape == (2, 32, 32) and np.isfinite(m).all() for m in result.maps.values())
     assert len(at.get("image")) == 2 * (1 + len(methods))
     assert any(f"**{unavailable}**" in c.value for c in at.caption)

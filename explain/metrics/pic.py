@@ -479,5 +479,5 @@ register_metric(Metric(
     ),
     passes=lambda params, n: n * (len(DEFAULT_THRESHOLDS) + 2),
     detail=_strip,
-    default_methods=("xrai", "gradcam", "integrated_gradients", "smoothgrad"),  # XRAI comes from the same paper
+    suggested_methods=("xrai",),
 ))

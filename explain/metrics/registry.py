@@ -56,7 +56,8 @@ class Metric:
     `compute(input, params)` returns `Curves` for each of `scores` (by `MetricInfo.key`)
     for one method; `passes(params, n)` is the number of model passes that costs for
     `n` images (progress and ETA); `detail(input, params, i)` optionally shows what the
-    model saw for image `i` (a `Strip`)."""
+    model saw for image `i` (a `Strip`); `suggested_methods` are preselected on its page
+    besides the methods the session chose elsewhere (XRAI on SIC/AIC, from the same paper)."""
 
     key: str
     label: str
@@ -66,7 +67,7 @@ class Metric:
     params: tuple[Param, ...] = ()
     passes: Callable[[Mapping[str, Any], int], int] = lambda params, n: n
     detail: Callable[[MetricInput, Mapping[str, Any], int], Strip] | None = None
-    default_methods: tuple[str, ...] = ("gradcam", "integrated_gradients", "smoothgrad")
+    suggested_methods: tuple[str, ...] = ()
 
     @property
     def reference(self) -> str:

@@ -14,7 +14,7 @@ from explain.metrics import get_metric
 from explain.plots.curves import highlight_best, table_metrics
 
 from . import jobs, report_builder, selection
-from .session import kept_widget
+from .session import kept, kept_widget
 
 
 def render(metric_key: str, page: str) -> None:
@@ -25,7 +25,8 @@ def render(metric_key: str, page: str) -> None:
     prepared = selection.prepared_images(bundle, images)
 
     with st.form(f"{page}_settings", border=False):
-        methods = selection.method_picker(bundle, default=metric.default_methods)
+        default = dict.fromkeys([*metric.suggested_methods, *kept("methods", selection.DEFAULT_METHODS)])
+        methods = selection.method_picker(bundle, default=tuple(default), key=f"{page}:methods")
         with st.expander(f"{metric.label} settings"):
             params = selection.params_widgets(metric.key, metric.params)
         run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")

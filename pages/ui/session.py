@@ -19,8 +19,11 @@ APP_RAN_KEY = "_app_navigation_ran"
 
 
 def kept(name: str, default: Any = None) -> Any:
-    """The kept value of `name`, or `default`."""
-    return st.session_state.setdefault(KEPT_KEY, {}).get(name, default)
+    """The kept value of `name`, else the value its widget holds now, else `default`."""
+    found = st.session_state.setdefault(KEPT_KEY, {})
+    if name in found:
+        return found[name]
+    return st.session_state[name] if name in st.session_state else default
 
 
 def keep(name: str, value: Any) -> None:
