@@ -55,7 +55,7 @@ def load_uploaded_model(
             raise CustomModelError(
                 f"The number of classes ({num_classes}) differs from the class-names file ({len(names)} names)."
             )
-        state = read_state_dict(upload.data, upload.filename)
+        state = read_state_dict(upload.data, upload.filename, max_bytes)
         model = build_torchvision_model(upload.architecture, num_classes, state, upload.filename)
         preprocessing = preprocessing_for(upload.architecture)
         cam_layer, linear_head = zoo_cam_layers(upload.architecture, model)
