@@ -115,7 +115,8 @@ def _run_roar(dataset: LabelledImages, settings: RoarSettings, store: RoarStore 
     try:
         status.set(phase="Training the base model (cached on disk after the first run)")
         t0 = time.perf_counter()
-        base = trained_base_model(dataset, settings.recipe, settings.seed, device=device)
+        base = trained_base_model(dataset, settings.recipe, settings.seed, device=device,
+                                  should_stop=status.cancel_event.is_set)
         timings["base_model"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         base_accuracy = accuracy(base, dataset.test_x, dataset.test_y)
