@@ -7,7 +7,7 @@ from explain.data.datasets import DatasetError, ImageDataset
 from explain.plots.curves import roar_figure
 from explain.models.small_cnn import TrainRecipe
 from explain.data.training import LabelledImages, from_image_dataset, mnist_subset
-from pages.ui import report_builder, selection, session
+from pages.ui import access, report_builder, selection, session
 from reports.sections import roar_section
 
 session.leave_legacy_pages_mode()
@@ -75,13 +75,20 @@ key = roar.job_key(dataset, settings)
 job = roar.get_roar_job(key)
 on_disk = roar.load_summary(dataset, settings)
 running = job is not None and job.running
+may_run = access.uploads_allowed()  # ROAR runs cost minutes of the server's cores: same gate as uploads
 c1, c2 = st.columns([1, 4])
-if not running and not on_disk.complete:
+if not may_run and (running or not on_disk.complete):
+    c2.caption("Starting and stopping ROAR runs is locked on this instance: unlock it on the Model & data page.")
+elif not running and not on_disk.complete:
     label = "Resume" if on_disk.done else "Start"
     if c1.button(f"{label} ({on_disk.total - on_disk.done} retrainings)", type="primary", key="roar_start"):
-        roar.start_roar_job(dataset, settings)
-        st.session_state["roar_job_key"] = key
-        st.rerun()  # redraw with the Stop button and the live progress
+        try:
+            roar.start_roar_job(dataset, settings)
+        except roar.RoarJobLimitError as exc:
+            c2.error(str(exc))
+        else:
+            st.session_state["roar_job_key"] = key
+            st.rerun()  # redraw with the Stop button and the live progress
 elif running and c1.button("Stop", key="roar_stop"):
     job.cancel()
 other = roar.get_roar_job(st.session_state.get("roar_job_key", key))

@@ -14,11 +14,11 @@ retraining ends: finished runs load instantly and an interrupted run resumes wit
 missing retrainings only. Pixel rankings are saved too (`.npy`, no pickles).
 
 `start_roar_job` runs `run_roar` in a worker thread, one job per settings in the
-process (a second start of the same settings returns the running job); progress is
-read from the job's `RoarStatus`.
+process (a second start of the same settings returns the running job), at most
+`MAX_RUNNING_ROAR_JOBS` at once; progress is read from the job's `RoarStatus`.
 """
 
-from .jobs import RoarJob, get_roar_job, start_roar_job
+from .jobs import MAX_RUNNING_ROAR_JOBS, RoarJob, RoarJobLimitError, get_roar_job, start_roar_job
 from .removal import degrade, method_ranker, pixel_order, random_ranker
 from .results import RoarCurve, RoarSummary, curve_auc, summarize
 from .run import RoarCancelled, RoarStatus, available_methods, probe_bundle, run_roar
@@ -30,7 +30,7 @@ from .store import RoarStore, load_summary
 from ...models.small_cnn import architecture_name
 
 __all__ = [
-    "RoarJob", "get_roar_job", "start_roar_job", "degrade", "method_ranker", "pixel_order", "random_ranker",
+    "MAX_RUNNING_ROAR_JOBS", "RoarJob", "RoarJobLimitError", "get_roar_job", "start_roar_job", "degrade", "method_ranker", "pixel_order", "random_ranker",
     "RoarCurve", "RoarSummary", "curve_auc", "summarize", "RoarCancelled", "RoarStatus", "available_methods",
     "probe_bundle", "run_roar", "DEFAULT_FRACTIONS", "DEFAULT_METHODS", "METRICS", "MODES", "RANDOM", "MethodSpec",
     "Ranker", "RoarSettings", "entry_key", "experiment_key", "job_key", "parse_percentages", "RoarStore",

@@ -1,4 +1,5 @@
-"""ROAR runs in background threads, one per settings in the process."""
+"""ROAR runs in background threads, one per settings in the process, at most
+`MAX_RUNNING_ROAR_JOBS` at a time."""
 
 from __future__ import annotations
 
@@ -54,6 +55,15 @@ class RoarJob:
         return not self._thread.is_alive()
 
 
+# Each job retrains networks on the server's cores for minutes: more at once only slow
+# every one of them (and every page) down.
+MAX_RUNNING_ROAR_JOBS = 2
+
+
+class RoarJobLimitError(RuntimeError):
+    """As many ROAR jobs as the process allows are running; the message says so."""
+
+
 _JOBS: dict[str, RoarJob] = {}
 _JOBS_LOCK = threading.Lock()
 
@@ -63,12 +73,19 @@ def start_roar_job(
     rankers: Mapping[str, Ranker] | None = None, device: torch.device | str = "cpu",
 ) -> RoarJob:
     """Start `run_roar` in the background, or return the job already running for the
-    same dataset and settings (a second click does not start a second job)."""
+    same dataset and settings (a second click does not start a second job). Raises
+    `RoarJobLimitError` when `MAX_RUNNING_ROAR_JOBS` other jobs are running."""
     key = job_key(dataset, settings)
     with _JOBS_LOCK:
         job = _JOBS.get(key)
         if job is not None and job.running:
             return job
+        running = sum(1 for other in _JOBS.values() if other.running)
+        if running >= MAX_RUNNING_ROAR_JOBS:
+            raise RoarJobLimitError(
+                f"{running} ROAR runs are already going on this server (at most {MAX_RUNNING_ROAR_JOBS} at a time); "
+                f"wait for one to finish, then start again."
+            )
         job = RoarJob(key, lambda status: run_roar(dataset, settings, store=store, status=status, rankers=rankers, device=device))
         _JOBS[key] = job
         job.start()
