@@ -25,7 +25,9 @@ from tqdm import tqdm
 
 import explain
 from explain.data.datasets import IMAGE_SUFFIXES
+from explain.data.images import read_image_file
 from explain.metrics import deletion_insertion, pic_metrics, random_seed_masks
+from explain.models.state_dicts import first_line
 from explain.plots.overlay import COLORMAPS, SIGN_MODES, DisplaySettings
 
 from .render import render_report
@@ -141,7 +143,8 @@ def load_images(spec: str, max_images: int | None = None) -> list[explain.NamedI
     images = []
     for file in files[:max_images] if max_images else files:
         try:
-            images.append(explain.NamedImage(file.name, explain.load_image_bytes(file.read_bytes(), file.name)))
+            data = read_image_file(file, file.name)  # size checked before reading
+            images.append(explain.NamedImage(file.name, explain.load_image_bytes(data, file.name)))
         except explain.ImageLoadError as exc:
             print(f"skipped: {exc}", file=sys.stderr)
     if not images:
@@ -191,7 +194,30 @@ def load_bundle(args: argparse.Namespace) -> explain.ModelBundle:
         raise UsageError(str(exc)) from None
 
 
+def check_device(text: str | None) -> torch.device | None:
+    """The `--device` as a torch device, refused with a one-line message when torch does
+    not know it or this machine lacks it (checked before any model is loaded)."""
+    if text is None:
+        return None
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise UsageError(f"--device {text!r}: not a device torch knows; use cpu or cuda (cuda:N for one GPU).") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"--device {text}: this machine has no usable CUDA GPU; use --device cpu.")
+        if device.index is not None and device.index >= count:
+            raise UsageError(f"--device {text}: this machine has {count} CUDA GPU(s), numbered from 0.")
+    elif device.type != "cpu":
+        raise UsageError(f"--device {text}: only cpu and cuda are supported.")
+    return device
+
+
 def build_report(args: argparse.Namespace) -> tuple[Report, str]:
+    if args.max_images is not None and args.max_images < 1:
+        raise UsageError(f"--max-images must be at least 1, not {args.max_images}")
+    args.device = check_device(args.device)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in sections if s not in SECTION_BUILDERS]
@@ -277,7 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "delete":
             store.delete(args.id)
             print(f"deleted {args.id}", file=sys.stderr)
-    except (UsageError, ValueError, LookupError, explain.ModelUnavailableError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except explain.ModelUnavailableError as exc:
+        print(f"error: {exc} {exc.operator_hint}".rstrip(), file=sys.stderr)  # the CLI runs on the operator's machine
+        return 2
+    except (UsageError, ValueError, LookupError, OSError) as exc:
+        print(f"error: {first_line(exc)}", file=sys.stderr)
         return 2
     return 0
