@@ -1,20 +1,20 @@
 """Plotly figures and AUC tables for the faithfulness metrics (deletion/insertion, SIC/AIC, ROAR).
 
-Axis titles and the direction of each score come from the metrics' `MetricInfo`.
+Axis titles and the direction of each score come from the metrics' `MetricInfo`; each
+method's look (colour, dash, marker) and the layout come from `style`.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 
 from ..metrics import CurveSet, MetricInfo, PicCurves
-
-PALETTE = qualitative.Plotly
+from .style import BASELINE_STYLE, method_style, readable
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -23,24 +23,21 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def _layout(fig: go.Figure, metric: MetricInfo, title: str) -> go.Figure:
-    fig.update_layout(
-        title=title, xaxis_title=metric.x_label, yaxis_title=metric.y_label, hovermode="x unified",
-        margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", yanchor="bottom", y=-0.35),
-        height=420,
-    )
+def _layout(fig: go.Figure, metric: MetricInfo, title: str, methods: int) -> go.Figure:
+    fig.update_layout(xaxis_title=metric.x_label, yaxis_title=metric.y_label, hovermode="x unified")
     fig.update_xaxes(range=[0, 1])
-    return fig
+    return readable(fig, title=title, legend_entries=methods)
 
 
 def curves_figure(curve_sets: Mapping[str, CurveSet], labels: Mapping[str, str], show_images: bool = True) -> go.Figure:
-    """One colour per method: the mean curve over images with a band of one standard
+    """One look per method: the mean curve over images with a band of one standard
     error, and each image's curve as a thin line (when `show_images`)."""
     fig = go.Figure()
     metric = None
     for n, (key, cs) in enumerate(curve_sets.items()):
         metric = cs.metric
-        colour = PALETTE[n % len(PALETTE)]
+        style = method_style(n)
+        colour = style.colour
         label = labels.get(key, key)
         mean, sem = cs.mean_curve, cs.sem_curve
         if show_images and cs.num_images > 1:
@@ -56,12 +53,12 @@ def curves_figure(curve_sets: Mapping[str, CurveSet], labels: Mapping[str, str],
                 showlegend=False, hoverinfo="skip", name=f"{label} ± s.e.",
             ))
         fig.add_trace(go.Scatter(
-            x=cs.x, y=mean, mode="lines", line=dict(color=colour, width=3), legendgroup=key,
+            x=cs.x, y=mean, mode="lines+markers", line=style.line(3), marker=style.marker(), legendgroup=key,
             name=f"{label} (AUC {cs.mean_auc:.3f})",
         ))
     if metric is None:
         return fig
-    return _layout(fig, metric, f"{metric.name.replace(' AUC', '')} curve ({metric.direction} AUC)")
+    return _layout(fig, metric, f"{metric.name.replace(' AUC', '')} curve ({metric.direction} AUC)", len(curve_sets))
 
 
 def pic_figure(pic_curves: Mapping[str, PicCurves], labels: Mapping[str, str], show_images: bool = False) -> go.Figure:
@@ -71,7 +68,8 @@ def pic_figure(pic_curves: Mapping[str, PicCurves], labels: Mapping[str, str], s
     metric = None
     for n, (key, pc) in enumerate(pic_curves.items()):
         metric = pc.metric
-        colour = PALETTE[n % len(PALETTE)]
+        style = method_style(n)
+        colour = style.colour
         label = labels.get(key, key)
         if show_images:
             for i, curve in zip(pc.kept, pc.curves):
@@ -81,12 +79,13 @@ def pic_figure(pic_curves: Mapping[str, PicCurves], labels: Mapping[str, str], s
                 ))
         if pc.kept:
             fig.add_trace(go.Scatter(
-                x=pc.x, y=pc.aggregate, mode="lines", line=dict(color=colour, width=3), legendgroup=key,
-                name=f"{label} (AUC {pc.auc:.3f})",
+                x=pc.x, y=pc.aggregate, mode="lines+markers", line=style.line(3), marker=style.marker(),
+                legendgroup=key, name=f"{label} (AUC {pc.auc:.3f})",
             ))
     if metric is None:
         return fig
-    return _layout(fig, metric, f"{metric.name.replace(' AUC', '')} over {len(next(iter(pic_curves.values())).kept)} images")
+    return _layout(fig, metric, f"{metric.name.replace(' AUC', '')} over {len(next(iter(pic_curves.values())).kept)} images",
+                   len(pic_curves))
 
 
 def auc_table(columns: Sequence[Mapping[str, CurveSet]], labels: Mapping[str, str]) -> pd.DataFrame:
@@ -132,23 +131,25 @@ def highlight_best(table: pd.DataFrame, metrics: Mapping[str, MetricInfo]):
 
 def roar_figure(summary) -> go.Figure:
     """ROAR/KAR curves: test accuracy against the fraction of pixels removed (kept for
-    KAR), one line per method, the random baseline dashed, the unmodified model's
-    accuracy as a dotted line; error bars (std over repeats) when repeats > 1.
-    `summary` is an `explain.metrics.roar.RoarSummary`."""
+    KAR), one line per method (its own colour, dash and marker), the random baseline
+    grey and dashed, the unmodified model's accuracy as a dotted line; error bars (std
+    over repeats) when repeats > 1. `summary` is an `explain.metrics.roar.RoarSummary`."""
     fig = go.Figure()
+    styles = (method_style(i) for i in itertools.count())
     for curve in summary.curves:
-        is_random = curve.method == "random"
+        style = BASELINE_STYLE if curve.method == "random" else next(styles)
         fig.add_trace(go.Scatter(
             x=[100 * f for f in curve.fractions], y=list(curve.mean), name=curve.label, mode="lines+markers",
-            line={"dash": "dash", "color": "gray"} if is_random else {},
+            line=style.line(), marker=style.marker(9),
             error_y={"type": "data", "array": list(curve.std), "visible": summary.repeats > 1},
         ))
     if summary.base_accuracy is not None:
         fig.add_hline(y=summary.base_accuracy, line_dash="dot", line_color="black",
-                      annotation_text=f"unmodified model {summary.base_accuracy:.3f}", annotation_position="bottom left")
+                      annotation_text=f"unmodified model {summary.base_accuracy:.3f}", annotation_position="top left")
     removed = "kept (KAR)" if summary.mode == "kar" else "removed (ROAR)"
     fig.update_layout(
         xaxis_title=f"% of pixels {removed}", yaxis_title="test accuracy after retraining",
-        yaxis_range=[0, 1.02], legend_title="ranking", margin={"l": 10, "r": 10, "t": 30, "b": 10}, height=420,
+        yaxis_range=[0, 1.02], legend_title="ranking",
     )
-    return fig
+    fig.update_yaxes(tickformat=".1f")
+    return readable(fig, legend_entries=len(summary.curves))
