@@ -5,7 +5,7 @@ import streamlit as st
 import explain
 from explain.plots.overlay import COLORMAPS, SIGN_MODES, DisplaySettings, overlay
 from pages.ui import report_builder, selection
-from reports.sections import gallery_section
+from reports.sections import GALLERY_COLUMNS, gallery_section
 
 st.title("Attribution gallery")
 bundle, images, target = selection.page_setup()
@@ -24,16 +24,19 @@ prepared, maps = selection.maps_for_selection(bundle, images, methods, target)
 st.session_state["gallery_result"] = {"prepared": prepared, "maps": maps, "methods": methods, "target": target, "display": display, "bundle": bundle}
 report_builder.add_to_report(lambda: gallery_section(bundle, prepared.names, prepared.display, maps, methods, target, prepared.top5, display), key="gallery")
 
+# At most GALLERY_COLUMNS pictures side by side (each under its heading): wider rows wrap.
 columns = ["Image", *[m for m in methods if m in maps]]
-header = st.columns(len(columns))
-for col, key in zip(header, columns):
-    col.markdown(f"**{key if key == 'Image' else explain.get_method(key).label}**")
+width = min(len(columns), GALLERY_COLUMNS)
 for row, name in enumerate(prepared.names):
-    cells = st.columns(len(columns))
     top5 = prepared.top5[row]
-    cells[0].image(prepared.display[row], caption=name, width="stretch")
-    cells[0].markdown("\n".join(f"{j + 1}. {label} — {p:.1%}" for j, (_, label, p) in enumerate(top5)))
     explained = target if target is not None else top5[0][0]
-    for cell, key in zip(cells[1:], columns[1:]):
-        cell.image(overlay(prepared.display[row], maps[key][row], display), width="stretch",
-                   caption=f"class {explained}: {bundle.class_names[explained]}")
+    for start in range(0, len(columns), width):
+        for cell, key in zip(st.columns(width), columns[start : start + width]):
+            if key == "Image":
+                cell.markdown("**Image**")
+                cell.image(prepared.display[row], caption=name, width="stretch")
+                cell.markdown("\n".join(f"{j + 1}. {label} — {p:.1%}" for j, (_, label, p) in enumerate(top5)))
+            else:
+                cell.markdown(f"**{explain.get_method(key).label}**")
+                cell.image(overlay(prepared.display[row], maps[key][row], display), width="stretch",
+                           caption=f"class {explained}: {bundle.class_names[explained]}")
