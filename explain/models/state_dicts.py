@@ -52,12 +52,7 @@ def _torch_load_weights_only(data: bytes, filename: str, max_bytes: int | None) 
         raise CustomModelError(
             f"{filename}: this is a TorchScript file, not a state dict. Choose 'TorchScript' as the model kind."
         )
-    inflated = zip_inflated_size(data)
-    if max_bytes is not None and inflated is not None and inflated > max_bytes:
-        raise CustomModelError(
-            f"{filename}: the file inflates to {inflated / 2**20:.0f} MB when read; this instance accepts up to "
-            f"{max_bytes / 2**20:.0f} MB."
-        )
+    check_inflated_size(data, filename, max_bytes)
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -94,6 +89,18 @@ def zip_inflated_size(data: bytes) -> int | None:
             return sum(member.file_size for member in archive.infolist())
     except zipfile.BadZipFile:
         return None
+
+
+def check_inflated_size(data: bytes, filename: str, max_bytes: int | None) -> None:
+    """Refuse a zip (`torch.save` or TorchScript) whose members would inflate past
+    `max_bytes` (None: no limit); the size limit on the upload itself counts the
+    compressed bytes only."""
+    inflated = zip_inflated_size(data)
+    if max_bytes is not None and inflated is not None and inflated > max_bytes:
+        raise CustomModelError(
+            f"{filename}: the file inflates to {inflated / 2**20:.0f} MB when read; this instance accepts up to "
+            f"{max_bytes / 2**20:.0f} MB."
+        )
 
 
 def is_torchscript_archive(data: bytes) -> bool:

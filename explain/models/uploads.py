@@ -61,7 +61,7 @@ def load_uploaded_model(
         cam_layer, linear_head = zoo_cam_layers(upload.architecture, model)
         name = f"{upload.architecture} ({upload.filename})"
     elif upload.kind == "torchscript":
-        model = load_torchscript(upload.data, upload.filename, allowed=allow_torchscript)
+        model = load_torchscript(upload.data, upload.filename, allowed=allow_torchscript, max_bytes=max_bytes)
         preprocessing = preprocessing_for(None)
         cam_layer, linear_head = None, None  # hooks do not run inside compiled TorchScript
         name = f"TorchScript ({upload.filename})"
