@@ -43,16 +43,31 @@ def training_threads() -> int:
     return max(1, int(os.environ.get(THREADS_ENV, "1")))
 
 
+_THREADS_LOCK = threading.Lock()
+_threads_users = 0
+_threads_before = 1
+
+
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with `n` intra-op threads; OpenMP keeps the setting per calling
-    thread, and the previous value is restored on exit."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
+    """Run the block with `n` intra-op threads. OpenMP keeps the setting per calling
+    thread, but torch also makes it the default of threads started later, so blocks
+    running at once in several threads (ROAR jobs) all restore the value found by the
+    first of them: each restoring its own "previous" left every later thread (every
+    page run) at one thread."""
+    global _threads_users, _threads_before
+    with _THREADS_LOCK:
+        if _threads_users == 0:
+            _threads_before = torch.get_num_threads()
+        _threads_users += 1
+        before = _threads_before
+        torch.set_num_threads(n)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        with _THREADS_LOCK:
+            _threads_users -= 1
+            torch.set_num_threads(before)
 
 
 class SmallCNN(nn.Module):
