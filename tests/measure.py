@@ -15,13 +15,18 @@ def run_measured(code: str, timeout: float = 300) -> dict:
     """Run `code` in a new interpreter (the repository importable) and return the dict
     `result` it fills, plus `peak_mb`: the child's own peak resident memory (imports
     included). The snippet times what it measures itself (`result["seconds"]`), so that
-    the cost of importing torch does not count."""
+    the cost of importing torch does not count.
+
+    The peak is VmHWM of the child's address space: `ru_maxrss` (self or children)
+    carries the forking parent's resident size across exec, so a pytest process grown to
+    3 GB would make every child look that big."""
     program = "\n".join([
-        "import json, resource, sys, time",
+        "import json, re, sys, time",
         f"sys.path.insert(0, {str(ROOT)!r})",
         "result = {}",
         textwrap.dedent(code),
-        "result['peak_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024",
+        "status = open('/proc/self/status').read()",
+        "result['peak_mb'] = int(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1)) / 1024",
         "print('RESULT ' + json.dumps(result))",
     ])
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=timeout, cwd=ROOT)

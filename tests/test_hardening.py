@@ -379,6 +379,37 @@ def test_roar_jobs_are_capped_per_process_with_a_clear_message(roar_cache):
     assert extra.wait(120) and extra.status.state == "done"
 
 
+def test_overlapping_training_thread_settings_leave_later_threads_as_they_were():
+    """Two ROAR jobs at once used to leave every thread started later at one thread."""
+    from explain.models.small_cnn import torch_threads
+
+    original = torch.get_num_threads()
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def job_a() -> None:
+        with torch_threads(1):
+            a_in.set()
+            assert b_in.wait(10)
+        a_out.set()
+
+    def job_b() -> None:
+        assert a_in.wait(10)
+        with torch_threads(1):  # enters while A holds one thread, leaves after A
+            b_in.set()
+            assert a_out.wait(10)
+
+    threads = [threading.Thread(target=job_a), threading.Thread(target=job_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    seen = []
+    later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    later.start()
+    later.join()
+    assert seen == [original] and torch.get_num_threads() == original
+
+
 # ----------------------------------------------------------------------------- 17: the CLI
 
 def cli_error(args: list[str], capsys) -> str:
