@@ -196,23 +196,24 @@ def png_of_size(width: int, height: int) -> bytes:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("width, height", [(10_000, 1), (1, 10_000)])
-def test_a_one_pixel_wide_image_costs_little_to_preprocess(width, height):
-    data = png_of_size(width, height)
-    assert len(data) < 200
+def test_a_one_pixel_wide_image_costs_little_to_preprocess():
+    files = {f"{w}x{h}": png_of_size(w, h) for w, h in ((10_000, 1), (1, 10_000))}
+    assert all(len(data) < 200 for data in files.values())
     measured = run_measured(f"""
         import torch
         import explain
         bundle = explain.make_bundle("id", torch.nn.Flatten(), ["a"], input_size=224, resize_size=256, device="cpu")
-        image = explain.load_image_bytes({data!r}, "thin.png")
-        started = time.perf_counter()
-        batch = bundle.preprocess_batch([image])
-        result["seconds"] = time.perf_counter() - started
-        result["shape"] = list(batch.shape)
-        result["red"] = float(bundle.to_display(batch)[0, ..., 0].mean())
+        for name, data in {files!r}.items():
+            image = explain.load_image_bytes(data, name + ".png")
+            started = time.perf_counter()
+            batch = bundle.preprocess_batch([image])
+            result[name] = [time.perf_counter() - started, list(batch.shape), float(bundle.to_display(batch)[0, ..., 0].mean())]
     """)
-    assert measured["shape"] == [1, 3, 224, 224] and measured["red"] == pytest.approx(200, abs=2)
-    assert measured["seconds"] < 2 and measured["peak_mb"] < 1024
+    for name in files:
+        seconds, shape, red = measured[name]
+        assert shape == [1, 3, 224, 224] and red == pytest.approx(200, abs=2), name
+        assert seconds < 2, name
+    assert measured["peak_mb"] < 1024
 
 
 def test_elongated_crop_matches_resizing_the_whole_image():
