@@ -79,16 +79,22 @@ def first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
-def zip_inflated_size(data: bytes) -> int | None:
-    """Sum of the member sizes a zip's central directory declares (what a reader
-    allocates to inflate them), read without inflating anything; None for a non-zip."""
+def zip_members(data: bytes) -> list[zipfile.ZipInfo] | None:
+    """The members a zip's central directory lists (nothing is inflated); None for a non-zip."""
     if not data.startswith(b"PK"):
         return None
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return sum(member.file_size for member in archive.infolist())
+            return archive.infolist()
     except zipfile.BadZipFile:
         return None
+
+
+def zip_inflated_size(data: bytes) -> int | None:
+    """Sum of the member sizes a zip declares (what a reader allocates to inflate them);
+    None for a non-zip."""
+    members = zip_members(data)
+    return None if members is None else sum(member.file_size for member in members)
 
 
 def check_inflated_size(data: bytes, filename: str, max_bytes: int | None) -> None:
@@ -105,13 +111,8 @@ def check_inflated_size(data: bytes, filename: str, max_bytes: int | None) -> No
 
 def is_torchscript_archive(data: bytes) -> bool:
     """TorchScript archives are zips with a `code/` folder; plain torch.save zips have none."""
-    if not data.startswith(b"PK"):
-        return False
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return any("/code/" in name for name in archive.namelist())
-    except zipfile.BadZipFile:
-        return False
+    members = zip_members(data)
+    return members is not None and any("/code/" in member.filename for member in members)
 
 
 def _tensors_of(loaded: object, filename: str) -> dict[str, torch.Tensor]:
