@@ -10,9 +10,9 @@ from explain.analyses import AttributionMaps
 from explain.plots.overlay import COLORMAPS, SIGN_MODES, DisplaySettings, overlay
 from pages.ui import jobs, report_builder, selection
 from pages.ui.session import keep, kept, kept_widget
+from reports.sections import GALLERY_COLUMNS as COLUMNS  # image + methods per row, as in reports
 
 PAGE = "gallery"
-COLUMNS = 5  # image + up to four methods per row; more methods wrap onto further rows
 
 st.title("Attribution gallery")
 bundle, images, choice, labels = selection.page_setup()

@@ -2,9 +2,12 @@
 preprocessing and CAM layer, and the images (zip of class folders, single uploads, or
 an allowed server folder). Everything chosen here holds for this session only."""
 
+import logging
+
 import streamlit as st
 
 import explain
+from explain.models.zoo import zoo_weights_available
 from explain.models import (
     CustomModelError,
     Preprocessing,
@@ -22,6 +25,7 @@ from pages.ui import access, model, selection, session
 
 KIND_LABELS = {"state_dict": "State dict + torchvision architecture", "torchscript": "TorchScript"}
 SOURCES = ["Offline default", "torchvision zoo", "Upload a model"]
+log = logging.getLogger(__name__)
 
 session.start_page()
 st.title("Model & data")
@@ -47,12 +51,19 @@ if source == "Offline default":
         st.success(f"Using {explain.DEFAULT_MODEL}.")
 elif source == "torchvision zoo":
     names = [n for n in explain.list_models() if n != explain.DEFAULT_MODEL]
-    zoo_name = st.selectbox("torchvision model", names, index=names.index("resnet50"), key="byom_zoo_name")
+    installed = [n for n in names if zoo_weights_available(n)]
+    st.caption(f"{len(installed)} of {len(names)} zoo models have their weights installed on this server"
+               + (": marked ✓." if installed else "; the operator can add weight files (see the README, Hosting)."))
+    zoo_name = st.selectbox(
+        "torchvision model", names, index=names.index(installed[0] if installed else "resnet50"), key="byom_zoo_name",
+        format_func=lambda n: f"✓ {n}" if n in installed else f"{n} (weights not installed)",
+    )
     if st.button("Use this model", key="byom_use_zoo"):
         try:
             model.shared_bundle(zoo_name)
         except explain.ModelUnavailableError as exc:
-            st.error(str(exc))
+            log.warning("%s %s", exc, exc.operator_hint)  # where the file goes: for the operator's log only
+            st.error(f"{exc} Ask the operator of this instance to install them.")
         else:
             st.session_state["model_name"] = zoo_name
             model.use_custom_model(None)

@@ -111,4 +111,4 @@ def stored_so_far() -> None:
         draw(stored, None)
 
 
-jobs.follow(PAGE, pending, RoarInputs(dataset), run and allowed, draw, stored_so_far)
+jobs.follow(PAGE, pending, RoarInputs(dataset), run and allowed, draw, stored_so_far, stoppable=allowed)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
 from tqdm import tqdm
 
 import explain
@@ -31,11 +32,13 @@ from explain.analyses import (
     prepare_images,
 )
 from explain.data.datasets import IMAGE_SUFFIXES
+from explain.data.images import read_image_file
 from explain.jobs import DONE, JobRunner, default_runner
 from explain.methods.registry import MethodSpec
 from explain.methods.shap_lime import SHAP_METHODS
 from explain.metrics import get_metric, list_metrics
 from explain.metrics.roar import DEFAULT_METHODS as ROAR_METHODS, RoarSettings, parse_percentages
+from explain.models.state_dicts import first_line
 from explain.plots.overlay import COLORMAPS, SIGN_MODES, DisplaySettings
 
 from .render import render_report
@@ -105,7 +108,8 @@ def load_images(spec: str, max_images: int | None = None) -> list[explain.NamedI
     images = []
     for file in files[:max_images] if max_images else files:
         try:
-            images.append(explain.NamedImage(file.name, explain.load_image_bytes(file.read_bytes(), file.name)))
+            data = read_image_file(file, file.name)  # size checked before reading
+            images.append(explain.NamedImage(file.name, explain.load_image_bytes(data, file.name)))
         except explain.ImageLoadError as exc:
             print(f"skipped: {exc}", file=sys.stderr)
     if not images:
@@ -158,6 +162,26 @@ def load_bundle(args: argparse.Namespace) -> explain.ModelBundle:
         raise UsageError(str(exc)) from None
 
 
+def check_device(text: str | None) -> torch.device | None:
+    """The `--device` as a torch device, refused with a one-line message when torch does
+    not know it or this machine lacks it (checked before any model is loaded)."""
+    if text is None:
+        return None
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise UsageError(f"--device {text!r}: not a device torch knows; use cpu or cuda (cuda:N for one GPU).") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"--device {text}: this machine has no usable CUDA GPU; use --device cpu.")
+        if device.index is not None and device.index >= count:
+            raise UsageError(f"--device {text}: this machine has {count} CUDA GPU(s), numbered from 0.")
+    elif device.type != "cpu":
+        raise UsageError(f"--device {text}: only cpu and cuda are supported.")
+    return device
+
+
 def image_sections(args: argparse.Namespace, sections: list[str], runner: JobRunner) -> dict[str, Section]:
     """The sections that explain images with the model: gallery, metrics, SHAP summary."""
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -207,7 +231,7 @@ def roar_section(args: argparse.Namespace, runner: JobRunner) -> Section:
     )
     dataset = mnist_subset()
     analysis = RoarAnalysis.of(dataset, settings)
-    device = args.device or str(explain.models.default_device())
+    device = str(args.device or explain.models.default_device())
     return run_job(runner, analysis, RoarInputs(dataset, device), "ROAR retrainings", args.quiet).report_section()
 
 
@@ -229,6 +253,9 @@ def stored_sections(keys: Sequence[str], runner: JobRunner) -> list[Section]:
 
 
 def build_report(args: argparse.Namespace, runner: JobRunner | None = None) -> tuple[Report, str]:
+    if args.max_images is not None and args.max_images < 1:
+        raise UsageError(f"--max-images must be at least 1, not {args.max_images}")
+    args.device = check_device(args.device)
     runner = runner or default_runner()
     if args.jobs:
         built = stored_sections([k.strip() for k in args.jobs.split(",") if k.strip()], runner)
@@ -315,8 +342,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "delete":
             store.delete(args.id)
             print(f"deleted {args.id}", file=sys.stderr)
-    except (UsageError, ValueError, LookupError, explain.ModelUnavailableError, OSError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except explain.ModelUnavailableError as exc:
+        print(f"error: {exc} {exc.operator_hint}".rstrip(), file=sys.stderr)  # the CLI runs on the operator's machine
+        return 2
+    except (UsageError, ValueError, LookupError, OSError, RuntimeError) as exc:
+        print(f"error: {first_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("stopped; finished parts are stored and a rerun reuses them", file=sys.stderr)

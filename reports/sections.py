@@ -22,6 +22,11 @@ from explain.plots.overlay import DisplaySettings, overlay
 
 from .encode import image_data_uri
 
+REPORT_TEMPLATE = "plotly"  # plotly's own default look, whatever process built the figure
+# Image columns side by side in a report's image grid (about 200 px each in a 1200 px
+# report); wider rows wrap.
+GALLERY_COLUMNS = 5
+
 
 @dataclass(frozen=True)
 class MethodInfo:
@@ -69,7 +74,8 @@ class ImageGrid:
     """Rows x columns of uint8 RGB images (None leaves a cell empty), with labels.
 
     `row_notes` are short ranked lines under each row label (e.g. the top-5 predictions);
-    `captions[r][c]` a caption under one cell.
+    `captions[r][c]` a caption under one cell. Rows with more than `max_columns` cells
+    wrap onto several lines (each cell then shows its column label).
     """
 
     kind: ClassVar[str] = "image_grid"
@@ -78,10 +84,13 @@ class ImageGrid:
     cells: tuple[tuple[np.ndarray | None, ...], ...]
     row_notes: tuple[tuple[str, ...], ...] = ()
     captions: tuple[tuple[str, ...], ...] = ()
+    max_columns: int = GALLERY_COLUMNS
 
     def __post_init__(self) -> None:
         if len(self.cells) != len(self.row_labels):
             raise ValueError(f"{len(self.cells)} rows of cells for {len(self.row_labels)} row labels")
+        if self.max_columns < 1:
+            raise ValueError("max_columns must be at least 1")
         for row in self.cells:
             if len(row) != len(self.column_labels):
                 raise ValueError(f"a row has {len(row)} cells for {len(self.column_labels)} columns")
@@ -102,8 +111,13 @@ class Figure:
 
     @classmethod
     def of(cls, figure: Any, caption: str = "", full_width: bool = False) -> "Figure":
-        """From a `plotly.graph_objects.Figure`; its RGB image traces are stored as JPEG/PNG."""
-        return cls(figure_json=compact_images(figure).to_json(), caption=caption, full_width=full_width)
+        """From a `plotly.graph_objects.Figure`; its RGB image traces are stored as JPEG/PNG.
+        The report's own template replaces the one the figure was built with: inside the
+        app that is Streamlit's, whose placeholder colours (#000001...) only Streamlit's
+        front end resolves; offline every trace would be drawn near-black."""
+        figure = compact_images(figure)
+        figure.update_layout(template=REPORT_TEMPLATE)
+        return cls(figure_json=figure.to_json(), caption=caption, full_width=full_width)
 
 
 def compact_images(figure: Any) -> Any:
@@ -165,9 +179,6 @@ class Section:
     blocks: tuple[Block, ...]
     description: str = ""
     context: SectionContext = field(default_factory=SectionContext)
-
-
-GALLERY_COLUMNS = 5  # image + methods per row of the grid; more methods wrap onto further rows
 
 
 def gallery_section(result: Any, display: DisplaySettings | None = None, title: str = "Attribution gallery") -> Section:

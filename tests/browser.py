@@ -82,3 +82,53 @@ def chromium_page(offline: bool = False) -> Iterator:
             yield context.new_page()
         finally:
             browser.close()
+
+
+# Per plotly figure on the page: what a reader would see as broken. Boxes of the
+# legend, axis titles, tick labels, the title and subplot titles; a label cut by the
+# figure's edge, a legend over an axis title or tick labels, a y-axis title over its
+# tick labels, plotly's toolbar over a title (it is laid out, transparent, until the
+# pointer enters the figure, so its box is where it will show).
+FIGURE_PROBLEMS_JS = r"""
+() => {
+  const out = {};
+  for (const div of document.querySelectorAll('.js-plotly-plot')) {
+    const svg = div.querySelector('svg.main-svg').getBoundingClientRect();
+    const boxes = sel => [...div.querySelectorAll(sel)].map(e => e.getBoundingClientRect()).filter(r => r.width > 0 && r.height > 0);
+    const overlap = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+    const parts = {legend: boxes('g.legend rect.bg'), xtitle: boxes('.xtitle'), ytitle: boxes('.ytitle'),
+                   title: boxes('.gtitle'), subtitles: boxes('.annotation-text-g'),
+                   xticks: boxes('.xtick text'), yticks: boxes('.ytick text'), modebar: boxes('.modebar')};
+    const problems = new Set();
+    for (const name of ['legend', 'xtitle', 'ytitle', 'title', 'xticks', 'yticks'])
+      for (const r of parts[name])
+        if (r.left < svg.left - 0.5 || r.right > svg.right + 0.5 || r.top < svg.top - 0.5 || r.bottom > svg.bottom + 0.5)
+          problems.add(name + ' cut by the figure edge');
+    const pairs = [['legend', 'xtitle'], ['legend', 'xticks'], ['legend', 'ytitle'], ['legend', 'title'],
+                   ['ytitle', 'yticks'], ['xtitle', 'xticks'], ['modebar', 'title'], ['modebar', 'subtitles']];
+    for (const [a, b] of pairs)
+      for (const ra of parts[a]) for (const rb of parts[b]) if (overlap(ra, rb)) problems.add(a + ' over ' + b);
+    out[div.id || div.closest('[data-testid]')?.dataset.testid || String(Object.keys(out).length)] = [...problems];
+  }
+  return out;
+}
+"""
+
+# Per figure, the look of each legend entry: (line colour, dash pattern, marker shape).
+LEGEND_STYLES_JS = r"""
+() => {
+  const out = {};
+  for (const div of document.querySelectorAll('.js-plotly-plot')) {
+    out[div.id] = [...div.querySelectorAll('g.legend g.traces')].map(t => {
+      const line = t.querySelector('.legendlines path');
+      const point = t.querySelector('.legendpoints path');
+      return {name: t.querySelector('text.legendtext')?.textContent || '',
+              colour: line ? getComputedStyle(line).stroke : (point ? getComputedStyle(point).fill : ''),
+              dash: line ? (getComputedStyle(line).strokeDasharray || 'none') : 'none',
+              marker: point ? point.getAttribute('d') : ''};
+    });
+  }
+  return out;
+}
+"""
+

@@ -20,6 +20,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", "ignore:Setting forward, backward hooks:UserWarning")
 
 
+@pytest.fixture(autouse=True)
+def fresh_password_guess_counts():
+    """Wrong upload-password guesses are counted per client address across the process,
+    and every AppTest session is the same address ("local"): each test starts clean."""
+    from explain.guesses import PASSWORD_GUESSES
+
+    PASSWORD_GUESSES.clear()
+    yield
+    PASSWORD_GUESSES.clear()
+
+
 @pytest.fixture(scope="session")
 def default_bundle() -> explain.ModelBundle:
     return explain.load_model(explain.DEFAULT_MODEL, device="cpu")

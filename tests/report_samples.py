@@ -23,9 +23,9 @@ def hostile_bundle() -> explain.ModelBundle:
     )
 
 
-def patch_photo(seed: int) -> Image.Image:
+def patch_photo(seed: int, patch: tuple[int, int, int, int] = (4, 12, 18, 26)) -> Image.Image:
     """`patch_image` as the RGB photo a user would give (32 x 32)."""
-    x = patch_image(seed=seed)[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().numpy()
+    x = patch_image(seed=seed, patch=patch)[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().numpy()
     return Image.fromarray(x)
 
 
@@ -69,3 +69,41 @@ def hostile_report() -> reports.Report:
         f"Title {HOSTILE}", [gallery(bundle), curves(), picture()], author=f"Author {HOSTILE_IMG}",
         description=f"About {HOSTILE}",
     )
+
+
+EVERY_METHOD = ("gradcam", "saliency", "input_x_gradient", "integrated_gradients", "guided_backprop", "smoothgrad",
+                "vargrad", "deeplift")
+
+
+def every_section_report(roar_store_root) -> reports.Report:
+    """A report with one section of each kind, from the real analyses: an eight-method
+    gallery, deletion/insertion, SIC/AIC and IROF curves of those eight methods, a SHAP
+    summary, and a short real ROAR run (tiny CNN and data, 2 fractions)."""
+    from explain.analyses import (
+        AttributionMaps, MetricAnalysis, RoarAnalysis, RoarInputs, ShapSummary, prepare_images, run_directly,
+    )
+    from explain.jobs import JobRunner, JobStore
+    from explain.methods.registry import MethodSpec
+    from explain.metrics import roar
+    from explain.models.small_cnn import TrainRecipe
+    from tests.test_roar import patch_dataset
+
+    bundle = explain.make_bundle("PatchCNN", PatchCNN(), ["grey-green", "red patch"], input_size=32, mean=(0.0, 0.0, 0.0),
+                                 std=(1.0, 1.0, 1.0), cam_layer="features", linear_head="fc", device="cpu")
+    names = ["patch r3c4.png", "patch b.png", "patch c.png"]
+    photos = [patch_photo(i, patch=(4 + 4 * i, 12 + 4 * i, 6, 16)) for i in range(3)]
+    prepared = prepare_images(bundle, [explain.NamedImage(n, im) for n, im in zip(names, photos)])
+    subject = prepared.subject()
+    methods = tuple(MethodSpec.of(m) for m in EVERY_METHOD)
+    sections = [run_directly(AttributionMaps(subject, methods), prepared).report_section()]
+    for metric, params in (("deletion_insertion", {"steps": 8}), ("sic_aic", {}), ("irof", {"n_segments": 16})):
+        sections.append(run_directly(MetricAnalysis.of(metric, subject, methods, params), prepared).report_section())
+    shap = ShapSummary(subject, MethodSpec.of("shap_gradient"), top_k=2)
+    sections.append(run_directly(shap, prepared).report_section(cells=4))
+    settings = roar.RoarSettings(methods=tuple(MethodSpec(m) for m in ("saliency", "gradcam", "input_x_gradient")),
+                                 fractions=(0.1, 0.5), recipe=TrainRecipe(epochs=3, batch_size=32, width=4))
+    dataset = patch_dataset()
+    job = JobRunner(JobStore(roar_store_root)).submit(RoarAnalysis.of(dataset, settings), RoarInputs(dataset))
+    assert job.wait(300) and job.state == "done", job.error
+    sections.append(job.result.report_section())
+    return reports.Report.assemble("Every section", sections)

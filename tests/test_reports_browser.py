@@ -4,12 +4,14 @@ share link opening the saved report inside the running app."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import reports
 from reports.store import STORE_ENV, ReportStore
-from tests.browser import chromium_page, require_chromium, running_app
-from tests.report_samples import HOSTILE, hostile_report
+from tests.browser import FIGURE_PROBLEMS_JS, LEGEND_STYLES_JS, chromium_page, require_chromium, running_app
+from tests.report_samples import EVERY_METHOD, HOSTILE, every_section_report, hostile_report
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -65,7 +67,55 @@ def test_share_link_opens_the_saved_report_read_only_in_the_app(tmp_path):
         frame.locator(".plotly-graph-div svg.main-svg").first.wait_for(timeout=60_000)
         assert frame.locator("h1").inner_text() == f"Title {HOSTILE}"
         assert page.locator('[data-testid="stSidebarNav"]').count() == 0  # no navigation
+        # The shipped .streamlit/config.toml hides Streamlit's developer toolbar, also on localhost.
+        assert page.get_by_text("Deploy", exact=True).count() == 0
         page.goto(f"{url}/?report=..%2F..%2Fetc%2Fpasswd", wait_until="domcontentloaded")
         page.get_by_text("Report not found").first.wait_for(timeout=60_000)
     assert not seen["dialogs"], seen["dialogs"]
     assert not [e for e in seen["errors"] if "favicon" not in e], seen["errors"]
+
+
+@pytest.fixture
+def streamlit_plotly_theme():
+    """Figures built inside the app carry Streamlit's plotly template (placeholder
+    colours only its front end resolves): build the report the way the app does."""
+    import plotly.io as pio
+    from streamlit.elements.lib.streamlit_plotly_theme import configure_streamlit_plotly_theme
+
+    previous = pio.templates.default
+    configure_streamlit_plotly_theme()
+    yield
+    pio.templates.default = previous
+
+
+def rgb(css: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in re.findall(r"\d+", css)[:3])
+
+
+def test_every_section_reads_well_offline(tmp_path, monkeypatch, streamlit_plotly_theme):
+    """Gallery, deletion/insertion, SIC/AIC, IROF, SHAP summary and ROAR from the real analyses:
+    no label cut or covered, every method's line its own look, thumbnails readable."""
+    require_chromium()
+    monkeypatch.setenv("EXPLAIN_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "every.html"
+    reports.render_to_file(every_section_report(tmp_path / "roar"), path)
+    with chromium_page(offline=True) as page:
+        seen = watch(page)
+        page.goto(path.as_uri(), wait_until="load")
+        page.wait_for_selector(".plotly-graph-div svg.main-svg", timeout=30_000)
+        page.wait_for_timeout(500)
+        problems = page.evaluate(FIGURE_PROBLEMS_JS)
+        styles = page.evaluate(LEGEND_STYLES_JS)
+        thumbnails = page.eval_on_selector_all(".grid img", "els => els.map(e => e.getBoundingClientRect().width)")
+    assert not seen["errors"], seen["errors"]
+    assert len(problems) >= 10 and not {k: v for k, v in problems.items() if v}, problems
+    curves = {k: v for k, v in styles.items() if len(v) >= 4}  # deletion, insertion, SIC, AIC, IROF, ROAR
+    assert len(curves) == 6, styles
+    for figure, entries in curves.items():
+        looks = [(e["colour"], e["dash"], e["marker"]) for e in entries]
+        assert len(set(looks)) == len(looks), (figure, looks)  # every method distinguishable
+        assert len({e["colour"] for e in entries}) == len(entries), (figure, looks)  # by colour alone, too
+        assert all(sum(rgb(e["colour"])) > 150 for e in entries), (figure, looks)  # none (near) black
+    roar_names = [e["name"].rsplit(" (", 1)[0] for e in list(curves.values())[-1]]  # "label (score)"
+    assert roar_names == ["Saliency", "Grad-CAM", "Input x Gradient", "Random (baseline)"]
+    assert len(thumbnails) == 3 * (1 + len(EVERY_METHOD)) and min(thumbnails) >= 150, thumbnails

@@ -8,7 +8,8 @@ wrapping everything (`pets/cat/001.png`) is looked through.
 Zips are read in memory, never extracted: entries whose path climbs out of the
 archive (`../x.png`, absolute paths) are refused, and so are archives that would
 inflate past the limits (zip bombs). Every image goes through `load_image_bytes`,
-which refuses image bombs and damaged files; those are listed in `skipped`.
+which refuses image bombs and damaged files; those, entries whose compressed data is
+corrupt and server files over the size limit (never read) are listed in `skipped`.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import io
 import os
 import posixpath
 import zipfile
+import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Sequence
 
-from .images import ImageLoadError, NamedImage, load_image_bytes
+from .images import ImageLoadError, NamedImage, load_image_bytes, read_image_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 MAX_COMPRESSION_RATIO = 200  # images barely compress; a ratio far above this is a bomb
@@ -195,8 +197,11 @@ def dataset_from_zip(
         def reader(member: zipfile.ZipInfo) -> Callable[[], bytes]:
             def read() -> bytes:
                 # Read at most the remaining budget, whatever the header claims.
-                with archive.open(member) as handle:
-                    content = handle.read(budget[0] + 1)
+                try:
+                    with archive.open(member) as handle:
+                        content = handle.read(budget[0] + 1)
+                except (zlib.error, zipfile.BadZipFile, EOFError) as exc:  # this entry's data is corrupt: skip it
+                    raise ImageLoadError(f"{member.filename}: the compressed data is damaged ({exc}); skipped.") from None
                 budget[0] -= len(content)
                 if budget[0] < 0:
                     raise DatasetError(f"{name}: the archive inflates past {limits.max_total_bytes / 2**20:.0f} MB; refused.")
@@ -219,6 +224,8 @@ def allowed_folder(path: str | os.PathLike, roots: Sequence[Path]) -> Path:
     text = str(path).strip()
     if not text:
         raise DatasetError("Enter a folder path.")
+    if "\0" in text:
+        raise DatasetError("The folder path contains a NUL character; no folder is named like that.")
     folder = Path(text).expanduser()
     if not folder.is_absolute():
         folder = roots[0] / folder
@@ -254,7 +261,7 @@ def dataset_from_folder(
                 continue
             if len(entries) >= limits.max_images:  # stop walking early on huge trees
                 raise DatasetError(f"{folder}: more than {limits.max_images} images; choose a smaller folder.")
-            entries.append((relative, real.read_bytes))
+            entries.append((relative, lambda real=real, relative=relative: read_image_file(real, relative)))
     dataset = _decode_all(folder.name or str(folder), entries, limits, progress)
     return ImageDataset(dataset.name, dataset.images, dataset.labels, tuple(skipped) + dataset.skipped)
 

@@ -1,25 +1,33 @@
 """Images in: the bundled sample photos and safe decoding of user files.
 
-Every image leaves this module as an RGB `PIL.Image`. Bad input (not an image, a
-truncated file, a decompression bomb) raises `ImageLoadError` with a message meant
-for the person who uploaded it.
+Every image leaves this module as an RGB `PIL.Image`, turned upright as its EXIF
+orientation says (phone photos). Bad input (not an image, a truncated file, a
+decompression bomb, a metadata chunk that inflates too far) raises `ImageLoadError`
+with a message meant for the person who uploaded it, so a collection of files can
+skip that one file and go on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
+import struct
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000  # about 6300 x 6300; larger images are refused before decoding
 MAX_BYTES = 50 * 1024 * 1024
 SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
 UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "webp")
+# What Pillow's decoders raise on hostile or damaged files besides OSError: ValueError
+# (e.g. a PNG iCCP profile inflating past MAX_TEXT_CHUNK), SyntaxError, struct errors...
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, IndexError, KeyError)
 
 
 class ImageLoadError(ValueError):
@@ -124,7 +132,7 @@ def load_image_bytes(data: bytes, name: str = "upload", max_pixels: int = MAX_PI
         raise ImageLoadError(
             f"{name}: the image is too large to decode safely ({exc}); the limit is {max_pixels / 1e6:.0f} megapixels."
         ) from None
-    except OSError as exc:
+    except DECODE_ERRORS as exc:
         raise ImageLoadError(f"{name}: the file could not be read as an image ({exc}).") from None
     if fmt not in SUPPORTED_FORMATS:
         raise ImageLoadError(f"{name}: {fmt} images are not supported (PNG, JPEG or WebP expected).")
@@ -140,8 +148,26 @@ def load_image_bytes(data: bytes, name: str = "upload", max_pixels: int = MAX_PI
             image.load()
             if getattr(image, "n_frames", 1) > 1:
                 image.seek(0)
-            return to_rgb(image.copy())
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            return to_rgb(ImageOps.exif_transpose(image))  # a copy, upright
+    except (*DECODE_ERRORS, Image.DecompressionBombError) as exc:
         raise ImageLoadError(f"{name}: the image is damaged or truncated and cannot be decoded ({exc}).") from None
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def read_image_file(path: str | os.PathLike, name: str | None = None, max_bytes: int = MAX_BYTES) -> bytes:
+    """The bytes of an image file, refused with `ImageLoadError` when larger than
+    `max_bytes`: the size is checked with `os.stat` before anything is read, and at
+    most `max_bytes + 1` bytes are ever read (a file may grow meanwhile)."""
+    name = name or os.path.basename(path)
+    try:
+        size = os.stat(path).st_size
+        if size > max_bytes:
+            raise ImageLoadError(f"{name}: the file is {size / 2**20:.0f} MB; the limit is {max_bytes // 2**20} MB.")
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise ImageLoadError(f"{name}: the file cannot be read ({exc.strerror or exc}).") from None
+    if len(data) > max_bytes:
+        raise ImageLoadError(f"{name}: the file is larger than {max_bytes // 2**20} MB, the limit.")
+    return data

@@ -8,6 +8,7 @@ from {black, mean, white} images. All maps are summed over colour channels.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
@@ -83,18 +84,27 @@ def reference_images(bundle: ModelBundle, like: torch.Tensor) -> torch.Tensor:
     return torch.cat([black, torch.zeros(shape, device=like.device), white]).to(like.dtype)
 
 
+# Captum's GradientShap and shap's GradientExplainer draw from the process-wide NumPy and
+# torch generators and take no generator of their own: one lock for every seeded use of
+# them, so two sessions (or two models) never reseed each other's draws half-way.
+# Everything else draws from local generators (`torch.Generator`, `np.random.default_rng`).
+GLOBAL_RNG_LOCK = threading.RLock()
+
+
 @contextmanager
 def seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed NumPy's and torch's global generators (Captum and shap draw from both) and restore them."""
-    numpy_state = np.random.get_state()
+    """Seed NumPy's and torch's global generators (Captum and shap draw from both) under
+    `GLOBAL_RNG_LOCK`, and restore them afterwards."""
     devices = [device] if device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            np.random.seed(seed)
-            yield
-    finally:
-        np.random.set_state(numpy_state)
+    with GLOBAL_RNG_LOCK:
+        numpy_state = np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed)
+                np.random.seed(seed)
+                yield
+        finally:
+            np.random.set_state(numpy_state)
 
 
 def _gradient_shap(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:

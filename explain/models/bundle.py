@@ -49,6 +49,9 @@ CAM_RESHAPES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+MAX_ASPECT = 8  # longer images are cut to what the center crop keeps before resizing (see `ModelBundle.crop`)
+
+
 @dataclass(eq=False)
 class ModelBundle:
     """Everything the methods, metrics and pages need to know about one classifier.
@@ -98,8 +101,25 @@ class ModelBundle:
         return maps
 
     def crop(self, image: Image.Image) -> Image.Image:
-        """Resize and center-crop an RGB image to the model's input size (what the model sees)."""
-        image = T.functional.resize(image, self.resize_size, interpolation=T.InterpolationMode.BILINEAR, antialias=True)
+        """Resize and center-crop an RGB image to the model's input size (what the model sees).
+
+        An image more than `MAX_ASPECT` times longer than wide is first cut to the middle
+        part that the center crop keeps (plus the resampling filter's reach), so the
+        cost stays bounded: resized whole, a 10000 x 1 image would become 2,560,000 x 256."""
+        width, height = image.size
+        short, long_side = min(width, height), max(width, height)
+        if long_side > MAX_ASPECT * short:
+            scale = self.resize_size / short
+            keep = min(long_side, math.ceil(self.input_size / scale) + 2 * math.ceil(2 / scale) + 2)
+            start = (long_side - keep) // 2
+            size = [round(keep * scale), self.resize_size]  # (long, short) of the kept part, resized
+            if width >= height:
+                image, size = image.crop((start, 0, start + keep, height)), size[::-1]
+            else:
+                image = image.crop((0, start, width, start + keep))
+        else:
+            size = self.resize_size  # the short side; the long side keeps the aspect ratio
+        image = T.functional.resize(image, size, interpolation=T.InterpolationMode.BILINEAR, antialias=True)
         return T.functional.center_crop(image, [self.input_size, self.input_size])
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:

@@ -2,7 +2,13 @@
 
 
 class ModelUnavailableError(RuntimeError):
-    """The model cannot be loaded here (unknown name, weights missing offline)."""
+    """The model cannot be loaded here (unknown name, weights missing offline). The
+    message may be shown to anyone; `operator_hint` says what the operator can do about
+    it (server paths), for the server log and the command line only."""
+
+    def __init__(self, message: str, operator_hint: str = "") -> None:
+        super().__init__(message)
+        self.operator_hint = operator_hint
 
 
 class CustomModelError(ValueError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from dataclasses import dataclass
 
 from .bundle import ModelBundle
@@ -32,6 +33,8 @@ class Preprocessing:
             raise CustomModelError(f"Resize size ({self.resize_size}) must be at least the input size ({self.input_size}).")
         if len(self.mean) != 3 or len(self.std) != 3:
             raise CustomModelError("Mean and std need three values each (R, G, B).")
+        if not all(math.isfinite(v) for v in (*self.mean, *self.std)):
+            raise CustomModelError("Mean and std must be finite numbers (not nan or inf).")
         if any(s <= 0 for s in self.std):
             raise CustomModelError("Every std value must be positive.")
 

@@ -2,9 +2,9 @@
 
 Conv-BN-ReLU blocks, global average pooling and one linear layer, so CAM and Grad-CAM
 apply (`cam_layer="features"`, `linear_head="fc"`). Training is seeded: the weights
-are initialised from `seed` under a lock (the global RNG is shared by threads) and
-mini-batches are drawn from a generator seeded with the same value, so the same data,
-recipe and seed give the same model. The model trained on the unmodified data is cached
+are initialised from a generator of their own seeded with `seed` (never the global one,
+which other threads use) and mini-batches are drawn from another seeded with the same
+value, so the same data, recipe and seed give the same model. The model trained on the unmodified data is cached
 on disk (`cache_dir()/models`, state dict, loaded with `weights_only=True`).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 from contextlib import contextmanager
@@ -26,9 +27,9 @@ from torch import nn
 from ..config import cache_dir
 from ..data.training import LabelledImages
 from .bundle import ModelBundle, make_bundle
+from .zoo import materialize, skeleton
 
 THREADS_ENV = "EXPLAIN_TRAIN_THREADS"
-_INIT_LOCK = threading.Lock()
 
 
 class TrainingStopped(RuntimeError):
@@ -42,16 +43,31 @@ def training_threads() -> int:
     return max(1, int(os.environ.get(THREADS_ENV, "1")))
 
 
+_THREADS_LOCK = threading.Lock()
+_threads_users = 0
+_threads_before = 1
+
+
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with `n` intra-op threads; OpenMP keeps the setting per calling
-    thread, and the previous value is restored on exit."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
+    """Run the block with `n` intra-op threads. OpenMP keeps the setting per calling
+    thread, but torch also makes it the default of threads started later, so blocks
+    running at once in several threads (ROAR jobs) all restore the value found by the
+    first of them: each restoring its own "previous" left every later thread (every
+    page run) at one thread."""
+    global _threads_users, _threads_before
+    with _THREADS_LOCK:
+        if _threads_users == 0:
+            _threads_before = torch.get_num_threads()
+        _threads_users += 1
+        before = _threads_before
+        torch.set_num_threads(n)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        with _THREADS_LOCK:
+            _threads_users -= 1
+            torch.set_num_threads(before)
 
 
 class SmallCNN(nn.Module):
@@ -98,10 +114,23 @@ def architecture_name(dataset: LabelledImages, recipe: TrainRecipe) -> str:
 
 
 def new_model(dataset: LabelledImages, recipe: TrainRecipe, seed: int) -> SmallCNN:
-    """A freshly initialised SmallCNN; the same seed gives the same initial weights."""
-    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return SmallCNN(dataset.channels, dataset.num_classes, recipe.width)
+    """A freshly initialised SmallCNN; the same seed gives the same initial weights.
+
+    PyTorch's default initialisation (the same draws, in the same order, as
+    `torch.manual_seed(seed); SmallCNN(...)`), drawn from a local generator, so that
+    concurrent threads neither change these weights nor see the global generator move."""
+    model = skeleton(lambda: SmallCNN(dataset.channels, dataset.num_classes, recipe.width)).to_empty(device="cpu")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):  # as their reset_parameters(), with our generator
+                nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(module.weight)
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+            elif isinstance(module, nn.BatchNorm2d):
+                module.reset_parameters()  # ones, zeros and fresh running statistics: no randomness
+    return model
 
 
 def train_small_cnn(
@@ -114,7 +143,8 @@ def train_small_cnn(
     device: torch.device | str = "cpu",
     should_stop: Callable[[], bool] | None = None,
 ) -> SmallCNN:
-    """Train a SmallCNN from scratch on `images` (normalised, (N, C, H, W)); returns it in eval mode."""
+    """Train a SmallCNN from scratch on `images` (normalised, (N, C, H, W)); returns it in
+    eval mode. `should_stop` is asked before every mini-batch: True raises `TrainingStopped`."""
     device = torch.device(device)
     model = new_model(dataset, recipe, seed).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
@@ -124,10 +154,10 @@ def train_small_cnn(
     generator = torch.Generator().manual_seed(seed)
     images, labels = images.to(device), labels.to(device)
     for _ in range(recipe.epochs):
-        if should_stop is not None and should_stop():
-            raise TrainingStopped("training was stopped")
         order = torch.randperm(n, generator=generator).to(device)
         for start in range(0, n, recipe.batch_size):
+            if should_stop is not None and should_stop():
+                raise TrainingStopped("training was stopped")
             batch = order[start : start + recipe.batch_size]
             if batch.numel() < 2:  # BatchNorm needs two samples; a lone last sample is skipped
                 continue
@@ -159,11 +189,11 @@ def trained_base_model(
 ) -> SmallCNN:
     """The SmallCNN trained on the unmodified training split: loaded from the disk cache,
     or trained (seconds on a CPU for the MNIST subset) and saved there on first use.
-    `should_stop` is checked between mini-batches (`TrainingStopped`)."""
+    `should_stop` as in `train_small_cnn`: a stopped training saves nothing."""
     path = base_model_path(dataset, recipe, seed)
     if path.is_file():
-        model = SmallCNN(dataset.channels, dataset.num_classes, recipe.width)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = materialize(skeleton(lambda: SmallCNN(dataset.channels, dataset.num_classes, recipe.width)), state)
         return model.to(device).eval()
     model = train_small_cnn(dataset, dataset.train_x, dataset.train_y, recipe, seed, device=device, should_stop=should_stop)
     path.parent.mkdir(parents=True, exist_ok=True)

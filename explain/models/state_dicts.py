@@ -3,6 +3,10 @@ torchvision architecture before its weights are loaded.
 
 `torch.load(..., weights_only=True)` or safetensors: a pickle that tries to build
 anything but tensors (or run code) is refused with a message saying what it asked for.
+A `torch.save` zip is measured before it is read: its members may be deflated, so the
+limit applies to the inflated size the zip's directory declares (what torch allocates).
+The file is checked against the architecture's names and shapes on the meta device
+before any weight is allocated.
 """
 
 from __future__ import annotations
@@ -10,26 +14,24 @@ from __future__ import annotations
 import io
 import pickle
 import re
-import warnings
 import zipfile
 from typing import Mapping
 
 import torch
-import torchvision
 from torch import nn
 
 from .errors import CustomModelError
-from .zoo import zoo_model_names
+from .zoo import materialize, zoo_architecture, zoo_model_names
 
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 # Checkpoints often wrap the weights: {"state_dict": ...}, {"model": ...}.
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights")
 
 
-def read_state_dict(data: bytes, filename: str) -> dict[str, torch.Tensor]:
+def read_state_dict(data: bytes, filename: str, max_bytes: int | None = None) -> dict[str, torch.Tensor]:
     """Tensors from a `.safetensors` file or a `torch.save`d state dict, read without
     unpickling arbitrary objects. Common checkpoint wrappers and a DataParallel
-    `module.` prefix are removed."""
+    `module.` prefix are removed. `max_bytes` bounds what a `torch.save` zip may inflate to."""
     if not data:
         raise CustomModelError(f"{filename}: the file is empty.")
     if filename.lower().endswith(".safetensors"):
@@ -41,15 +43,16 @@ def read_state_dict(data: bytes, filename: str) -> dict[str, torch.Tensor]:
         except (SafetensorError, ValueError, RuntimeError) as exc:
             raise CustomModelError(f"{filename}: not a readable safetensors file ({exc}).") from None
     else:
-        loaded = _torch_load_weights_only(data, filename)
+        loaded = _torch_load_weights_only(data, filename, max_bytes)
     return _tensors_of(loaded, filename)
 
 
-def _torch_load_weights_only(data: bytes, filename: str) -> object:
+def _torch_load_weights_only(data: bytes, filename: str, max_bytes: int | None) -> object:
     if is_torchscript_archive(data):
         raise CustomModelError(
             f"{filename}: this is a TorchScript file, not a state dict. Choose 'TorchScript' as the model kind."
         )
+    check_inflated_size(data, filename, max_bytes)
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -76,15 +79,40 @@ def first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
-def is_torchscript_archive(data: bytes) -> bool:
-    """TorchScript archives are zips with a `code/` folder; plain torch.save zips have none."""
+def zip_members(data: bytes) -> list[zipfile.ZipInfo] | None:
+    """The members a zip's central directory lists (nothing is inflated); None for a non-zip."""
     if not data.startswith(b"PK"):
-        return False
+        return None
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return any("/code/" in name for name in archive.namelist())
+            return archive.infolist()
     except zipfile.BadZipFile:
-        return False
+        return None
+
+
+def zip_inflated_size(data: bytes) -> int | None:
+    """Sum of the member sizes a zip declares (what a reader allocates to inflate them);
+    None for a non-zip."""
+    members = zip_members(data)
+    return None if members is None else sum(member.file_size for member in members)
+
+
+def check_inflated_size(data: bytes, filename: str, max_bytes: int | None) -> None:
+    """Refuse a zip (`torch.save` or TorchScript) whose members would inflate past
+    `max_bytes` (None: no limit); the size limit on the upload itself counts the
+    compressed bytes only."""
+    inflated = zip_inflated_size(data)
+    if max_bytes is not None and inflated is not None and inflated > max_bytes:
+        raise CustomModelError(
+            f"{filename}: the file inflates to {inflated / 2**20:.0f} MB when read; this instance accepts up to "
+            f"{max_bytes / 2**20:.0f} MB."
+        )
+
+
+def is_torchscript_archive(data: bytes) -> bool:
+    """TorchScript archives are zips with a `code/` folder; plain torch.save zips have none."""
+    members = zip_members(data)
+    return members is not None and any("/code/" in member.filename for member in members)
 
 
 def _tensors_of(loaded: object, filename: str) -> dict[str, torch.Tensor]:
@@ -129,23 +157,21 @@ def fit_report(model: nn.Module, state: Mapping[str, torch.Tensor]) -> str | Non
 
 
 def build_torchvision_model(architecture: str, num_classes: int, state: Mapping[str, torch.Tensor], filename: str = "weights") -> nn.Module:
-    """The architecture with `num_classes` outputs and the file's weights (strict fit)."""
+    """The architecture with `num_classes` outputs and the file's weights (strict fit).
+    Names and shapes are checked on a meta-device skeleton first, so a small file
+    offered for a huge architecture is refused in milliseconds, without building it."""
     if architecture not in zoo_model_names():
         raise CustomModelError(f"Unknown architecture {architecture!r}; choose a torchvision classification model.")
     if num_classes < 1:
         raise CustomModelError("The number of classes must be at least 1.")
-    kwargs = {"aux_logits": False, "init_weights": False} if architecture in ("googlenet", "inception_v3") else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = torchvision.models.get_model(architecture, weights=None, num_classes=num_classes, **kwargs)
+    model = zoo_architecture(architecture, num_classes)
     problem = fit_report(model, state)
     if problem:
         hint = _class_count_hint(model, state)
         raise CustomModelError(
             f"{filename} does not fit {architecture} with {num_classes} classes: {problem}.{hint}"
         )
-    model.load_state_dict(state, strict=True)
-    return model
+    return materialize(model, state)
 
 
 def _class_count_hint(model: nn.Module, state: Mapping[str, torch.Tensor]) -> str:

@@ -11,14 +11,14 @@ import torch
 from torch import nn
 
 from .errors import CustomModelError
-from .state_dicts import first_line, is_torchscript_archive
+from .state_dicts import check_inflated_size, first_line, is_torchscript_archive
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".zip")
 
 
-def load_torchscript(data: bytes, filename: str, *, allowed: bool) -> nn.Module:
+def load_torchscript(data: bytes, filename: str, *, allowed: bool, max_bytes: int | None = None) -> nn.Module:
     """A TorchScript module (wrapped in `ScriptedClassifier`), only when the operator
-    allows TorchScript."""
+    allows TorchScript; `max_bytes` bounds what its zip members may inflate to."""
     if not allowed:
         raise CustomModelError(
             "TorchScript uploads are disabled on this instance: a TorchScript file can run arbitrary "
@@ -30,6 +30,7 @@ def load_torchscript(data: bytes, filename: str, *, allowed: bool) -> nn.Module:
             f"{filename}: not a TorchScript file (expected the output of torch.jit.save). "
             f"For a state dict, choose 'State dict + architecture'."
         )
+    check_inflated_size(data, filename, max_bytes)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

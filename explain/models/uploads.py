@@ -56,13 +56,13 @@ def load_uploaded_model(
             raise CustomModelError(
                 f"The number of classes ({num_classes}) differs from the class-names file ({len(names)} names)."
             )
-        state = read_state_dict(upload.data, upload.filename)
+        state = read_state_dict(upload.data, upload.filename, max_bytes)
         model = build_torchvision_model(upload.architecture, num_classes, state, upload.filename)
         preprocessing = preprocessing_for(upload.architecture)
         cam = zoo_cam_layers(upload.architecture, model)
         name = f"{upload.architecture} ({upload.filename})"
     elif upload.kind == "torchscript":
-        model = load_torchscript(upload.data, upload.filename, allowed=allow_torchscript)
+        model = load_torchscript(upload.data, upload.filename, allowed=allow_torchscript, max_bytes=max_bytes)
         preprocessing = preprocessing_for(None)
         cam = CamLayers(None, None)  # hooks do not run inside compiled TorchScript
         name = f"TorchScript ({upload.filename})"

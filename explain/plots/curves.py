@@ -4,7 +4,8 @@ SIC, AIC, ROAR, KAR and any metric registered later).
 Both read each curve set's `MetricInfo` (axis titles, direction, how it is scored), so
 no page or report picks an axis title, a column or a "best" by hand. Tables name
 their columns after the metric (`score_column`, `spread_column`), and
-`table_metrics` says which column is which metric.
+`table_metrics` says which column is which metric. Each method's look (colour, dash,
+marker) and the layout come from `style`.
 """
 
 from __future__ import annotations
@@ -14,22 +15,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 
 from ..metrics.base import Curves, MetricInfo
-
-PALETTE = qualitative.Plotly
-DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
-MARKERS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross", "triangle-down")
-BASELINE_COLOUR = "#666666"
-MARKED_POINTS = 12  # curves with at most this many points show markers
-
-
-def method_style(index: int) -> dict[str, str]:
-    """Colour, dash and marker of the index-th method: distinguishable in colour, and in
-    print or for colour-blind readers by dash and marker too."""
-    return {"color": PALETTE[index % len(PALETTE)], "dash": DASHES[(index // len(PALETTE) + index) % len(DASHES)],
-            "symbol": MARKERS[index % len(MARKERS)]}
+from .style import BASELINE_STYLE, method_style, readable
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -59,9 +47,8 @@ def curves_figure(
     metric = None
     for n, (key, cs) in enumerate(curve_sets.items()):
         metric = cs.metric
-        style = method_style(n)
-        colour = BASELINE_COLOUR if key in baselines else style["color"]
-        dash = "dash" if key in baselines else style["dash"]
+        style = BASELINE_STYLE if key in baselines else method_style(n)
+        colour = style.colour
         label = labels.get(key, key)
         x = cs.x * x_scale
         if show_units and cs.num_units > 1:
@@ -79,31 +66,14 @@ def curves_figure(
             ))
         if cs.num_units:
             fig.add_trace(go.Scatter(
-                x=x, y=cs.aggregate, mode="lines+markers" if len(x) <= MARKED_POINTS else "lines",
-                line=dict(color=colour, width=2.5, dash=dash), marker=dict(symbol=style["symbol"], size=7),
+                x=x, y=cs.aggregate, mode="lines+markers", line=style.line(2.5), marker=style.marker(),
                 legendgroup=key, name=f"{label} ({score_text(cs)})",
             ))
     if metric is None:
         return fig
-    return style_figure(
-        fig, title=title or f"{metric.short_name} ({metric.direction}; {metric.aggregate} over {metric.unit}s)",
-        x_title=metric.x_label, y_title=metric.y_label,
-    )
-
-
-def style_figure(fig: go.Figure, *, title: str, x_title: str, y_title: str, height: int = 460) -> go.Figure:
-    """The layout every curve figure shares: readable offline and in the app (margins
-    that keep tick labels and axis titles apart, the legend below the x-axis title)."""
-    fig.update_layout(
-        title=dict(text=title, x=0.0, xanchor="left", y=0.98, yanchor="top", font=dict(size=15)),
-        height=height, hovermode="x unified", template="plotly_white",
-        margin=dict(l=70, r=20, t=60, b=120),
-        legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0.0),
-    )
-    fig.update_xaxes(title=dict(text=x_title, standoff=12), automargin=True, showline=True, linecolor="#999", ticks="outside")
-    fig.update_yaxes(title=dict(text=y_title, standoff=12), automargin=True, showline=True, linecolor="#999", ticks="outside",
-                     rangemode="tozero")
-    return fig
+    fig.update_layout(xaxis_title=metric.x_label, yaxis_title=metric.y_label, hovermode="x unified")
+    return readable(fig, title=title or f"{metric.short_name} ({metric.direction}; {metric.aggregate} over {metric.unit}s)",
+                    legend_entries=len(curve_sets))
 
 
 def score_column(metric: MetricInfo) -> str:

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..analyses.shap_grid import GridSummary, beeswarm_offsets, cell_label
+from .style import readable
 
 SHAP_RED = "rgb(255,13,87)"
 SHAP_BLUE = "rgb(30,136,229)"
@@ -64,7 +65,7 @@ def shap_image_figure(
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
     for col in range(2, k + 2):
         fig.update_yaxes(scaleanchor=f"x{col}", row=1, col=col)
-    fig.update_layout(height=260, margin=dict(l=5, r=5, t=30, b=5))
+    fig.update_layout(height=290, margin=dict(l=5, r=5, t=58, b=5))  # subplot titles below plotly's toolbar
     return fig
 
 
@@ -100,9 +101,8 @@ def beeswarm_figure(summary: GridSummary, max_features: int = 20) -> go.Figure:
     fig.update_yaxes(tickvals=list(range(len(order))),
                      ticktext=[cell_label(int(j), summary.grid) for j in order[::-1]], range=[-0.7, len(order) - 0.3])
     fig.update_xaxes(title=f"SHAP value of the cell (impact on the explained class{', ' + _escape(summary.method) if summary.method else ''})")
-    fig.update_layout(height=max(300, 28 * len(order) + 90), margin=dict(l=10, r=10, t=30, b=40),
-                      title=f"Grid cells by mean |SHAP| ({summary.grid[0]} x {summary.grid[1]} grid, {len(summary.image_names)} images)")
-    return fig
+    return readable(fig, title=f"Grid cells by mean |SHAP| ({summary.grid[0]} x {summary.grid[1]} grid, {len(summary.image_names)} images)",
+                    height=max(300, 28 * len(order) + 110))
 
 
 def cell_importance_figure(summary: GridSummary, image: np.ndarray | None = None) -> go.Figure:
@@ -126,5 +126,4 @@ def cell_importance_figure(summary: GridSummary, image: np.ndarray | None = None
     ))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    fig.update_layout(height=360, margin=dict(l=5, r=5, t=30, b=5), title="Mean |SHAP| per grid cell")
-    return fig
+    return readable(fig, title="Mean |SHAP| per grid cell", height=380)

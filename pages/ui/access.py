@@ -1,15 +1,19 @@
-"""Who may upload models and data: the operator's rules and the password or login gate."""
+"""Who may upload models and data (and start ROAR runs): the operator's rules and the
+password or login gate. Wrong passwords are counted per client address across the
+process (`explain.guesses`), not per session."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import streamlit as st
 
 from explain.config import OperatorConfig, may_upload, password_matches, read_operator_config
+from explain.guesses import PASSWORD_GUESSES
 
 UNLOCKED_KEY = "uploads_unlocked"
-MAX_PASSWORD_FAILURES = 5
+LAST_FAILURE_KEY = "upload_password_last_failure"
 
 
 def _secrets() -> dict[str, Any]:
@@ -23,6 +27,15 @@ def _secrets() -> dict[str, Any]:
 def operator_config() -> OperatorConfig:
     """The operator's rules (`[explain]` in secrets.toml, `EXPLAIN_*` variables)."""
     return read_operator_config(_secrets())
+
+
+def client_address() -> str:
+    """The key wrong guesses are counted under: the connection's address. Streamlit
+    gives none on localhost (and outside a real server connection, e.g. in AppTest):
+    those share the key "local". Behind a reverse proxy every visitor has the proxy's
+    address: one shared count."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else "local"
 
 
 def _user_login() -> tuple[bool, str | None]:
@@ -49,18 +62,20 @@ def upload_gate(config: OperatorConfig) -> bool:
         return False
     if config.auth == "password":
         st.info("Uploading models and data is locked on this instance. Enter the upload password to unlock it for this session.")
-        failures = st.session_state.get("upload_password_failures", 0)
-        if failures >= MAX_PASSWORD_FAILURES:
-            st.error("Too many wrong passwords in this session; open the app again to retry.")
+        client = client_address()
+        wait = PASSWORD_GUESSES.wait_seconds(client)
+        if wait > 0:
+            st.error(f"Too many wrong passwords from your address; try again in {math.ceil(wait)} s.")
             return False
         attempt = st.text_input("Upload password", type="password", key="upload_password_attempt")
         if attempt:
-            if password_matches(config, attempt):
-                st.session_state[UNLOCKED_KEY] = True
-                return True
-            if attempt != st.session_state.get("upload_password_last_failure"):  # count each new guess once
-                st.session_state["upload_password_failures"] = failures + 1
-                st.session_state["upload_password_last_failure"] = attempt
+            if attempt != st.session_state.get(LAST_FAILURE_KEY):  # a rerun with the same text is not a new guess
+                if password_matches(config, attempt):
+                    PASSWORD_GUESSES.succeeded(client)
+                    st.session_state[UNLOCKED_KEY] = True
+                    return True
+                PASSWORD_GUESSES.failed(client)
+                st.session_state[LAST_FAILURE_KEY] = attempt
             st.error("Wrong password.")
         return False
     logged_in, email = _user_login()

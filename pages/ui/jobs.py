@@ -52,17 +52,18 @@ def shown(page: str) -> tuple[Any | None, Job | None]:
     return analysis, default_runner().find(analysis)
 
 
-def progress_block(job: Job) -> None:
-    """Progress bar with what is being done, rate and ETA; a Stop button."""
+def progress_block(job: Job, stoppable: bool = True) -> None:
+    """Progress bar with what is being done, rate and ETA; a Stop button (when `stoppable`)."""
     p = job.progress
     left, right = st.columns([6, 1])
     text = p.describe() if job.state != "waiting" else (p.label or "waiting")
     left.progress(p.fraction, text=text)
-    if right.button("Stop", key=f"stop:{job.key}", icon=":material/stop_circle:"):
+    if stoppable and right.button("Stop", key=f"stop:{job.key}", icon=":material/stop_circle:"):
         job.cancel()
 
 
-def live_result(page: str, render: Callable[[Any, Job], None], placeholder: Callable[[], None] = lambda: None) -> None:
+def live_result(page: str, render: Callable[[Any, Job], None], placeholder: Callable[[], None] = lambda: None,
+                stoppable: bool = True) -> None:
     """The shown analysis's progress and (partial or final) result, refreshed every
     second while its job runs, without rerunning the rest of the page; `placeholder()`
     draws what to show before the job's first partial result.
@@ -82,7 +83,7 @@ def live_result(page: str, render: Callable[[Any, Job], None], placeholder: Call
         if running and not current.active:
             st.rerun()  # the job just ended: redraw the page once, without polling (buttons drawn only then)
         if current.active:
-            progress_block(current)
+            progress_block(current, stoppable)
         elif current.state == FAILED:
             st.error(f"The run failed: {current.error}")
         elif current.state == CANCELLED:
@@ -116,18 +117,19 @@ def runs_panel(page: str) -> None:
 
 
 def follow(page: str, pending: Any, inputs: Any, run: bool, draw: Callable[[Any, Job], None],
-           placeholder: Callable[[], None]) -> None:
+           placeholder: Callable[[], None], stoppable: bool = True) -> None:
     """The flow every analysis page shares: Run starts the pending analysis (settings
     as the form last submitted them); a result stored earlier for exactly these
     settings is shown without Run; the shown analysis is drawn live while it matches
-    the settings, else `placeholder()` says what Run would compute."""
+    the settings, else `placeholder()` says what Run would compute. `stoppable=False`
+    hides the Stop button (a visitor who may not start such jobs may not stop them)."""
     if run:
         submit(page, pending, inputs)
     elif default_runner().find(pending) is not None:
         show_analysis(page, pending)  # computed before: this session, another one, or before a restart
     analysis, _ = shown(page)
     if analysis is not None and analysis.key == pending.key:
-        live_result(page, draw, placeholder)
+        live_result(page, draw, placeholder, stoppable)
     else:
         if analysis is not None:
             st.caption("The settings changed since the last run: press Run to compute them.")
