@@ -3,6 +3,7 @@ the layers that CAM methods use. `make_bundle` wraps any `nn.Module`."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from dataclasses import dataclass, field
@@ -21,6 +22,12 @@ class ModelBundle:
     `lock` serialises every use of `model`: methods that attach hooks or override
     backward passes run under it, so two sessions sharing the cached bundle never
     see each other's patches.
+
+    `rectifier_model`: the same network with its rectifiers as `nn.ReLU` modules, for the
+    methods that override the backward pass at rectifiers (`Method.sees_rectifiers`),
+    when `model` uses faster operators (the default EfficientNet-Lite0's `nn.ReLU6`).
+    It shares every parameter and buffer tensor with `model` (one set of weights, one
+    `model_id`); None means `model` serves every method.
     """
 
     name: str
@@ -37,6 +44,7 @@ class ModelBundle:
     model_id: str
     batch_size: int
     lock: threading.RLock = field(default_factory=threading.RLock)
+    rectifier_model: nn.Module | None = None
 
     @property
     def num_classes(self) -> int:
@@ -45,6 +53,13 @@ class ModelBundle:
     @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
+
+    def with_rectifiers(self) -> "ModelBundle":
+        """This bundle as seen by a method that needs `nn.ReLU` rectifiers: `model` is the
+        rectifier form (same weights, same lock and id)."""
+        if self.rectifier_model is None:
+            return self
+        return dataclasses.replace(self, model=self.rectifier_model)
 
     def crop(self, image: Image.Image) -> Image.Image:
         """Resize and center-crop an RGB image to the model's input size (what the model sees)."""
@@ -114,6 +129,19 @@ def state_dict_digest(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def share_tensors(source: nn.Module, target: nn.Module) -> nn.Module:
+    """Make `target` (another form of the same network: same state-dict names) use
+    `source`'s parameter and buffer tensors, so both forms hold one set of weights."""
+    params, buffers = dict(source.named_parameters()), dict(source.named_buffers())
+    if set(dict(target.named_parameters())) != set(params) or set(dict(target.named_buffers())) != set(buffers):
+        raise ValueError("the two forms of the model do not have the same parameters and buffers")
+    for table, attr in ((params, "_parameters"), (buffers, "_buffers")):
+        for name, tensor in table.items():
+            owner, _, leaf = name.rpartition(".")
+            getattr(target.get_submodule(owner), attr)[leaf] = tensor
+    return target
+
+
 def make_bundle(
     name: str,
     model: nn.Module,
@@ -128,12 +156,17 @@ def make_bundle(
     device: torch.device | str | None = None,
     weights: str = "",
     batch_size: int | None = None,
+    rectifier_model: nn.Module | None = None,
 ) -> ModelBundle:
     """Put a model in eval mode on the device, freeze its parameters (attributions need
-    input gradients only) and wrap it with its metadata."""
+    input gradients only) and wrap it with its metadata. `rectifier_model`: the form of
+    the same network for `Method.sees_rectifiers` methods; its own tensors are replaced
+    by `model`'s."""
     device = torch.device(device) if device is not None else default_device()
     model = model.eval().to(device)
     model.requires_grad_(False)
+    if rectifier_model is not None:
+        rectifier_model = share_tensors(model, rectifier_model.eval())
     if cam_layer is not None:
         model.get_submodule(cam_layer)  # fail early on a wrong name
     if linear_head is not None and not isinstance(model.get_submodule(linear_head), nn.Linear):
@@ -152,4 +185,5 @@ def make_bundle(
         weights=weights,
         model_id=f"{name}-{state_dict_digest(model)}",
         batch_size=batch_size or default_batch_size(device),
+        rectifier_model=rectifier_model,
     )
