@@ -108,9 +108,12 @@ def default_device() -> torch.device:
 
 
 def default_batch_size(device: torch.device) -> int:
-    """Images (or noisy copies) per forward/backward pass: small on the CPU so a page
-    answers in seconds, large on a GPU."""
-    return 128 if device.type == "cuda" else 16
+    """Images (or noisy copies) per forward/backward pass: large on a GPU; 8 on the CPU,
+    by measurement (`bench/bench_batch_sizes.py`, `bench/bench_speed.py`): with the
+    allocator fix, per-image cost is flat within ~5 % from 2 to 32 images per pass on an
+    idle core, but on a shared one 16-image deletion passes cost 1.3x those of 4 or 8
+    (their activations no longer fit the cache), and 8 halves the peak memory of 16."""
+    return 128 if device.type == "cuda" else 8
 
 
 def conv_layer_names(model: nn.Module) -> list[str]:
