@@ -13,12 +13,15 @@ in each checkout in turn (base, ours, base, ours...), each in a fresh process wi
 wait on each other's descheduling and the times swing tenfold) and the same
 environment otherwise. Prints every wall time, the medians and their ratio (issue 15's
 target: ours <= 0.6x the base). Load averages are printed before and after.
+`--sections gallery,deletion_insertion` leaves out SIC/AIC, whose WebP encoding and
+Delaunay interpolation do not run the model.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -28,14 +31,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = "chelsea,coffee,astronaut,rocket,motorcycle,china,flower,hubble"
+SECTIONS = "gallery,deletion_insertion,sic_aic"
 ARGS = ["-m", "reports", "build", "--model", "efficientnet_lite0", "--images", IMAGES, "--quiet",
-        "--methods", "gradcam,integrated_gradients,vargrad", "--sections", "gallery,deletion_insertion,sic_aic"]
+        "--methods", "gradcam,integrated_gradients,vargrad"]
 
 
-def run(checkout: Path, out: Path, env: dict[str, str]) -> float:
+def run(checkout: Path, out: Path, env: dict[str, str], sections: str) -> float:
     start = time.perf_counter()
-    subprocess.run([str(ROOT / ".venv" / "bin" / "python"), *ARGS, "--out", str(out)], cwd=checkout, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([str(ROOT / ".venv" / "bin" / "python"), *ARGS, "--sections", sections, "--out", str(out)],
+                   cwd=checkout, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -44,7 +48,9 @@ def main() -> None:
     parser.add_argument("--base", default="ed7136c", help="commit to compare with (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sections", default=SECTIONS, help="report sections (default: the README's, %(default)s)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so that `finally` removes the worktree
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["OMP_NUM_THREADS"] = str(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench_cli_") as tmp:
@@ -52,13 +58,13 @@ def main() -> None:
         subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(base), args.base], cwd=ROOT, check=True)
         try:
             head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-            print(f"report CLI, 8 images, gradcam + integrated_gradients + vargrad, gallery + deletion/insertion + SIC/AIC; "
+            print(f"report CLI, 8 images, gradcam + integrated_gradients + vargrad, sections {args.sections}; "
                   f"OMP_NUM_THREADS={args.threads}; base {args.base}, ours {head} (+ working tree)")
             print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
             times: dict[str, list[float]] = {"base": [], "ours": []}
             for i in range(args.repeats):
                 for label, checkout in (("base", base), ("ours", ROOT)):
-                    seconds = run(checkout, Path(tmp) / f"{label}{i}.html", env)
+                    seconds = run(checkout, Path(tmp) / f"{label}{i}.html", env, args.sections)
                     times[label].append(seconds)
                     print(f"  {label} run {i + 1}: {seconds:6.1f} s", flush=True)
         finally:

@@ -106,7 +106,7 @@ def _bn(channels: int) -> nn.BatchNorm2d:
 class MBConvBlock(nn.Module):
     """Inverted residual block without squeeze-and-excitation."""
 
-    def __init__(self, kernel: int, stride: int, expand: int, cin: int, cout: int, form: "Form") -> None:
+    def __init__(self, kernel: int, stride: int, expand: int, cin: int, cout: int, form: Form) -> None:
         super().__init__()
         hidden = cin * expand
         self.has_expansion = expand != 1
