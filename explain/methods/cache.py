@@ -7,7 +7,8 @@ used entries go first; safe to share between sessions (one lock).
 
 A lookup with `target=None` (each image's top-1, the pages' default) needs the class
 before it can form the key; `PredictionCache` remembers each image's top-1 per model,
-so a hit runs no model at all (a 16-image hit took 268 ms of forward passes before).
+so a hit runs no model at all (issue 15 measured 268 ms for a 16-image hit before, 70 %
+of computing Grad-CAM afresh).
 """
 
 from __future__ import annotations

@@ -54,8 +54,8 @@ def class_activation_map(
 ) -> torch.Tensor:
     """sum_k w_k A_k at the bundle's CAM layer, (optionally) rectified, upsampled to the input.
     Gradients d logit / d A_k come from the layers after the CAM layer only: the graph of
-    the layers before it is never recorded (on the default model 16 images' graph took
-    +1,302 MiB against +308 MiB, and 1.31x the time, for identical maps)."""
+    the layers before it is never recorded (default model, 8 images: peak memory +199 MiB
+    against +629 MiB for the whole graph, identical maps; `bench/bench_speed.py`)."""
     layer = bundle.model.get_submodule(bundle.cam_layer)
     x = x.detach()
     with torch.set_grad_enabled(needs_gradient), captured_output(layer, record_from_here=needs_gradient) as store:

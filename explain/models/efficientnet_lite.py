@@ -10,8 +10,9 @@ of swish, and a fixed 32-channel stem and 1280-channel head.
 Two forms of the same network, with the same module names and state dict (the bundle
 makes them share one set of tensors):
 - `rectifiers="fast"` (what most methods run): `nn.ReLU6` and native convolution padding
-  wherever TF-SAME padding is symmetric. Measured on the CPU: a forward pass costs 0.72x
-  the split form's, forward+backward 0.79x, with identical logits.
+  wherever TF-SAME padding is symmetric. Same logits; on this 2-core CPU a forward pass
+  costs ~0.8x that of the form before (ReLU + clamp, F.pad everywhere), forward+backward
+  ~0.8x too (`bench/bench_speed.py`).
 - `rectifiers="split"`: ReLU6 as `nn.ReLU` + clamp, for the methods that override the
   backward pass at every `nn.ReLU` (Guided Backprop, DeepLIFT, LRP; `Method.sees_rectifiers`).
 `explicit_padding=True` pads with `F.pad` before every convolution, as the model did
