@@ -11,8 +11,9 @@ Checks the base commit out once into a temporary git worktree (`git worktree add
 in each checkout in turn (base, ours, base, ours...), each in a fresh process with
 `OMP_NUM_THREADS=--threads` (default 1: on a shared 2-core machine two OpenMP threads
 wait on each other's descheduling and the times swing tenfold) and the same
-environment otherwise. Prints every wall time, the medians and their ratio (issue 15's
-target: ours <= 0.6x the base). Load averages are printed before and after.
+environment otherwise. Prints every wall time and CPU time (user + system of the child:
+on a machine shared with other jobs the wall time mostly measures how much of a core
+the run was given), the medians and their ratios (issue 15's target: ours <= 0.6x the base). Load averages are printed before and after.
 `--sections gallery,deletion_insertion` leaves out SIC/AIC, whose WebP encoding and
 Delaunay interpolation do not run the model.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -36,11 +38,15 @@ ARGS = ["-m", "reports", "build", "--model", "efficientnet_lite0", "--images", I
         "--methods", "gradcam,integrated_gradients,vargrad"]
 
 
-def run(checkout: Path, out: Path, env: dict[str, str], sections: str) -> float:
+def run(checkout: Path, out: Path, env: dict[str, str], sections: str) -> tuple[float, float]:
+    """(wall seconds, user + system CPU seconds) of one CLI run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([str(ROOT / ".venv" / "bin" / "python"), *ARGS, "--sections", sections, "--out", str(out)],
                    cwd=checkout, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -62,15 +68,19 @@ def main() -> None:
                   f"OMP_NUM_THREADS={args.threads}; base {args.base}, ours {head} (+ working tree)")
             print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
             times: dict[str, list[float]] = {"base": [], "ours": []}
+            cpu: dict[str, list[float]] = {"base": [], "ours": []}
             for i in range(args.repeats):
                 for label, checkout in (("base", base), ("ours", ROOT)):
-                    seconds = run(checkout, Path(tmp) / f"{label}{i}.html", env, args.sections)
+                    seconds, cpu_seconds = run(checkout, Path(tmp) / f"{label}{i}.html", env, args.sections)
                     times[label].append(seconds)
-                    print(f"  {label} run {i + 1}: {seconds:6.1f} s", flush=True)
+                    cpu[label].append(cpu_seconds)
+                    print(f"  {label} run {i + 1}: {seconds:6.1f} s wall, {cpu_seconds:6.1f} s CPU", flush=True)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, check=False)
     b, o = statistics.median(times["base"]), statistics.median(times["ours"])
-    print(f"median: base {b:.1f} s, ours {o:.1f} s; ratio ours / base {o / b:.2f} (target <= 0.6)")
+    cb, co = statistics.median(cpu["base"]), statistics.median(cpu["ours"])
+    print(f"median wall: base {b:.1f} s, ours {o:.1f} s; ratio ours / base {o / b:.2f} (target <= 0.6)")
+    print(f"median CPU (user + system): base {cb:.1f} s, ours {co:.1f} s; ratio {co / cb:.2f}")
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
