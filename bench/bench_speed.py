@@ -12,7 +12,9 @@ same venv, without changing any installed package:
 A missing peer is skipped with a line saying so. Everything runs on the CPU with
 `--threads` intra-op threads (default 1, as the issue measured: with two threads on a
 shared 2-core machine OpenMP's barriers wait on descheduled threads and figures swing
-tenfold). Times are medians over `--repeats`, the two sides of a ratio interleaved.
+tenfold). Times are CPU seconds of this process (user + system), medians over
+`--repeats`, the two sides of a ratio interleaved: with other jobs on the machine, wall
+time mostly says how much of a core a run was given.
 
 1. Deletion per curve against Quantus's `PixelFlipping`, like for like: the same model
    object (the fast form), the same images (sample photos, normalised as the model
@@ -76,15 +78,18 @@ def images(bundle: explain.ModelBundle, n: int) -> torch.Tensor:
 
 
 def interleaved(fns: dict[str, callable], repeats: int) -> dict[str, float]:
-    """Median seconds of each function, called in turn within every repeat (after one warm-up each)."""
+    """Median CPU seconds of this process (`time.process_time`: user + system, all its
+    threads) of each function, called in turn within every repeat (after one warm-up
+    each). CPU time, not wall time: on this shared machine the wall time of a one-thread
+    run mostly measures the share of a core the scheduler gave it."""
     for fn in fns.values():
         fn()
     times = {k: [] for k in fns}
     for _ in range(repeats):
         for key, fn in fns.items():
-            start = time.perf_counter()
+            start = time.process_time()
             fn()
-            times[key].append(time.perf_counter() - start)
+            times[key].append(time.process_time() - start)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -123,8 +128,8 @@ def bench_deletion(bundle: explain.ModelBundle, n: int, repeats: int) -> None:
           f"matching fractions {np.abs(curves - mine[:, 1:]).mean():.3f} (Quantus flips channel values, we flip pixels)")
     t = interleaved({"ours": ours, "quantus": quantus_run}, repeats)
     o, q = t["ours"] / (2 * n), t["quantus"] / n
-    print(f"  ours   : {o * 1e3:7.1f} ms per curve ({QUANTUS_STEPS + 1} passes, chunks of {bundle.batch_size})")
-    print(f"  Quantus: {q * 1e3:7.1f} ms per curve ({QUANTUS_STEPS} passes, batches of {n})")
+    print(f"  ours   : {o * 1e3:7.1f} CPU ms per curve ({QUANTUS_STEPS + 1} passes, chunks of {bundle.batch_size})")
+    print(f"  Quantus: {q * 1e3:7.1f} CPU ms per curve ({QUANTUS_STEPS} passes, batches of {n})")
     print(f"  ratio ours / Quantus PixelFlipping: {o / q:.2f}  (target <= 1.0)")
 
 
@@ -207,10 +212,10 @@ def bench_gradcam(bundle: explain.ModelBundle, repeats: int, threads: int) -> No
         ours, theirs = runs["ours"](), runs["pytorch-grad-cam"]()
         scaled = ours - ours.min(axis=(1, 2), keepdims=True)
         scaled /= np.maximum(scaled.max(axis=(1, 2), keepdims=True), 1e-12)
-        t = interleaved(runs, repeats if batch < 32 else max(3, repeats // 2))
+        t = interleaved(runs, repeats)
         mem = {kind: peak_mib(kind, targets, threads) for kind in runs}
         chunk = min(batch, bundle.batch_size)
-        print(f"  batch {batch:2d} (our chunks of {chunk}): ms per image / peak RSS growth of the first call: "
+        print(f"  batch {batch:2d} (our chunks of {chunk}): CPU ms per image / peak RSS growth of the first call: "
               f"ours {t['ours'] / batch * 1e3:.1f} / +{mem['ours']:.0f} MiB, "
               f"before (whole graph) {t['whole-graph'] / batch * 1e3:.1f} / +{mem['whole-graph']:.0f} MiB, "
               f"pytorch-grad-cam {t['pytorch-grad-cam'] / batch * 1e3:.1f} / +{mem['pytorch-grad-cam']:.0f} MiB")
@@ -230,7 +235,7 @@ def bench_cache_hit(bundle: explain.ModelBundle, repeats: int) -> None:
         t = interleaved({"hit": lambda: explain.cached_attribute(cache, bundle, x, digests, "gradcam")}, max(repeats, 20))
     finally:
         handle.remove()
-    print(f"\n[3] 16-image cache hit, target=None: {t['hit'] * 1e3:.2f} ms (target <= 5 ms), "
+    print(f"\n[3] 16-image cache hit, target=None: {t['hit'] * 1e3:.2f} CPU ms (target <= 5 ms), "
           f"forward passes during the hits: {len(calls)}")
 
 
@@ -251,7 +256,7 @@ def bench_forms(bundle: explain.ModelBundle, repeats: int) -> None:
             torch.autograd.grad(model(xg)[:, 0].sum(), xg)
         return run
 
-    print(f"\n[4] default model, {len(x)} images per pass (ms per image; ratio to the form before)")
+    print(f"\n[4] default model, {len(x)} images per pass (CPU ms per image; ratio to the form before)")
     for label, make in (("forward", forward), ("forward+backward", forward_backward)):
         t = interleaved({k: make(m) for k, m in forms.items()}, repeats)
         print(f"  {label:17s} fast {t['fast'] / len(x) * 1e3:5.1f} ({t['fast'] / t['before']:.2f}x), "
