@@ -35,9 +35,8 @@ import explain  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from explain.analyses import AttributionMaps, prepare_images, run_directly  # noqa: E402
-from explain.analyses import inputs as inputs_module  # noqa: E402
 from explain.jobs import JobRunner, JobStore, default_runner  # noqa: E402
-from explain.methods.cache import default_cache  # noqa: E402
+from explain.methods.cache import default_cache, predictions  # noqa: E402
 from explain.methods.registry import MethodSpec  # noqa: E402
 
 APP = str(ROOT / "app.py")
@@ -68,7 +67,7 @@ def wait_for_jobs() -> None:
 def fresh_store() -> None:
     os.environ["EXPLAIN_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-jobs-")
     default_cache().clear()
-    inputs_module._PREDICTIONS.clear()
+    predictions.clear()
 
 
 def main() -> None:

@@ -3,7 +3,8 @@ the class of each image, resolved once.
 
 `prepare_images` turns chosen images into what every analysis needs (the batch, the
 crops the model sees, the top-5 predictions); predictions are remembered per model and
-image content, so a page's first paint after a revisit runs no model at all.
+image content (`explain.methods.cache.predictions`), so a page's first paint after a
+revisit runs no model at all.
 `ClassChoice` says how the explained class is chosen (each image's top-1, one class
 for all, or each image's label) and `Subject` records the resolved classes: every
 method and metric then receives them explicitly.
@@ -11,8 +12,6 @@ method and metric then receives them explicitly.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -20,13 +19,11 @@ import numpy as np
 import torch
 
 from ..data.images import NamedImage
+from ..methods.cache import Prediction, predictions
 from ..models.bundle import ModelBundle
 
-TOP_K = 5
-KEPT_PREDICTIONS = 20_000
 CLASS_MODES = ("top1", "class", "label")
 
-Prediction = tuple[tuple[int, str, float], ...]
 
 
 @dataclass(frozen=True)
@@ -125,27 +122,6 @@ class PreparedImages:
                               tuple(self.top5[i] for i in rows))
 
 
-_PREDICTIONS: OrderedDict[tuple[str, str], Prediction] = OrderedDict()
-_PREDICTIONS_LOCK = threading.Lock()
-
-
-def predictions(bundle: ModelBundle, batch: torch.Tensor, digests: Sequence[str]) -> list[Prediction]:
-    """Top-5 of each image, remembered per (model, image content): images seen before
-    cost no forward pass."""
-    keys = [(bundle.model_id, d) for d in digests]
-    with _PREDICTIONS_LOCK:
-        found: list[Prediction | None] = [_PREDICTIONS.get(k) for k in keys]
-    missing = [i for i, f in enumerate(found) if f is None]
-    if missing:
-        computed = bundle.top_k(batch[missing], TOP_K)
-        with _PREDICTIONS_LOCK:
-            for i, row in zip(missing, computed):
-                found[i] = _PREDICTIONS[keys[i]] = tuple(row)
-            while len(_PREDICTIONS) > KEPT_PREDICTIONS:
-                _PREDICTIONS.popitem(last=False)
-    return found  # type: ignore[return-value]
-
-
 def prepare_images(bundle: ModelBundle, images: Sequence[NamedImage]) -> PreparedImages:
     """Preprocess `images` for `bundle` and predict their top-5 (remembered; see above).
     Two images with the same content are kept once (the first name wins)."""
@@ -157,7 +133,7 @@ def prepare_images(bundle: ModelBundle, images: Sequence[NamedImage]) -> Prepare
         raise ValueError("choose at least one image")
     batch = bundle.preprocess_batch([im.image for im in chosen])
     refs = tuple(ImageRef(im.name, im.digest) for im in chosen)
-    return PreparedImages(bundle, refs, batch, bundle.to_display(batch), tuple(predictions(bundle, batch, [r.digest for r in refs])))
+    return PreparedImages(bundle, refs, batch, bundle.to_display(batch), tuple(predictions.top_k(bundle, batch, [r.digest for r in refs])))
 
 
 @dataclass(frozen=True, eq=False)

@@ -89,7 +89,8 @@ class Method:
     is the baseline of the benchmark's overhead ratio. `batched_internally`: the method splits its own
     model calls (noise samples, IG steps) into device-sized batches. `sees_rectifiers`:
     the method changes the backward pass at every rectifier (Guided Backprop, DeepLIFT,
-    LRP), so it must run on a form of the model whose rectifiers are `nn.ReLU` modules.
+    LRP), so it must run on a form of the model whose rectifiers are `nn.ReLU` modules:
+    `attribute` hands its `compute` the bundle's `with_rectifiers()` view.
     `unavailable_when(bundle)`: why the method cannot explain that model (e.g. LRP on
     TorchScript), or None; pages show the reason next to the disabled method.
     """
@@ -246,6 +247,8 @@ def attribute(
     if images.dim() != 4:
         raise ValueError(f"images must be a batch (N, C, H, W), got shape {tuple(images.shape)}")
     targets = resolve_targets(bundle, images, target)
+    if spec.sees_rectifiers:
+        bundle = bundle.with_rectifiers()
     n = images.shape[0]
     per_chunk = n if spec.batched_internally else max(1, bundle.batch_size // max(1, spec.evals_per_image(resolved, images.shape[-1])))
     per_chunk = min(per_chunk, bundle.batch_size)

@@ -3,6 +3,7 @@ the layers that CAM methods use. `make_bundle` wraps any `nn.Module`."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import threading
@@ -61,6 +62,12 @@ class ModelBundle:
     see each other's patches. `cam_reshape` names the `CAM_RESHAPES` entry that turns
     the CAM layer's output into (N, C, h, w) feature maps (transformers' tokens);
     None when the layer already gives them.
+
+    `rectifier_model`: the same network with its rectifiers as `nn.ReLU` modules, for the
+    methods that override the backward pass at rectifiers (`Method.sees_rectifiers`),
+    when `model` uses faster operators (the default EfficientNet-Lite0's `nn.ReLU6`).
+    It shares every parameter and buffer tensor with `model` (one set of weights, one
+    `model_id`); None means `model` serves every method.
     """
 
     name: str
@@ -78,6 +85,7 @@ class ModelBundle:
     batch_size: int
     cam_reshape: str | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
+    rectifier_model: nn.Module | None = None
 
     @property
     def num_classes(self) -> int:
@@ -99,6 +107,13 @@ class ModelBundle:
                 f"the CAM layer {self.cam_layer!r} gives outputs of shape {tuple(output.shape)}, not feature maps (N, C, h, w)"
             )
         return maps
+
+    def with_rectifiers(self) -> "ModelBundle":
+        """This bundle as seen by a method that needs `nn.ReLU` rectifiers: `model` is the
+        rectifier form (same weights, same lock and id)."""
+        if self.rectifier_model is None:
+            return self
+        return dataclasses.replace(self, model=self.rectifier_model)
 
     def crop(self, image: Image.Image) -> Image.Image:
         """Resize and center-crop an RGB image to the model's input size (what the model sees).
@@ -164,9 +179,12 @@ def default_device() -> torch.device:
 
 
 def default_batch_size(device: torch.device) -> int:
-    """Images (or noisy copies) per forward/backward pass: small on the CPU so a page
-    answers in seconds, large on a GPU."""
-    return 128 if device.type == "cuda" else 16
+    """Images (or noisy copies) per forward/backward pass: large on a GPU; 8 on the CPU,
+    by measurement (`bench/bench_batch_sizes.py`, `bench/bench_speed.py`): with the
+    allocator fix, per-image cost is flat within ~5 % from 2 to 32 images per pass on an
+    idle core, but on a shared one 16-image deletion passes cost 1.3x those of 4 or 8
+    (their activations no longer fit the cache), and 8 halves the peak memory of 16."""
+    return 128 if device.type == "cuda" else 8
 
 
 def conv_layer_names(model: nn.Module) -> list[str]:
@@ -185,6 +203,19 @@ def state_dict_digest(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def share_tensors(source: nn.Module, target: nn.Module) -> nn.Module:
+    """Make `target` (another form of the same network: same state-dict names) use
+    `source`'s parameter and buffer tensors, so both forms hold one set of weights."""
+    params, buffers = dict(source.named_parameters()), dict(source.named_buffers())
+    if set(dict(target.named_parameters())) != set(params) or set(dict(target.named_buffers())) != set(buffers):
+        raise ValueError("the two forms of the model do not have the same parameters and buffers")
+    for table, attr in ((params, "_parameters"), (buffers, "_buffers")):
+        for name, tensor in table.items():
+            owner, _, leaf = name.rpartition(".")
+            getattr(target.get_submodule(owner), attr)[leaf] = tensor
+    return target
+
+
 def make_bundle(
     name: str,
     model: nn.Module,
@@ -200,12 +231,17 @@ def make_bundle(
     weights: str = "",
     batch_size: int | None = None,
     cam_reshape: str | None = None,
+    rectifier_model: nn.Module | None = None,
 ) -> ModelBundle:
     """Put a model in eval mode on the device, freeze its parameters (attributions need
-    input gradients only) and wrap it with its metadata."""
+    input gradients only) and wrap it with its metadata. `rectifier_model`: the form of
+    the same network for `Method.sees_rectifiers` methods; its own tensors are replaced
+    by `model`'s."""
     device = torch.device(device) if device is not None else default_device()
     model = model.eval().to(device)
     model.requires_grad_(False)
+    if rectifier_model is not None:
+        rectifier_model = share_tensors(model, rectifier_model.eval())
     if cam_layer is not None:
         model.get_submodule(cam_layer)  # fail early on a wrong name
     if linear_head is not None and not isinstance(model.get_submodule(linear_head), nn.Linear):
@@ -227,4 +263,5 @@ def make_bundle(
         model_id=f"{name}-{state_dict_digest(model)}",
         batch_size=batch_size or default_batch_size(device),
         cam_reshape=cam_reshape,
+        rectifier_model=rectifier_model,
     )

