@@ -9,7 +9,9 @@ class against the fraction of pixels changed, its score the trapezoid area over 
 Every perturbed image of every step, image and method is built on the fly, chunk by
 chunk of `bundle.batch_size`, on the model's device, from one rank map per image and
 method: building a chunk is a single `torch.where`, so the cost is that of the
-forward passes.
+forward passes. The curves' end points do not depend on the map (nothing or
+everything changed: the photo, its blurred copy, the substrate), so they are computed
+once per image for every method (once in all for the constant zero substrate).
 """
 
 from __future__ import annotations
@@ -136,28 +138,58 @@ def deletion_insertion(
         if method_keys else torch.empty(0, n, h * w, dtype=torch.long, device=device)
     counts = torch.as_tensor(step_counts(h * w, steps), device=device)
 
-    # One job per (kind, method, image, step), in that order, so results reshape directly.
     num_points = steps + 1
-    total = 2 * len(method_keys) * n * num_points
-    probs = torch.empty(total)
     target_dev = targets.to(device)
+    inner = steps - 1  # steps 1 .. steps-1 depend on the map; the end points do not
+    jobs_total = 2 * len(method_keys) * n * inner
+    shared_substrate = substrate == "zero"  # one constant image, whatever the photo
+    total = (2 * n + (1 if shared_substrate else 0 if substrate == "blur" else n) if method_keys else 0) + jobs_total
     done = 0
-    with torch.inference_mode(), bundle.lock:
-        for start in range(0, total, bundle.batch_size):
-            job = torch.arange(start, min(start + bundle.batch_size, total), device=device)
-            step = job % num_points
-            image = (job // num_points) % n
-            method = (job // (num_points * n)) % max(len(method_keys), 1)
-            kind = job // (num_points * n * max(len(method_keys), 1))
-            changed = (ranks[method, image] < counts[step, None]).view(-1, 1, h, w)
-            batch = torch.where(changed, fills[kind, image], starts[kind, image])
-            logits = bundle.model(batch).float()
-            probs[start : start + len(job)] = logits.softmax(dim=1).gather(1, target_dev[image, None])[:, 0].cpu()
-            done += len(job)
-            if progress is not None:
-                progress(done, total)
 
-    curves = probs.numpy().astype(np.float64).reshape(2, len(method_keys), n, num_points)
+    def probabilities(batch: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        nonlocal done
+        logits = bundle.model(batch).float()
+        done += len(batch)
+        if progress is not None:
+            progress(done, total)
+        return logits.softmax(dim=1).gather(1, target_dev[rows, None])[:, 0].cpu()
+
+    curves = torch.empty(2, len(method_keys), n, num_points, dtype=torch.float64)
+    with torch.inference_mode(), bundle.lock:
+        if method_keys:
+            # The end points, once per image for every method: nothing changed (deletion:
+            # the photo; insertion: its blurred copy) and everything changed (deletion: the
+            # substrate; insertion: the photo again).
+            everyone = torch.arange(n, device=device)
+            original = torch.cat([probabilities(chunk, rows) for chunk, rows in
+                                  zip(x.split(bundle.batch_size), everyone.split(bundle.batch_size))])
+            blurred = torch.cat([probabilities(chunk, rows) for chunk, rows in
+                                 zip(starts[1].split(bundle.batch_size), everyone.split(bundle.batch_size))])
+            if substrate == "blur":
+                removed = blurred
+            elif shared_substrate:
+                logits = bundle.model(fills[0, :1]).float().softmax(dim=1)[0]
+                done += 1
+                removed = logits[target_dev].cpu()
+            else:
+                removed = torch.cat([probabilities(chunk, rows) for chunk, rows in
+                                     zip(fills[0].split(bundle.batch_size), everyone.split(bundle.batch_size))])
+            curves[0, :, :, 0], curves[0, :, :, -1] = original, removed
+            curves[1, :, :, 0], curves[1, :, :, -1] = blurred, original
+        # One job per (kind, method, image, inner step), in that order, so results reshape directly.
+        inner_probs = torch.empty(jobs_total)
+        for start in range(0, jobs_total, bundle.batch_size):
+            job = torch.arange(start, min(start + bundle.batch_size, jobs_total), device=device)
+            step = job % inner + 1
+            image = (job // inner) % n
+            method = (job // (inner * n)) % len(method_keys)
+            kind = job // (inner * n * len(method_keys))
+            changed = (ranks[method, image] < counts[step, None]).view(-1, 1, h, w)
+            inner_probs[start : start + len(job)] = probabilities(torch.where(changed, fills[kind, image], starts[kind, image]), image)
+        if inner > 0 and method_keys:
+            curves[:, :, :, 1:-1] = inner_probs.double().reshape(2, len(method_keys), n, inner)
+
+    curves = curves.numpy()
     fractions = step_counts(h * w, steps) / (h * w)
     result: dict[str, dict[str, Curves]] = {"deletion": {}, "insertion": {}}
     for kind, info in enumerate((DELETION, INSERTION)):
