@@ -2,30 +2,48 @@
 
 A share link (`/?report=<id>`) shows that saved report alone, read-only, with no
 navigation; everything else is the dashboard. Every registered metric gets a page:
-its own file where it has one, else the generic metric page.
+its own file where it has one, else the generic metric page; families that name the
+same `page` (the sanity checks) share one generic page titled by it.
 """
+
+import re
 
 import streamlit as st
 
 from explain.metrics import list_metrics
 from pages.ui.metric_page import render as render_metric_page
+from pages.ui.metric_page import render_group as render_metric_group
 from pages.ui.session import before_page_run
 
-METRIC_PAGE_FILES = {"deletion_insertion": "pages/deletion_insertion.py", "sic_aic": "pages/pic.py"}
-METRIC_ICONS = {"deletion_insertion": ":material/trending_down:", "sic_aic": ":material/trending_up:"}
+METRIC_PAGE_FILES = {"deletion_insertion": "pages/deletion_insertion.py", "sic_aic": "pages/pic.py",
+                     "Sanity checks": "pages/sanity_checks.py"}
+METRIC_ICONS = {"deletion_insertion": ":material/trending_down:", "sic_aic": ":material/trending_up:",
+                "Sanity checks": ":material/verified:"}
 
 
 def metric_pages() -> list:
-    pages = []
+    slots: dict[str, list] = {}  # a family's own key, or the page it shares; in registration order
     for metric in list_metrics():
-        icon = METRIC_ICONS.get(metric.key, ":material/query_stats:")
-        if metric.key in METRIC_PAGE_FILES:
-            pages.append(st.Page(METRIC_PAGE_FILES[metric.key], title=metric.label, icon=icon))
+        slots.setdefault(metric.page or metric.key, []).append(metric)
+    pages = []
+    for slot, metrics in slots.items():
+        icon = METRIC_ICONS.get(slot, ":material/query_stats:")
+        shared = bool(metrics[0].page)
+        title = slot if shared else metrics[0].label
+        if slot in METRIC_PAGE_FILES:
+            pages.append(st.Page(METRIC_PAGE_FILES[slot], title=title, icon=icon))
+        elif shared:
+            slug = re.sub(r"[^a-z0-9]+", "_", slot.lower()).strip("_")
+
+            def page(keys: tuple[str, ...] = tuple(m.key for m in metrics), slug: str = slug, title: str = slot) -> None:
+                render_metric_group(keys, page=slug, title=title)
+            page.__name__ = f"metrics_{slug}"
+            pages.append(st.Page(page, title=title, icon=icon, url_path=slug))
         else:
-            def page(key: str = metric.key) -> None:
+            def page(key: str = slot) -> None:
                 render_metric_page(key, page=key)
-            page.__name__ = f"metric_{metric.key}"
-            pages.append(st.Page(page, title=metric.label, icon=icon, url_path=metric.key))
+            page.__name__ = f"metric_{slot}"
+            pages.append(st.Page(page, title=title, icon=icon, url_path=slot))
     return pages
 
 

@@ -1,8 +1,11 @@
 """Any registered metric as an analysis: maps first (reused from the store where they
 exist), then the metric per method, each method's curves stored as soon as they are
-done (a killed run resumes with them) and yielded as a partial result.
+done (a killed run resumes with them) and yielded as a partial result. A comparison of
+methods (`Comparison`, e.g. method agreement) runs once over every method's maps and
+stores its `Pairs`.
 
-One result type for every metric (`MetricResult`): curves per score and method, one
+One result type for every metric (`MetricResult`): curves per score and method (for a
+comparison, each method's mean agreement with the others), the comparison's pairs, one
 figure per score, one table, one report section, all driven by the metric's
 `MetricInfo`s.
 """
@@ -10,21 +13,22 @@ figure per score, one table, one report section, all driven by the metric's
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from ..jobs.runner import JobContext
 from ..methods.registry import MethodSpec
-from ..metrics.base import Curves, Skipped
-from ..metrics.registry import Metric, MetricInput, Strip, get_metric
+from ..metrics.base import Curves, Pairs, Skipped
+from ..metrics.registry import Comparison, ComparisonInput, MetricFamily, MetricInput, Strip, get_metric
 from ..models.bundle import ModelCard
 from .attribution import check_inputs, load_card, store_subject_views
 from .base import Analysis, register_analysis
 from .inputs import ImagesView, PreparedImages, Subject, load_images
-from .maps import iter_maps, maps_passes
+from .maps import all_maps, maps_passes
 
 
 def curves_part_name(spec: MethodSpec) -> str:
@@ -38,12 +42,12 @@ def store_curves(parts, name: str, curves: Mapping[str, Curves]) -> None:
         arrays[f"{key}.x"] = c.x
         arrays[f"{key}.curves"] = c.curves
         record[key] = {"method": c.method, "kept": list(c.kept), "skipped": [[s.index, s.reason] for s in c.skipped],
-                       "extra": c.extra}
+                       "extra": c.extra, "x_labels": list(c.x_labels)}
     parts.put_arrays(name, arrays)
     parts.put_json(name, record)
 
 
-def load_curves(parts, name: str, metric: Metric) -> dict[str, Curves] | None:
+def load_curves(parts, name: str, metric: MetricFamily) -> dict[str, Curves] | None:
     arrays, record = parts.get_arrays(name), parts.get_json(name)
     if arrays is None or record is None:
         return None
@@ -51,24 +55,51 @@ def load_curves(parts, name: str, metric: Metric) -> dict[str, Curves] | None:
         return {
             info.key: Curves(info, record[info.key]["method"], arrays[f"{info.key}.x"], arrays[f"{info.key}.curves"],
                              tuple(record[info.key]["kept"]), tuple(Skipped(int(i), str(r)) for i, r in record[info.key]["skipped"]),
-                             dict(record[info.key].get("extra", {})))
+                             dict(record[info.key].get("extra", {})), tuple(record[info.key].get("x_labels", ())))
             for info in metric.scores
         }
     except (KeyError, ValueError, TypeError):
         return None
 
 
+def pairs_part_name(specs: Sequence[MethodSpec]) -> str:
+    return "pairs-" + hashlib.sha1(json.dumps([s.ident for s in specs]).encode("utf-8")).hexdigest()[:24]
+
+
+def store_pairs(parts, name: str, pairs: Mapping[str, Pairs]) -> None:
+    parts.put_arrays(name, {key: p.values for key, p in pairs.items()})
+    parts.put_json(name, {key: list(p.methods) for key, p in pairs.items()})
+
+
+def load_pairs(parts, name: str, metric: MetricFamily) -> dict[str, Pairs] | None:
+    arrays, record = parts.get_arrays(name), parts.get_json(name)
+    if arrays is None or record is None:
+        return None
+    try:
+        return {info.key: Pairs(info, tuple(record[info.key]), arrays[info.key]) for info in metric.scores}
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def summaries(pairs: Mapping[str, Pairs]) -> dict[str, dict[str, Curves]]:
+    """A comparison's per-method curves (mean agreement with the others) by score."""
+    return {key: p.per_method() for key, p in pairs.items()}
+
+
 @dataclass(frozen=True, eq=False)
 class MetricResult:
-    """Curves per score key and method ident (methods appear as they finish)."""
+    """Curves per score key and method ident (methods appear as they finish); for a
+    comparison of methods also its `Pairs` per score key (and `curves` its per-method
+    summaries)."""
 
     analysis: "MetricAnalysis"
     images: ImagesView
     model: ModelCard
     curves: Mapping[str, Mapping[str, Curves]]
+    pairs: Mapping[str, Pairs] = field(default_factory=dict)
 
     @property
-    def metric(self) -> Metric:
+    def metric(self) -> MetricFamily:
         return get_metric(self.analysis.metric)
 
     @property
@@ -85,9 +116,12 @@ class MetricResult:
         return dict(self.analysis.params)
 
     def figures(self, show_units: bool = False) -> dict:
-        """One figure per score key (scores with curves so far), in the metric's order."""
-        from ..plots.curves import curves_figure
+        """One figure per score key (scores with results so far), in the metric's order:
+        curves, a strip of units per method for one value per unit, a heatmap for pairs."""
+        from ..plots.curves import curves_figure, pairs_figure
 
+        if self.pairs:
+            return {key: pairs_figure(pairs, self.labels, self.images.names) for key, pairs in self.pairs.items()}
         return {info.key: curves_figure(self.curves[info.key], self.labels, show_units=show_units)
                 for info in self.metric.scores if self.curves.get(info.key)}
 
@@ -138,11 +172,15 @@ class MetricAnalysis(Analysis):
         params = metric.resolve_params(dict(self.params))
         view = store_subject_views(ctx, inputs, self.subject)
         card = inputs.bundle.card
-        n = len(self.subject.images)
-        per_method = metric.passes(params, n)
+        yield MetricResult(self, view, card, {info.key: {} for info in metric.scores})  # the images and predictions at once
+        if isinstance(metric, Comparison):
+            yield from self._compare(metric, params, inputs, ctx, view)
+            return
+        n, size = len(self.subject.images), int(inputs.batch.shape[-1])
+        cost = {spec.ident: metric.cost(params, n, spec, size) for spec in self.methods}
         found = {spec.ident: load_curves(ctx.parts, curves_part_name(spec), metric) for spec in self.methods}
         todo = [spec for spec in self.methods if found[spec.ident] is None]
-        ctx.plan(maps_passes(todo, self.subject, int(inputs.batch.shape[-1])) + per_method * len(self.methods), "passes")
+        ctx.plan(maps_passes(todo, self.subject, size) + sum(cost.values()), "passes")
         curves: dict[str, dict[str, Curves]] = {info.key: {} for info in metric.scores}
 
         def add(spec: MethodSpec, by_score: Mapping[str, Curves]) -> MetricResult:
@@ -151,16 +189,13 @@ class MetricAnalysis(Analysis):
             ordered = {key: {s.ident: sets[s.ident] for s in self.methods if s.ident in sets} for key, sets in curves.items()}
             return MetricResult(self, view, card, ordered)
 
-        yield MetricResult(self, view, card, {key: {} for key in curves})  # the images and predictions at once
         for spec in self.methods:
             if found[spec.ident] is not None:
-                ctx.reused(per_method)
+                ctx.reused(cost[spec.ident])
                 yield add(spec, found[spec.ident])
         if not todo:
             return
-        maps = {}
-        for _, _, maps in iter_maps(inputs, self.subject, todo, ctx):
-            pass
+        maps = all_maps(inputs, self.subject, todo, ctx)
         targets = torch.as_tensor(self.subject.targets, dtype=torch.long)
         for spec in todo:
             ctx.working_on(f"{metric.label}: {spec.label}")
@@ -172,16 +207,35 @@ class MetricAnalysis(Analysis):
 
             data = MetricInput(inputs.bundle, inputs.batch, maps[spec.ident], targets, spec, tuple(inputs.digests), progress)
             by_score = metric.compute(data, params)
-            if per_method > reported[0]:
-                ctx.reused(per_method - reported[0])  # planned passes the metric did not need
+            if cost[spec.ident] > reported[0]:
+                ctx.reused(cost[spec.ident] - reported[0])  # planned passes the metric did not need
             store_curves(ctx.parts, curves_part_name(spec), by_score)
             yield add(spec, by_score)
+
+    def _compare(self, metric: Comparison, params: Mapping[str, Any], inputs: PreparedImages, ctx: JobContext,
+                 view: ImagesView) -> Iterator[MetricResult]:
+        """A comparison: every method's maps, then one `compute` over all of them."""
+        card, name = inputs.bundle.card, pairs_part_name(self.methods)
+        pairs = load_pairs(ctx.parts, name, metric)
+        n = len(self.subject.images)
+        if pairs is None:
+            ctx.plan(maps_passes(self.methods, self.subject, int(inputs.batch.shape[-1])) + metric.passes(params, n), "passes")
+            maps = all_maps(inputs, self.subject, self.methods, ctx)
+            ctx.working_on(f"{metric.label}: {len(self.methods)} method(s)")
+            data = ComparisonInput(inputs.bundle, inputs.batch, maps, torch.as_tensor(self.subject.targets, dtype=torch.long),
+                                   self.methods, tuple(inputs.digests), lambda done, total: None)
+            pairs = metric.compute(data, params)
+            store_pairs(ctx.parts, name, pairs)
+        yield MetricResult(self, view, card, summaries(pairs), pairs)
 
     def load(self, ctx: JobContext) -> MetricResult | None:
         metric = get_metric(self.metric)
         view, card = load_images(ctx.parts), load_card(ctx)
         if view is None or card is None:
             return None
+        if isinstance(metric, Comparison):
+            pairs = load_pairs(ctx.parts, pairs_part_name(self.methods), metric)
+            return None if pairs is None else MetricResult(self, view, card, summaries(pairs), pairs)
         curves: dict[str, dict[str, Curves]] = {info.key: {} for info in metric.scores}
         for spec in self.methods:
             by_score = load_curves(ctx.parts, curves_part_name(spec), metric)

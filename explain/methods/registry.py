@@ -147,6 +147,11 @@ def register(method: Method) -> Method:
     return method
 
 
+def unregister(key: str) -> None:
+    """Remove a registered method (a test's own method, at teardown)."""
+    _REGISTRY.pop(key, None)
+
+
 def list_methods() -> list[Method]:
     return list(_REGISTRY.values())
 

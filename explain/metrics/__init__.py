@@ -3,15 +3,18 @@ results in one shape (`Curves`); each metric's metadata (`MetricInfo`) sits next
 code, and each metric family is registered once (`registry`) so pages, reports, the
 CLI and batch evaluation find it."""
 
-from .base import Curves, MetricInfo, Skipped, trapezoid_auc
+from .base import Curves, MetricInfo, Pairs, Skipped, trapezoid_auc
 from .deletion import DELETION, INSERTION, SUBSTRATES, DeletionInsertionResult, deletion_insertion
 from .pic import AIC, SIC, PicResult, PicStrip, pic_metrics, pic_strip, random_seed_masks
-from .registry import Metric, MetricInput, Strip, get_metric, list_metrics, register_metric, score_infos
+from .registry import (Comparison, ComparisonInput, Metric, MetricFamily, MetricInput, Strip, get_metric, list_metrics,
+                       register_metric, score_infos)
 from . import irof  # noqa: F401,E402  (registers IROF: a metric is its module plus this line)
+from . import randomisation, random_logit, agreement, robustness  # noqa: F401,E402  (the sanity checks)
 
 __all__ = [
-    "Curves", "MetricInfo", "Skipped", "trapezoid_auc",
+    "Curves", "MetricInfo", "Pairs", "Skipped", "trapezoid_auc",
     "DELETION", "INSERTION", "SUBSTRATES", "DeletionInsertionResult", "deletion_insertion",
     "AIC", "SIC", "PicResult", "PicStrip", "pic_metrics", "pic_strip", "random_seed_masks",
-    "Metric", "MetricInput", "Strip", "get_metric", "list_metrics", "register_metric", "score_infos",
+    "Comparison", "ComparisonInput", "Metric", "MetricFamily", "MetricInput", "Strip", "get_metric", "list_metrics",
+    "register_metric", "score_infos",
 ]

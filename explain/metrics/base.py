@@ -2,9 +2,19 @@
 
 Each metric declares a `MetricInfo` next to its code (name, axes, direction, how its
 units are aggregated and scored), so pages, reports and tables read it instead of
-hard-coding it. Every curve metric (deletion, insertion, SIC, AIC, ROAR, KAR...)
-returns `Curves`: one curve per unit (an image, or a retraining repeat) on a common x
-grid, and the aggregate curve, score and spread derived from them as the metric says.
+hard-coding it. Every metric of one method returns `Curves`: one curve per unit (an
+image, or a retraining repeat) on a common x grid, and the aggregate curve, score and
+spread derived from them as the metric says. Three kinds of score share that shape:
+
+- curves scored by their area (deletion, insertion, SIC, AIC, ROAR, KAR, IROF, the
+  model-randomisation similarity against the layers randomised): `mean_auc` or
+  `aggregate_auc`;
+- one number per unit (infidelity, sensitivity, the random-logit similarity):
+  `mean_value`, stored as curves of a single point at x = 0 whose "area" is that value;
+  drawn as a strip of units per method, not as curves;
+- a comparison of methods (agreement between maps): `Pairs`, one methods x methods
+  matrix per unit, whose per-method summary (mean agreement with the other methods)
+  is again `mean_value` `Curves`, so tables and batch rows read every metric alike.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ from functools import cached_property
 import numpy as np
 
 AGGREGATIONS = ("mean", "median")
-SCORES = ("mean_auc", "aggregate_auc")
+SCORES = ("mean_auc", "aggregate_auc", "mean_value")
 
 
 @dataclass(frozen=True)
@@ -24,13 +34,15 @@ class MetricInfo:
     """A metric's metadata.
 
     `aggregate`: how unit curves combine into the shown curve ("mean" or "median");
-    `score`: "mean_auc" (mean of the units' areas, with its standard error) or
-    "aggregate_auc" (area under the aggregate curve, as PAIR's SIC/AIC).
+    `score`: "mean_auc" (mean of the units' areas, with its standard error),
+    "aggregate_auc" (area under the aggregate curve, as PAIR's SIC/AIC) or
+    "mean_value" (one value per unit, its mean with the standard error);
+    `higher_is_better`: None when neither direction is better (method agreement).
     """
 
     key: str
     name: str
-    higher_is_better: bool
+    higher_is_better: bool | None
     x_label: str
     y_label: str
     description: str
@@ -45,7 +57,14 @@ class MetricInfo:
 
     @property
     def direction(self) -> str:
+        if self.higher_is_better is None:
+            return "neither direction is better"
         return "higher is better" if self.higher_is_better else "lower is better"
+
+    @property
+    def scalar(self) -> bool:
+        """One value per unit (no curve): shown per method as a strip of units."""
+        return self.score == "mean_value"
 
     @property
     def short_name(self) -> str:
@@ -53,7 +72,9 @@ class MetricInfo:
         return self.name.removesuffix(" AUC")
 
     def best(self, scores: dict[str, float]) -> str | None:
-        """Key of the best score (NaNs ignored), None when there is none."""
+        """Key of the best score (NaNs ignored), None when there is none (or no direction)."""
+        if self.higher_is_better is None:
+            return None
         finite = {k: v for k, v in scores.items() if v is not None and np.isfinite(v)}
         if not finite:
             return None
@@ -82,8 +103,10 @@ class Curves:
 
     `curves[r]` is the curve of unit `kept[r]` on the common grid `x`; units that the
     metric refused are in `skipped`. Everything else is derived per `metric`:
-    `aucs` (per unit), `aggregate` (mean or median curve), `band` (mean ± standard
-    error, for mean aggregates of two or more units), `score` and `spread`.
+    `aucs` (per unit: the area, or the value of a scalar metric), `aggregate` (mean or
+    median curve), `band` (mean ± standard error, for mean aggregates of two or more
+    units), `score` and `spread`. `x_labels` name the x points where numbers alone do
+    not (e.g. the last layer randomised at each step).
     """
 
     metric: MetricInfo
@@ -93,6 +116,7 @@ class Curves:
     kept: tuple[int, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     extra: dict = field(default_factory=dict)  # metric-specific numbers worth a table column
+    x_labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         curves = np.asarray(self.curves, dtype=np.float64).reshape(-1, len(self.x))
@@ -102,6 +126,10 @@ class Curves:
             object.__setattr__(self, "kept", tuple(range(curves.shape[0])))
         if len(self.kept) != curves.shape[0]:
             raise ValueError(f"{len(self.kept)} kept units for {curves.shape[0]} curves")
+        if self.x_labels and len(self.x_labels) != len(self.x):
+            raise ValueError(f"{len(self.x_labels)} x labels for {len(self.x)} x points")
+        if self.metric.scalar and len(self.x) != 1:
+            raise ValueError(f"{self.metric.key} has one value per unit: x must be a single point")
 
     @property
     def num_units(self) -> int:
@@ -109,6 +137,9 @@ class Curves:
 
     @cached_property
     def aucs(self) -> np.ndarray:
+        """Each unit's score: the area under its curve, or its value for a scalar metric."""
+        if self.metric.scalar:
+            return self.curves[:, 0].copy()
         return trapezoid_auc(self.curves, self.x) if self.num_units else np.zeros(0)
 
     @cached_property
@@ -146,3 +177,44 @@ class Curves:
         if self.num_units < 2:
             return float("nan")
         return float(self.aucs.std(ddof=1) / np.sqrt(self.num_units))
+
+
+@dataclass(frozen=True, eq=False)
+class Pairs:
+    """A comparison of methods: `values[u, i, j]` compares method `methods[i]` with
+    `methods[j]` on unit `u` (an image). `matrix` is the mean over units; `per_method()`
+    each method's mean agreement with the *other* methods, per unit, as scalar `Curves`
+    of the same `MetricInfo` (so score tables and batch rows read it like any metric)."""
+
+    metric: MetricInfo
+    methods: tuple[str, ...]
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        values = np.asarray(self.values, dtype=np.float64)
+        m = len(self.methods)
+        if values.ndim != 3 or values.shape[1:] != (m, m):
+            raise ValueError(f"expected (units, {m}, {m}) values for {m} methods, got {values.shape}")
+        if not self.metric.scalar:
+            raise ValueError(f"{self.metric.key}: a comparison's per-method summary is one value per unit (mean_value)")
+        object.__setattr__(self, "values", values)
+
+    @property
+    def num_units(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def matrix(self) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(self.values, axis=0) if self.num_units else np.full(self.values.shape[1:], np.nan)
+
+    def per_method(self) -> dict[str, Curves]:
+        """Per method, each unit's mean over the other methods (NaN with a single method)."""
+        m = len(self.methods)
+        out = {}
+        for i, ident in enumerate(self.methods):
+            others = [j for j in range(m) if j != i]
+            values = self.values[:, i, others].mean(axis=1) if others else np.full(self.num_units, np.nan)
+            out[ident] = Curves(self.metric, ident, np.zeros(1), values[:, None])
+        return out

@@ -3,23 +3,31 @@
 A metric family (e.g. deletion and insertion, computed from one pixel ranking) is
 registered once, beside its code, with its scores' `MetricInfo`, its parameters (the
 same `Param` type as methods, so widgets, the CLI and validation come for free) and
-one function that turns one method's maps into `Curves` per score. Everything else
-reaches it through the registry: the metric page, the report section, the report CLI
+one function that turns maps into results per score. Everything else reaches it
+through the registry: the metric page, the report section, the report CLI
 (`--sections <key>`) and the batch evaluation. Adding a metric is its own module and
 one import line in `explain/metrics/__init__.py`.
+
+Two kinds of family share the registry (and everything built on it):
+- `Metric` scores one method at a time: `compute(MetricInput, params)` returns `Curves`
+  per score (curves, or one value per image);
+- `Comparison` compares the methods with each other: `compute(ComparisonInput, params)`
+  gets every method's maps at once and returns `Pairs` per score (a methods x methods
+  matrix per image).
+Families with the same `page` share one page titled by it (the sanity checks).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from ..methods.registry import MethodSpec, Param, ProgressFn, resolve_params
+from ..methods.registry import MethodSpec, Param, ProgressFn, get_method, resolve_params
 from ..models.bundle import ModelBundle
-from .base import Curves, MetricInfo
+from .base import Curves, MetricInfo, Pairs
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,6 +47,35 @@ class MetricInput:
     digests: tuple[str, ...] = ()
     progress: ProgressFn | None = None
 
+    @property
+    def passes_per_map(self) -> int:
+        """Model passes one map of this method costs for one image (metrics that
+        recompute maps count their progress in these)."""
+        return method_passes(self.method, int(self.images.shape[-1]))
+
+
+def method_passes(spec: MethodSpec, size: int) -> int:
+    """Passes per image of one map of `spec` (1 for keys outside the method registry)."""
+    try:
+        method = get_method(spec.key)
+    except ValueError:
+        return 1
+    return method.evals_per_image(spec.resolved, size)
+
+
+@dataclass(frozen=True, eq=False)
+class ComparisonInput:
+    """Every method's maps over one batch: `maps[ident]` is (N, H, W), in the order of
+    `methods`; the rest as in `MetricInput`."""
+
+    bundle: ModelBundle
+    images: torch.Tensor
+    maps: Mapping[str, np.ndarray]
+    targets: torch.Tensor
+    methods: tuple[MethodSpec, ...]
+    digests: tuple[str, ...] = ()
+    progress: ProgressFn | None = None
+
 
 @dataclass(frozen=True)
 class Strip:
@@ -49,25 +86,22 @@ class Strip:
     note: str = ""
 
 
-@dataclass(frozen=True)
-class Metric:
-    """A registered metric family.
-
-    `compute(input, params)` returns `Curves` for each of `scores` (by `MetricInfo.key`)
-    for one method; `passes(params, n)` is the number of model passes that costs for
-    `n` images (progress and ETA); `detail(input, params, i)` optionally shows what the
-    model saw for image `i` (a `Strip`); `suggested_methods` are preselected on its page
-    besides the methods the session chose elsewhere (XRAI on SIC/AIC, from the same paper)."""
+@dataclass(frozen=True, kw_only=True)
+class MetricFamily:
+    """What every registered family declares: key, label, its scores' `MetricInfo`s, a
+    description, its parameters, `passes(params, n)` (model passes beyond recomputed
+    maps for `n` images: progress and ETA), methods preselected on its page besides
+    the session's (`suggested_methods`: XRAI on SIC/AIC, from the same paper), and the
+    `page` it shares with other families ("" = a page of its own)."""
 
     key: str
     label: str
     scores: tuple[MetricInfo, ...]
-    compute: Callable[[MetricInput, Mapping[str, Any]], dict[str, Curves]]
     description: str
     params: tuple[Param, ...] = ()
     passes: Callable[[Mapping[str, Any], int], int] = lambda params, n: n
-    detail: Callable[[MetricInput, Mapping[str, Any], int], Strip] | None = None
     suggested_methods: tuple[str, ...] = ()
+    page: str = ""
 
     @property
     def reference(self) -> str:
@@ -83,10 +117,40 @@ class Metric:
         raise ValueError(f"{self.label} has no score {key!r}")
 
 
-_REGISTRY: dict[str, Metric] = {}
+@dataclass(frozen=True, kw_only=True)
+class Metric(MetricFamily):
+    """A family that scores one method at a time.
+
+    `compute(input, params)` returns `Curves` for each of `scores` (by `MetricInfo.key`)
+    for one method; `maps_per_image(params)` is how many maps per image it recomputes
+    with the method itself (model randomisation: one per step), costed at the method's
+    own passes; `detail(input, params, i)` optionally shows one image under the metric
+    (a `Strip`, titled `detail_title`)."""
+
+    compute: Callable[[MetricInput, Mapping[str, Any]], dict[str, Curves]]
+    maps_per_image: Callable[[Mapping[str, Any]], int] = lambda params: 0
+    detail: Callable[[MetricInput, Mapping[str, Any], int], Strip] | None = None
+    detail_title: str = "What the model saw"
+
+    def cost(self, params: Mapping[str, Any], n: int, spec: MethodSpec, size: int) -> int:
+        """Model passes of one method's run on `n` images of side `size`."""
+        return self.passes(params, n) + self.maps_per_image(params) * n * method_passes(spec, size)
 
 
-def register_metric(metric: Metric) -> Metric:
+@dataclass(frozen=True, kw_only=True)
+class Comparison(MetricFamily):
+    """A family that compares methods: `compute(input, params)` gets every method's
+    maps and returns `Pairs` for each of `scores`; `passes(params, n)` costs the whole
+    comparison. It has no per-image detail view."""
+
+    compute: Callable[[ComparisonInput, Mapping[str, Any]], dict[str, Pairs]]
+    detail: ClassVar[None] = None
+
+
+_REGISTRY: dict[str, MetricFamily] = {}
+
+
+def register_metric(metric: MetricFamily) -> MetricFamily:
     if metric.key in _REGISTRY:
         raise ValueError(f"metric {metric.key!r} registered twice")
     clash = {s.key for s in metric.scores} & {s.key for m in _REGISTRY.values() for s in m.scores}
@@ -96,11 +160,11 @@ def register_metric(metric: Metric) -> Metric:
     return metric
 
 
-def list_metrics() -> list[Metric]:
+def list_metrics() -> list[MetricFamily]:
     return list(_REGISTRY.values())
 
 
-def get_metric(key: str) -> Metric:
+def get_metric(key: str) -> MetricFamily:
     try:
         return _REGISTRY[key]
     except KeyError:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import threading
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from torch import nn
 from ..config import cache_dir
 from ..data.training import LabelledImages
 from .bundle import ModelBundle, make_bundle
+from .reinit import reinitialise
 from .zoo import materialize, skeleton
 
 THREADS_ENV = "EXPLAIN_TRAIN_THREADS"
@@ -121,15 +121,8 @@ def new_model(dataset: LabelledImages, recipe: TrainRecipe, seed: int) -> SmallC
     concurrent threads neither change these weights nor see the global generator move."""
     model = skeleton(lambda: SmallCNN(dataset.channels, dataset.num_classes, recipe.width)).to_empty(device="cpu")
     generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):  # as their reset_parameters(), with our generator
-                nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
-                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(module.weight)
-                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-                nn.init.uniform_(module.bias, -bound, bound, generator=generator)
-            elif isinstance(module, nn.BatchNorm2d):
-                module.reset_parameters()  # ones, zeros and fresh running statistics: no randomness
+    for module in model.modules():
+        reinitialise(module, generator)  # as each module's reset_parameters(), with our generator
     return model
 
 

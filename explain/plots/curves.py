@@ -1,8 +1,11 @@
-"""One figure builder and one table builder for every curve metric (deletion, insertion,
-SIC, AIC, ROAR, KAR and any metric registered later).
+"""One figure builder and one table builder for every metric (deletion, insertion,
+SIC, AIC, ROAR, KAR, the sanity checks and any metric registered later), and one
+heatmap builder for comparisons of methods (`Pairs`).
 
-Both read each curve set's `MetricInfo` (axis titles, direction, how it is scored), so
-no page or report picks an axis title, a column or a "best" by hand. Tables name
+All read each result's `MetricInfo` (axis titles, direction, how it is scored), so
+no page or report picks an axis title, a column or a "best" by hand: curve metrics
+are drawn as curves (x labels where the metric names its points), scalar metrics (one
+value per image) as a strip of images per method with the mean. Tables name
 their columns after the metric (`score_column`, `spread_column`), and
 `table_metrics` says which column is which metric. Each method's look (colour, dash,
 marker) and the layout come from `style`.
@@ -16,7 +19,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..metrics.base import Curves, MetricInfo
+from ..metrics.base import Curves, MetricInfo, Pairs
 from .style import BASELINE_STYLE, method_style, readable
 
 
@@ -42,7 +45,11 @@ def curves_figure(
     """One metric's curves: per method the aggregate curve (its score in the legend), a
     band of one standard error where the metric has one, and each unit's curve as a
     thin line when `show_units`. Methods in `baselines` (e.g. ROAR's random ranking)
-    are drawn grey and dashed. `x_scale` rescales x for display (100: percentages)."""
+    are drawn grey and dashed. `x_scale` rescales x for display (100: percentages).
+    A scalar metric (one value per unit) is drawn by `values_figure` instead."""
+    first = next(iter(curve_sets.values()), None)
+    if first is not None and first.metric.scalar:
+        return values_figure(curve_sets, labels, baselines=baselines, title=title)
     fig = go.Figure()
     metric = None
     for n, (key, cs) in enumerate(curve_sets.items()):
@@ -72,8 +79,64 @@ def curves_figure(
     if metric is None:
         return fig
     fig.update_layout(xaxis_title=metric.x_label, yaxis_title=metric.y_label, hovermode="x unified")
+    if first.x_labels:
+        fig.update_xaxes(tickmode="array", tickvals=list(first.x * x_scale), ticktext=list(first.x_labels), tickangle=-45)
     return readable(fig, title=title or f"{metric.short_name} ({metric.direction}; {metric.aggregate} over {metric.unit}s)",
                     legend_entries=len(curve_sets))
+
+
+def values_figure(
+    curve_sets: Mapping[str, Curves], labels: Mapping[str, str], *, baselines: Sequence[str] = (), title: str | None = None
+) -> go.Figure:
+    """A scalar metric: per method (one column each) every unit's value as a dot and
+    the mean with one standard error as a bar, the score in the tick label."""
+    fig = go.Figure()
+    metric = None
+    for n, (key, cs) in enumerate(curve_sets.items()):
+        metric = cs.metric
+        style = BASELINE_STYLE if key in baselines else method_style(n)
+        name = f"{labels.get(key, key)} ({score_text(cs)})"
+        values = cs.aucs
+        fig.add_trace(go.Box(
+            y=values, x=[name] * len(values), name=name, boxpoints="all", jitter=0.35, pointpos=0,
+            fillcolor="rgba(0,0,0,0)", line=dict(color="rgba(0,0,0,0)"), marker=dict(color=style.colour, symbol=style.symbol, size=7),
+            hoveron="points", hovertext=[f"{cs.metric.unit} {u + 1}" for u in cs.kept], showlegend=False,
+        ))
+        if cs.num_units:
+            sem = cs.spread if np.isfinite(cs.spread) else 0.0
+            fig.add_trace(go.Scatter(
+                x=[name], y=[cs.score if np.isfinite(cs.score) else float(np.nanmean(values))], mode="markers",
+                marker=dict(color=style.colour, symbol="line-ew-open", size=28, line=dict(width=3)),
+                error_y=dict(type="data", array=[sem], color=style.colour, thickness=2, width=10),
+                name=f"{name} mean ± s.e.", showlegend=False, hoverinfo="y",
+            ))
+    if metric is None:
+        return fig
+    fig.update_layout(yaxis_title=metric.y_label, xaxis_title="", boxmode="overlay")
+    return readable(fig, title=title or f"{metric.name} ({metric.direction}; each dot one {metric.unit}, bar: mean ± s.e.)")
+
+
+def pairs_figure(pairs: Pairs, labels: Mapping[str, str], unit_names: Sequence[str] = ()) -> go.Figure:
+    """A comparison of methods: the methods x methods matrix, averaged over units, as an
+    annotated heatmap; a menu switches to each unit's own matrix (`unit_names` name them)."""
+    names = [labels.get(k, k) for k in pairs.methods]
+    metric = pairs.metric
+    views = [("mean over " + f"{pairs.num_units} {metric.unit}s", pairs.matrix)]
+    views += [(str(unit_names[u]) if u < len(unit_names) else f"{metric.unit} {u + 1}", pairs.values[u]) for u in range(pairs.num_units)]
+    text = [[[f"{v:.2f}" for v in row] for row in matrix] for _, matrix in views]
+    fig = go.Figure(go.Heatmap(
+        z=views[0][1], x=names, y=names, zmin=-1 if (pairs.values < 0).any() else 0, zmax=1, colorscale="Viridis",
+        text=text[0], texttemplate="%{text}", hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
+        colorbar=dict(thickness=12),
+    ))
+    if pairs.num_units > 1:
+        fig.update_layout(updatemenus=[dict(
+            buttons=[dict(label=label, method="restyle", args=[{"z": [np.asarray(matrix).tolist()], "text": [t]}]) for (label, matrix), t in zip(views, text)],
+            direction="down", x=1, xanchor="right", y=1.02, yanchor="bottom", showactive=True,
+        )])
+    fig.update_yaxes(autorange="reversed")
+    side = 320 + 28 * len(names)
+    return readable(fig, title=f"{metric.name} ({views[0][0]})", height=side)
 
 
 def score_column(metric: MetricInfo) -> str:
@@ -102,7 +165,7 @@ def score_table(
                     float(sets[k].aggregate[j]) if k in sets and sets[k].num_units else float("nan") for k in methods
                 ]
         table[score_column(metric)] = [sets[k].score if k in sets else float("nan") for k in methods]
-        if metric.score == "mean_auc":
+        if metric.score in ("mean_auc", "mean_value"):
             table[spread_column(metric)] = [sets[k].spread if k in sets else float("nan") for k in methods]
         if any(k in sets and sets[k].skipped for k in methods):
             table[f"{metric.short_name} {metric.unit}s used"] = [
@@ -133,7 +196,7 @@ def highlight_best(table: pd.DataFrame, metrics: Mapping[str, MetricInfo]):
     maps column name -> metric, whose `higher_is_better` decides what "best" is."""
     styler = table.style.format(precision=3, na_rep="—")
     for column, metric in metrics.items():
-        if column not in table:
+        if column not in table or metric.higher_is_better is None:
             continue
         values = pd.to_numeric(table[column], errors="coerce")
         if values.notna().any():
