@@ -265,3 +265,21 @@ def test_the_sanity_checks_page_runs_every_check_and_shows_the_maps_as_layers_ar
     assert not at.exception, at.exception
     strip = at.get("image")[-1]
     assert [i.caption for i in strip.proto.imgs] == ["trained model", "up to fc", "up to conv2", "up to conv1"]
+
+
+def test_randomised_copies_of_the_default_model_randomise_its_rectifier_form_too(default_bundle):
+    """Guided Backprop, DeepLIFT and LRP run on the bundle's rectifier form: on a randomised
+    copy it must hold the copy's (randomised) weights, and the cached model none of them."""
+    from explain.metrics.randomisation import randomised_bundles
+
+    assert default_bundle.rectifier_model is not None
+    before = {k: v.clone() for k, v in default_bundle.model.state_dict().items()}
+    x = torch.zeros(1, 3, 224, 224)
+    for step, randomised in randomised_bundles(default_bundle, x, "cascading", 2, seed=0):
+        fast, split = dict(randomised.model.named_parameters()), dict(randomised.rectifier_model.named_parameters())
+        assert all(fast[name] is split[name] for name in fast)
+        top = randomised.model.get_submodule(step.label)
+        assert not torch.equal(top.weight, default_bundle.model.get_submodule(step.label).weight)
+        logits = randomised.model(x), randomised.rectifier_model(x)
+        torch.testing.assert_close(*logits)
+    assert all(torch.equal(before[k], v) for k, v in default_bundle.model.state_dict().items())

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from ..methods.registry import Param, attribute, get_method
-from ..models.bundle import ModelBundle
+from ..models.bundle import ModelBundle, share_tensors
 from ..models.reinit import reinitialise
 from .base import Curves, MetricInfo
 from .registry import Metric, MetricInput, Strip, register_metric
@@ -142,10 +142,12 @@ def randomised_bundles(bundle: ModelBundle, example: torch.Tensor, order: str, m
                        seed: int) -> Iterator[tuple[Step, ModelBundle]]:
     """For each step, a bundle over a copy of the model with that step's layers
     re-initialised (cascading: on top of the earlier steps'; independent: the earlier
-    step's layers restored first). One copy serves every step; the cached model is only
-    read, under its lock."""
+    step's layers restored first). One copy serves every step (its rectifier form, for the
+    methods that see rectifiers, shares the copy's tensors); the cached model is only read,
+    under its lock."""
     with bundle.lock:
         model = copy.deepcopy(bundle.model)
+        rectifier = None if bundle.rectifier_model is None else share_tensors(model, copy.deepcopy(bundle.rectifier_model))
     layers = group_layers(model, forward_order(model, example.to(bundle.device, torch.float32)))
     steps = plan_steps(layers, order, max_steps)
     trained: dict[str, dict[str, torch.Tensor]] = {}  # independent: the trained state of the last step's modules
@@ -164,7 +166,8 @@ def randomised_bundles(bundle: ModelBundle, example: torch.Tensor, order: str, m
                     trained[name] = {attr: value.detach().clone() for attr, value in own.items()}
                 reinitialise(module, layer_generator(seed, index))
         model_id = f"{bundle.model_id}~{order}:{step.label}:seed{seed}"
-        yield step, dataclasses.replace(bundle, model=model, model_id=model_id, lock=threading.RLock())
+        yield step, dataclasses.replace(bundle, model=model, rectifier_model=rectifier, model_id=model_id,
+                                          lock=threading.RLock())
 
 
 def randomised_maps(data: MetricInput, params: Mapping[str, Any], order: str,
