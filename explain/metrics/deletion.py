@@ -6,10 +6,11 @@ substrate step by step; insertion starts from a blurred copy and puts the origin
 pixels back in the same order. The curve is the softmax probability of the explained
 class against the fraction of pixels changed, its score the trapezoid area over [0, 1].
 
-Every perturbed image of every step, image and method is built on the fly, chunk by
-chunk of `bundle.batch_size`, on the model's device, from one rank map per image and
-method: building a chunk is a single `torch.where`, so the cost is that of the
-forward passes.
+Every perturbed image of every step, image and method is built on the fly on the
+model's device, from one rank map per image and method: the `steps + 1` images of one
+(image, method) are a single broadcast `torch.where`, cut into batches of
+`forward_batch_size` (chosen by measurement on the CPU, see `batching`), so the cost
+is that of the forward passes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..methods.registry import resolve_targets
 from ..models.bundle import ModelBundle
 from ..methods.registry import Param
 from .base import Curves, MetricInfo
+from .batching import forward_batch_size
 from .registry import Metric, MetricInput, Strip, register_metric
 
 ProgressFn = Callable[[int, int], None]
@@ -136,26 +138,40 @@ def deletion_insertion(
         if method_keys else torch.empty(0, n, h * w, dtype=torch.long, device=device)
     counts = torch.as_tensor(step_counts(h * w, steps), device=device)
 
-    # One job per (kind, method, image, step), in that order, so results reshape directly.
+    # One block of `steps + 1` perturbed images per (kind, method, image), in that order, so
+    # results reshape directly; blocks are built by broadcasting and cut into model batches.
     num_points = steps + 1
     total = 2 * len(method_keys) * n * num_points
     probs = torch.empty(total)
+    batch_size = forward_batch_size(bundle, x.shape[1:])
     target_dev = targets.to(device)
+    queued: list[tuple[torch.Tensor, torch.Tensor]] = []  # (images, target of each)
     done = 0
-    with torch.inference_mode(), bundle.lock:
-        for start in range(0, total, bundle.batch_size):
-            job = torch.arange(start, min(start + bundle.batch_size, total), device=device)
-            step = job % num_points
-            image = (job // num_points) % n
-            method = (job // (num_points * n)) % max(len(method_keys), 1)
-            kind = job // (num_points * n * max(len(method_keys), 1))
-            changed = (ranks[method, image] < counts[step, None]).view(-1, 1, h, w)
-            batch = torch.where(changed, fills[kind, image], starts[kind, image])
-            logits = bundle.model(batch).float()
-            probs[start : start + len(job)] = logits.softmax(dim=1).gather(1, target_dev[image, None])[:, 0].cpu()
-            done += len(job)
+
+    def run(final: bool) -> None:
+        nonlocal done
+        images_ = torch.cat([q[0] for q in queued]) if len(queued) > 1 else queued[0][0]
+        classes = torch.cat([q[1] for q in queued]) if len(queued) > 1 else queued[0][1]
+        end = len(images_) if final else len(images_) // batch_size * batch_size
+        for start in range(0, end, batch_size):
+            logits = bundle.model(images_[start : start + batch_size]).float()
+            chosen = logits.softmax(dim=1).gather(1, classes[start : start + batch_size, None])[:, 0]
+            probs[done : done + len(chosen)] = chosen.cpu()
+            done += len(chosen)
             if progress is not None:
                 progress(done, total)
+        queued[:] = [(images_[end:], classes[end:])] if end < len(images_) else []
+
+    with torch.inference_mode(), bundle.lock:
+        for kind in range(2):
+            for j in range(len(method_keys)):
+                for i in range(n):
+                    changed = (ranks[j, i][None, :] < counts[:, None]).view(num_points, 1, h, w)
+                    queued.append((torch.where(changed, fills[kind, i], starts[kind, i]), target_dev[i].expand(num_points)))
+                    if sum(len(q[0]) for q in queued) >= batch_size:
+                        run(final=False)
+        if queued:
+            run(final=True)
 
     curves = probs.numpy().astype(np.float64).reshape(2, len(method_keys), n, num_points)
     fractions = step_counts(h * w, steps) / (h * w)
