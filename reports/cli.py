@@ -28,6 +28,7 @@ from explain.analyses import (
     AttributionMaps, ClassChoice, MetricAnalysis, PreparedImages, RoarAnalysis, RoarInputs, ShapSummary, analysis_from_record,
     prepare_images,
 )
+import explain.evaluation  # noqa: F401  (registers the evaluation analysis: `--jobs` may name one)
 from explain.data.datasets import IMAGE_SUFFIXES
 from explain.data.images import read_image_file
 from explain.jobs import DONE, JobRunner, default_runner
@@ -47,12 +48,12 @@ from .store import ReportStore, share_link
 
 DEFAULT_SAMPLES = ("chelsea", "coffee", "astronaut")
 IMAGE_SECTIONS = ("gallery", "shap_summary")
-OTHER_SECTIONS = ("roar",)
+OTHER_SECTIONS = ("roar", "benchmark")
 
 
 def section_names() -> list[str]:
     """Every section the CLI can build: the gallery, each registered metric, SHAP, ROAR."""
-    return ["gallery", *(m.key for m in list_metrics()), "shap_summary", "roar"]
+    return ["gallery", *(m.key for m in list_metrics()), "shap_summary", "roar", "benchmark"]
 
 
 def load_images(spec: str, max_images: int | None = None) -> list[explain.NamedImage]:
@@ -167,6 +168,22 @@ def roar_section(args: argparse.Namespace, runner: JobRunner) -> Section:
     return run_job(runner, analysis, RoarInputs(dataset, device), "ROAR retrainings", args.quiet).report_section()
 
 
+def benchmark_section(args: argparse.Namespace) -> Section:
+    """The Benchmark page's section from a results directory of `python -m explain evaluate`
+    (no model, no compute: everything is read from its Parquet tables)."""
+    from explain.evaluation import EvaluationResult
+
+    if not args.results:
+        raise UsageError("--sections benchmark needs --results DIR (a directory written by python -m explain evaluate)")
+    result = EvaluationResult.open(args.results)
+    keys = [s.key for s in result.scores]
+    if args.results_score is not None and args.results_score not in keys:
+        raise UsageError(f"--results-score {args.results_score!r}: the run has {', '.join(keys)}")
+    if args.results_model is not None and not 0 <= args.results_model < len(result.models):
+        raise UsageError(f"--results-model {args.results_model}: the run has {len(result.models)} model(s), numbered from 0")
+    return result.report_section(args.results_score, args.results_model)
+
+
 def stored_sections(keys: Sequence[str], runner: JobRunner) -> list[Section]:
     """Sections of finished jobs, rebuilt from the store with no model and no compute."""
     built = []
@@ -198,9 +215,12 @@ def build_report(args: argparse.Namespace, runner: JobRunner | None = None) -> t
             raise UsageError(f"unknown section(s) {', '.join(unknown)}; available: {', '.join(section_names())}")
         if not sections:
             raise UsageError("--sections is empty")
-        by_name = image_sections(args, [s for s in sections if s != "roar"], runner) if set(sections) - {"roar"} else {}
+        images = [s for s in sections if s not in OTHER_SECTIONS]
+        by_name = image_sections(args, images, runner) if images else {}
         if "roar" in sections:
             by_name["roar"] = roar_section(args, runner)
+        if "benchmark" in sections:
+            by_name["benchmark"] = benchmark_section(args)
         built = [by_name[name] for name in sections]
     report = Report.assemble(args.title, built, author=args.author, description=args.description)
     return report, render_report(report)
@@ -231,6 +251,10 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--roar-epochs", type=int, default=3, help="ROAR: epochs per retraining")
     build.add_argument("--roar-repeats", type=int, default=1, help="ROAR: retrainings per point")
     build.add_argument("--roar-mode", default="roar", choices=("roar", "kar"))
+    build.add_argument("--results", default=None, help="benchmark: a results directory of python -m explain evaluate")
+    build.add_argument("--results-score", default=None, help="benchmark: the score ranking the leaderboard (default: the first)")
+    build.add_argument("--results-model", type=int, default=None,
+                       help="benchmark: the model (0-based) of the leaderboard, per-class and worst images (default: the last)")
     build.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     build.add_argument("--colormap", default="jet", choices=COLORMAPS)
     build.add_argument("--sign", default="absolute", choices=SIGN_MODES)
