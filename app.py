@@ -59,6 +59,7 @@ else:
         st.Page("pages/shap_summary.py", title="SHAP summary", icon=":material/scatter_plot:"),
         *metric_pages(),
         st.Page("pages/roar.py", title="ROAR", icon=":material/model_training:"),
+        st.Page("pages/benchmark.py", title="Benchmark", icon=":material/leaderboard:"),
         st.Page("pages/reports.py", title="Reports", icon=":material/summarize:"),
     ])
 before_page_run()

@@ -21,16 +21,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
-
-import torch
-from tqdm import tqdm
+from typing import Sequence
 
 import explain
 from explain.analyses import (
     AttributionMaps, ClassChoice, MetricAnalysis, PreparedImages, RoarAnalysis, RoarInputs, ShapSummary, analysis_from_record,
     prepare_images,
 )
+import explain.evaluation  # noqa: F401  (registers the evaluation analysis: `--jobs` may name one)
 from explain.data.datasets import IMAGE_SUFFIXES
 from explain.data.images import read_image_file
 from explain.jobs import DONE, JobRunner, default_runner
@@ -41,6 +39,8 @@ from explain.metrics.roar import DEFAULT_METHODS as ROAR_METHODS, RoarSettings, 
 from explain.models.state_dicts import first_line
 from explain.plots.overlay import COLORMAPS, SIGN_MODES, DisplaySettings
 
+from explain.commandline import UsageError, check_device, parse_params, run_job  # noqa: F401  (re-exported)
+
 from .render import render_report
 from .report import Report
 from .sections import Section
@@ -48,42 +48,12 @@ from .store import ReportStore, share_link
 
 DEFAULT_SAMPLES = ("chelsea", "coffee", "astronaut")
 IMAGE_SECTIONS = ("gallery", "shap_summary")
-OTHER_SECTIONS = ("roar",)
-
-
-class UsageError(ValueError):
-    """Bad command-line input; the message is for the person who typed it."""
+OTHER_SECTIONS = ("roar", "benchmark")
 
 
 def section_names() -> list[str]:
     """Every section the CLI can build: the gallery, each registered metric, SHAP, ROAR."""
-    return ["gallery", *(m.key for m in list_metrics()), "shap_summary", "roar"]
-
-
-def run_job(runner: JobRunner, analysis: Any, inputs: Any, desc: str, quiet: bool) -> Any:
-    """Run `analysis` as a job with a terminal bar (units, rate, ETA from the job's own
-    progress); stored results come back at once. Ctrl-C cancels the job."""
-    job = runner.submit(analysis, inputs)
-    with tqdm(total=0, desc=desc, file=sys.stderr, disable=quiet, dynamic_ncols=True) as bar:
-        try:
-            while not job.wait(0.2):
-                p = job.progress
-                bar.unit, bar.total, bar.n = p.unit, _count(p.total), _count(p.done)
-                bar.set_postfix_str(p.label[:60], refresh=True)
-        except KeyboardInterrupt:
-            job.cancel()
-            job.wait()
-            raise
-        p = job.progress
-        bar.unit, bar.total, bar.n = p.unit, _count(max(p.total, p.done)), _count(p.done)
-        bar.set_postfix_str("", refresh=True)
-    if job.state != DONE:
-        raise RuntimeError(f"{desc}: {job.error or job.state}")
-    return job.result
-
-
-def _count(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
+    return ["gallery", *(m.key for m in list_metrics()), "shap_summary", "roar", "benchmark"]
 
 
 def load_images(spec: str, max_images: int | None = None) -> list[explain.NamedImage]:
@@ -117,23 +87,6 @@ def load_images(spec: str, max_images: int | None = None) -> list[explain.NamedI
     return images
 
 
-def parse_params(items: Sequence[str], owners: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """`--param OWNER.NAME=VALUE` options -> {owner: {name: value}}, each owner (a method
-    or a metric) checking its own values through its registry."""
-    params: dict[str, dict[str, Any]] = {o: {} for o in owners}
-    for item in items:
-        key, sep, value = item.partition("=")
-        owner, dot, name = key.partition(".")
-        if not sep or not dot or owner not in params:
-            raise UsageError(f"--param {item!r}: expected METHOD.NAME=VALUE or METRIC.NAME=VALUE with METHOD or METRIC "
-                             f"one of {', '.join(owners)}.")
-        params[owner][name] = value
-    metric_keys = {m.key for m in list_metrics()}
-    for owner, values in params.items():
-        params[owner] = (get_metric(owner) if owner in metric_keys else explain.get_method(owner)).resolve_params(values)
-    return params
-
-
 def load_bundle(args: argparse.Namespace) -> explain.ModelBundle:
     """The named model, or the user's own: a state dict for a torchvision architecture
     (`--weights` with `--arch`, read with weights_only) or a TorchScript file."""
@@ -160,26 +113,6 @@ def load_bundle(args: argparse.Namespace) -> explain.ModelBundle:
         return load_uploaded_model(upload, allow_torchscript=True, max_bytes=8 * 2**30, device=args.device)
     except CustomModelError as exc:
         raise UsageError(str(exc)) from None
-
-
-def check_device(text: str | None) -> torch.device | None:
-    """The `--device` as a torch device, refused with a one-line message when torch does
-    not know it or this machine lacks it (checked before any model is loaded)."""
-    if text is None:
-        return None
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise UsageError(f"--device {text!r}: not a device torch knows; use cpu or cuda (cuda:N for one GPU).") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise UsageError(f"--device {text}: this machine has no usable CUDA GPU; use --device cpu.")
-        if device.index is not None and device.index >= count:
-            raise UsageError(f"--device {text}: this machine has {count} CUDA GPU(s), numbered from 0.")
-    elif device.type != "cpu":
-        raise UsageError(f"--device {text}: only cpu and cuda are supported.")
-    return device
 
 
 def image_sections(args: argparse.Namespace, sections: list[str], runner: JobRunner) -> dict[str, Section]:
@@ -235,6 +168,22 @@ def roar_section(args: argparse.Namespace, runner: JobRunner) -> Section:
     return run_job(runner, analysis, RoarInputs(dataset, device), "ROAR retrainings", args.quiet).report_section()
 
 
+def benchmark_section(args: argparse.Namespace) -> Section:
+    """The Benchmark page's section from a results directory of `python -m explain evaluate`
+    (no model, no compute: everything is read from its Parquet tables)."""
+    from explain.evaluation import EvaluationResult
+
+    if not args.results:
+        raise UsageError("--sections benchmark needs --results DIR (a directory written by python -m explain evaluate)")
+    result = EvaluationResult.open(args.results)
+    keys = [s.key for s in result.scores]
+    if args.results_score is not None and args.results_score not in keys:
+        raise UsageError(f"--results-score {args.results_score!r}: the run has {', '.join(keys)}")
+    if args.results_model is not None and not 0 <= args.results_model < len(result.models):
+        raise UsageError(f"--results-model {args.results_model}: the run has {len(result.models)} model(s), numbered from 0")
+    return result.report_section(args.results_score, args.results_model)
+
+
 def stored_sections(keys: Sequence[str], runner: JobRunner) -> list[Section]:
     """Sections of finished jobs, rebuilt from the store with no model and no compute."""
     built = []
@@ -266,9 +215,12 @@ def build_report(args: argparse.Namespace, runner: JobRunner | None = None) -> t
             raise UsageError(f"unknown section(s) {', '.join(unknown)}; available: {', '.join(section_names())}")
         if not sections:
             raise UsageError("--sections is empty")
-        by_name = image_sections(args, [s for s in sections if s != "roar"], runner) if set(sections) - {"roar"} else {}
+        images = [s for s in sections if s not in OTHER_SECTIONS]
+        by_name = image_sections(args, images, runner) if images else {}
         if "roar" in sections:
             by_name["roar"] = roar_section(args, runner)
+        if "benchmark" in sections:
+            by_name["benchmark"] = benchmark_section(args)
         built = [by_name[name] for name in sections]
     report = Report.assemble(args.title, built, author=args.author, description=args.description)
     return report, render_report(report)
@@ -299,6 +251,10 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--roar-epochs", type=int, default=3, help="ROAR: epochs per retraining")
     build.add_argument("--roar-repeats", type=int, default=1, help="ROAR: retrainings per point")
     build.add_argument("--roar-mode", default="roar", choices=("roar", "kar"))
+    build.add_argument("--results", default=None, help="benchmark: a results directory of python -m explain evaluate")
+    build.add_argument("--results-score", default=None, help="benchmark: the score ranking the leaderboard (default: the first)")
+    build.add_argument("--results-model", type=int, default=None,
+                       help="benchmark: the model (0-based) of the leaderboard, per-class and worst images (default: the last)")
     build.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     build.add_argument("--colormap", default="jet", choices=COLORMAPS)
     build.add_argument("--sign", default="absolute", choices=SIGN_MODES)

@@ -335,3 +335,68 @@ def roar_section(result: Any, title: str = "ROAR: remove and retrain") -> Sectio
              "seed": settings.seed, "epochs": settings.recipe.epochs},
         ),
     )
+
+
+def benchmark_section(result: Any, score_key: str | None = None, model_index: int | None = None, worst_k: int = 4,
+                      title: str = "Benchmark across checkpoints") -> Section:
+    """A dataset-scale evaluation, from an `explain.evaluation.EvaluationResult`: each
+    score against the checkpoints beside their accuracy, the leaderboard of one model
+    (mean per-image AUC with a bootstrap 95 % interval), its per-class means and, when
+    the run kept maps, its worst images per method."""
+    score = result.score(score_key)
+    index = len(result.models) - 1 if model_index is None else int(model_index)
+    model = result.models[index]
+    accuracy = result.accuracy()
+    blocks: list[Block] = []
+    if not accuracy.empty:
+        shown = accuracy[["model", "images", "labelled", "accuracy", "accuracy_low", "accuracy_high", "mean_probability"]]
+        blocks.append(Table.of_frame(shown.rename(columns={"accuracy_low": "accuracy 95% low", "accuracy_high": "accuracy 95% high",
+                                                           "mean_probability": "mean top-1 probability"}),
+                                     caption="Checkpoints in order, with their accuracy on the labelled images."))
+    for s in result.scores:
+        blocks.append(Figure.of(result.checkpoint_figure(s), full_width=True,
+                                caption=f"{s.name} ({s.direction}) per method at each checkpoint, mean over images with "
+                                        "a seeded bootstrap 95 % interval; right: each checkpoint's accuracy."))
+    blocks.append(Table.of_frame(result.leaderboard_display(score, index),
+                                 caption=f"Leaderboard of {model}, ranked by {score.name} ({score.direction}); "
+                                         "mean per-image AUC [bootstrap 95 % interval]."))
+    figure = result.class_figure(score, index)
+    if figure is not None:
+        blocks.append(Figure.of(figure, full_width=True, caption=f"{score.name} of {model} per labelled class and method."))
+    worst = result.worst(score, index, worst_k)
+    if worst and any(item["picture"] is not None for _, items in worst for item in items):
+        k = max(len(items) for _, items in worst)
+        blocks.append(ImageGrid(
+            column_labels=tuple(f"worst {i + 1}" for i in range(k)),
+            row_labels=tuple(label for label, _ in worst),
+            cells=tuple(tuple([item["picture"] for item in items] + [None] * (k - len(items))) for _, items in worst),
+            captions=tuple(tuple([_worst_caption(item, score) for item in items] + [""] * (k - len(items))) for _, items in worst),
+            max_columns=k,
+        ))
+    manifest = result.manifest
+    settings = manifest.get("settings", {})
+    methods = [MethodSpec.of(m["key"], m["params"]) for m in manifest.get("methods", [])]
+    state = "" if result.complete else f" Partial run: {result.done_chunks} of {result.total_chunks} chunks."
+    return Section(
+        key="benchmark",
+        title=title,
+        blocks=tuple(blocks),
+        description=(
+            f"{len(result.models)} checkpoint(s) ({', '.join(result.models)}) explained on {manifest.get('images', 0)} "
+            f"image(s) of {manifest.get('data', {}).get('label', '')} by {len(methods)} method(s), explaining "
+            f"{'each image’s label' if settings.get('class_mode') == 'label' else 'each image’s top-1 prediction'}. "
+            f"Scores are each metric's per-image area under its curve; {'; '.join(f'{s.name}: {s.direction}' for s in result.scores)}."
+            + state
+        ),
+        context=make_context(
+            None, (), methods,
+            {"results": str(result.root), "checkpoints": ", ".join(result.models), "data": manifest.get("data", {}).get("label", ""),
+             "images": manifest.get("images", 0), "class explained": settings.get("class_mode", ""),
+             "metrics": ", ".join(f"{s.name}" for s in result.scores), "bootstrap": "1,000 resamples, seed 0, 95 % percentile interval"},
+        ),
+    )
+
+
+def _worst_caption(item: Mapping[str, Any], score: Any) -> str:
+    label = "" if item.get("label") is None else f" · label {item['label']}"
+    return f"{item['image']}{label} · pred {item['prediction_name']} · {score.name} {item[score.column]:.3f}"

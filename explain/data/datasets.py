@@ -89,20 +89,25 @@ class ImageDataset:
         return None
 
     def model_targets(self, class_names: Sequence[str]) -> list[int | None]:
-        """Label of each image as an index into a model's classes: a folder named like a
-        class (case-insensitive) or by its index (`0`, `17`) maps to it; else None."""
-        lookup = {name.strip().lower(): i for i, name in enumerate(class_names)}
-        out: list[int | None] = []
-        for label in self.labels:
-            if label is None:
-                out.append(None)
-            elif label.strip().lower() in lookup:
-                out.append(lookup[label.strip().lower()])
-            elif label.isdigit() and int(label) < len(class_names):
-                out.append(int(label))
-            else:
-                out.append(None)
-        return out
+        """Label of each image as an index into a model's classes (see `label_indices`)."""
+        return label_indices(self.labels, class_names)
+
+
+def label_indices(labels: Sequence[str | None], class_names: Sequence[str]) -> list[int | None]:
+    """Each label as an index into a model's classes: a folder named like a class
+    (case-insensitive) or by its index (`0`, `17`) maps to it; else None."""
+    lookup = {name.strip().lower(): i for i, name in enumerate(class_names)}
+    out: list[int | None] = []
+    for label in labels:
+        if label is None:
+            out.append(None)
+        elif label.strip().lower() in lookup:
+            out.append(lookup[label.strip().lower()])
+        elif label.isdigit() and int(label) < len(class_names):
+            out.append(int(label))
+        else:
+            out.append(None)
+    return out
 
 
 def _is_image_name(path: str) -> bool:
@@ -111,7 +116,7 @@ def _is_image_name(path: str) -> bool:
     return not hidden and path.lower().endswith(IMAGE_SUFFIXES)
 
 
-def _labels_for(paths: Sequence[str]) -> list[str | None]:
+def labels_for(paths: Sequence[str]) -> list[str | None]:
     """Class folder per relative path, looking through one folder that wraps everything."""
     parts = [PurePosixPath(p).parts for p in paths]
     if parts and all(len(p) >= 3 for p in parts) and len({p[0] for p in parts}) == 1:
@@ -150,7 +155,7 @@ def _decode_all(
             progress(i + 1, len(entries))
     if not images:
         raise DatasetError(f"{name}: none of the {len(entries)} image files could be read. " + " ".join(skipped[:3]))
-    return ImageDataset(name, tuple(images), tuple(_labels_for(kept_paths)), tuple(skipped))
+    return ImageDataset(name, tuple(images), tuple(labels_for(kept_paths)), tuple(skipped))
 
 
 def safe_member_path(member: str) -> str:
@@ -175,45 +180,53 @@ def dataset_from_zip(
     except zipfile.BadZipFile:
         raise DatasetError(f"{name}: not a zip archive.") from None
     with archive:
-        members = [m for m in archive.infolist() if not m.is_dir()]
-        for member in members:
-            safe_member_path(member.filename)
-        if any(m.flag_bits & 0x1 for m in members):
-            raise DatasetError(f"{name}: the archive is encrypted; upload an unencrypted zip.")
-        declared = sum(m.file_size for m in members)
-        if declared > limits.max_total_bytes:
-            raise DatasetError(
-                f"{name}: the archive would inflate to {declared / 2**20:.0f} MB; the limit is {limits.max_total_bytes / 2**20:.0f} MB."
-            )
-        for member in members:
-            if member.file_size > 2**20 and member.file_size > MAX_COMPRESSION_RATIO * max(member.compress_size, 1):
-                raise DatasetError(
-                    f"{name}: the entry {member.filename!r} inflates {member.file_size // max(member.compress_size, 1)}-fold "
-                    f"(a zip bomb?); the archive is refused."
-                )
-        images = [m for m in members if _is_image_name(safe_member_path(m.filename))]
-        budget = [limits.max_total_bytes]
-
-        def reader(member: zipfile.ZipInfo) -> Callable[[], bytes]:
-            def read() -> bytes:
-                # Read at most the remaining budget, whatever the header claims.
-                try:
-                    with archive.open(member) as handle:
-                        content = handle.read(budget[0] + 1)
-                except (zlib.error, zipfile.BadZipFile, EOFError) as exc:  # this entry's data is corrupt: skip it
-                    raise ImageLoadError(f"{member.filename}: the compressed data is damaged ({exc}); skipped.") from None
-                budget[0] -= len(content)
-                if budget[0] < 0:
-                    raise DatasetError(f"{name}: the archive inflates past {limits.max_total_bytes / 2**20:.0f} MB; refused.")
-                return content
-
-            return read
-
         try:
-            entries = sorted(((safe_member_path(m.filename), reader(m)) for m in images), key=lambda e: e[0])
-            return _decode_all(name, entries, limits, progress)
+            return _decode_all(name, zip_entries(archive, name, limits), limits, progress)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
             raise DatasetError(f"{name}: the archive is damaged or uses an unsupported compression ({exc}).") from None
+
+
+Entry = tuple[str, Callable[[], bytes]]  # (path inside the dataset, read its bytes: ImageLoadError when unusable)
+
+
+def zip_entries(archive: zipfile.ZipFile, name: str, limits: DatasetLimits) -> list[Entry]:
+    """The image entries of an open zip, sorted by path, after the archive-wide checks
+    (path traversal, encryption, declared and per-entry inflation); each reader reads
+    at most what is left of `limits.max_total_bytes`, whatever the header claims."""
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    for member in members:
+        safe_member_path(member.filename)
+    if any(m.flag_bits & 0x1 for m in members):
+        raise DatasetError(f"{name}: the archive is encrypted; upload an unencrypted zip.")
+    declared = sum(m.file_size for m in members)
+    if declared > limits.max_total_bytes:
+        raise DatasetError(
+            f"{name}: the archive would inflate to {declared / 2**20:.0f} MB; the limit is {limits.max_total_bytes / 2**20:.0f} MB."
+        )
+    for member in members:
+        if member.file_size > 2**20 and member.file_size > MAX_COMPRESSION_RATIO * max(member.compress_size, 1):
+            raise DatasetError(
+                f"{name}: the entry {member.filename!r} inflates {member.file_size // max(member.compress_size, 1)}-fold "
+                f"(a zip bomb?); the archive is refused."
+            )
+    images = [m for m in members if _is_image_name(safe_member_path(m.filename))]
+    budget = [limits.max_total_bytes]
+
+    def reader(member: zipfile.ZipInfo) -> Callable[[], bytes]:
+        def read() -> bytes:
+            try:
+                with archive.open(member) as handle:
+                    content = handle.read(budget[0] + 1)
+            except (zlib.error, zipfile.BadZipFile, EOFError) as exc:  # this entry's data is corrupt: skip it
+                raise ImageLoadError(f"{member.filename}: the compressed data is damaged ({exc}); skipped.") from None
+            budget[0] -= len(content)
+            if budget[0] < 0:
+                raise DatasetError(f"{name}: the archive inflates past {limits.max_total_bytes / 2**20:.0f} MB; refused.")
+            return content
+
+        return read
+
+    return sorted(((safe_member_path(m.filename), reader(m)) for m in images), key=lambda e: e[0])
 
 
 def allowed_folder(path: str | os.PathLike, roots: Sequence[Path]) -> Path:
@@ -244,9 +257,18 @@ def dataset_from_folder(
     """A dataset from a server folder inside the operator's roots, walked in sorted
     order. Symlinked folders are not entered; symlinked files that leave the roots are
     skipped."""
+    folder, entries, skipped = folder_entries(path, roots, limits)
+    dataset = _decode_all(folder.name or str(folder), entries, limits, progress)
+    return ImageDataset(dataset.name, dataset.images, dataset.labels, tuple(skipped) + dataset.skipped)
+
+
+def folder_entries(path: str | os.PathLike, roots: Sequence[Path], limits: DatasetLimits) -> tuple[Path, list[Entry], list[str]]:
+    """(the resolved folder, its image entries in sorted order, the files skipped and
+    why) for a folder inside `roots`; nothing is read yet (each reader checks the file's
+    size before reading it)."""
     folder = allowed_folder(path, roots)
     resolved_roots = [Path(r).resolve() for r in roots]
-    entries: list[tuple[str, Callable[[], bytes]]] = []
+    entries: list[Entry] = []
     skipped: list[str] = []
     for directory, subdirectories, filenames in os.walk(folder):  # symlinked folders are not entered
         subdirectories.sort()
@@ -262,8 +284,7 @@ def dataset_from_folder(
             if len(entries) >= limits.max_images:  # stop walking early on huge trees
                 raise DatasetError(f"{folder}: more than {limits.max_images} images; choose a smaller folder.")
             entries.append((relative, lambda real=real, relative=relative: read_image_file(real, relative)))
-    dataset = _decode_all(folder.name or str(folder), entries, limits, progress)
-    return ImageDataset(dataset.name, dataset.images, dataset.labels, tuple(skipped) + dataset.skipped)
+    return folder, entries, skipped
 
 
 def dataset_from_uploads(

@@ -7,7 +7,7 @@ pixels back in the same order. The curve is the softmax probability of the expla
 class against the fraction of pixels changed, its score the trapezoid area over [0, 1].
 
 Every perturbed image of every step, image and method is built on the fly, chunk by
-chunk of `bundle.batch_size`, on the model's device, from one rank map per image and
+chunk of `batching.forward_batch_size`, on the model's device, from one rank map per image and
 method: building a chunk is a single `torch.where`, so the cost is that of the
 forward passes. The curves' end points do not depend on the map (nothing or
 everything changed: the photo, its blurred copy, the substrate), so they are computed
@@ -26,6 +26,7 @@ from torchvision.transforms.v2 import functional as TF
 from ..methods.registry import resolve_targets
 from ..models.bundle import ModelBundle
 from ..methods.registry import Param
+from .batching import forward_batch_size
 from .base import Curves, MetricInfo
 from .registry import Metric, MetricInput, Strip, register_metric
 
@@ -154,6 +155,7 @@ def deletion_insertion(
             progress(done, total)
         return logits.softmax(dim=1).gather(1, target_dev[rows, None])[:, 0].cpu()
 
+    batch_size = forward_batch_size(bundle, x.shape[1:])
     curves = torch.empty(2, len(method_keys), n, num_points, dtype=torch.float64)
     with torch.inference_mode(), bundle.lock:
         if method_keys:
@@ -162,9 +164,9 @@ def deletion_insertion(
             # substrate; insertion: the photo again).
             everyone = torch.arange(n, device=device)
             original = torch.cat([probabilities(chunk, rows) for chunk, rows in
-                                  zip(x.split(bundle.batch_size), everyone.split(bundle.batch_size))])
+                                  zip(x.split(batch_size), everyone.split(batch_size))])
             blurred = torch.cat([probabilities(chunk, rows) for chunk, rows in
-                                 zip(starts[1].split(bundle.batch_size), everyone.split(bundle.batch_size))])
+                                 zip(starts[1].split(batch_size), everyone.split(batch_size))])
             if substrate == "blur":
                 removed = blurred
             elif shared_substrate:
@@ -173,13 +175,13 @@ def deletion_insertion(
                 removed = logits[target_dev].cpu()
             else:
                 removed = torch.cat([probabilities(chunk, rows) for chunk, rows in
-                                     zip(fills[0].split(bundle.batch_size), everyone.split(bundle.batch_size))])
+                                     zip(fills[0].split(batch_size), everyone.split(batch_size))])
             curves[0, :, :, 0], curves[0, :, :, -1] = original, removed
             curves[1, :, :, 0], curves[1, :, :, -1] = blurred, original
         # One job per (kind, method, image, inner step), in that order, so results reshape directly.
         inner_probs = torch.empty(jobs_total)
-        for start in range(0, jobs_total, bundle.batch_size):
-            job = torch.arange(start, min(start + bundle.batch_size, jobs_total), device=device)
+        for start in range(0, jobs_total, batch_size):
+            job = torch.arange(start, min(start + batch_size, jobs_total), device=device)
             step = job % inner + 1
             image = (job // inner) % n
             method = (job // (inner * n)) % len(method_keys)

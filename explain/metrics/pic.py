@@ -30,10 +30,12 @@ model run on batches of partially revealed images instead of one at a time.
 from __future__ import annotations
 
 import io
+import itertools
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -45,6 +47,7 @@ from ..methods.registry import resolve_targets
 from ..models.bundle import ModelBundle
 from ..methods.registry import Param
 from .base import Curves, MetricInfo, Skipped
+from .batching import forward_batch_size
 from .registry import Metric, MetricInput, Strip, register_metric
 
 ProgressFn = Callable[[int, int], None]
@@ -113,10 +116,47 @@ def random_seed_masks(count: int, height: int, width: int, fraction: float = DEF
 
 
 def webp_size(image: np.ndarray) -> int:
-    """Bytes of the lossless WebP encoding of a uint8 image: its estimated information."""
+    """Bytes of the lossless WebP encoding of a uint8 image (H, W, 3), (H, W, 1) or
+    (H, W): its estimated information."""
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="webp", lossless=True, quality=100)
+    Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image).save(
+        buffer, format="webp", lossless=True, quality=100)
     return buffer.tell()
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def cpu_pool() -> ThreadPoolExecutor:
+    """The process's threads for the CPU side of SIC/AIC (interpolation, WebP): Qhull,
+    NumPy and Pillow's WebP encoder release the GIL, so they run on all cores at once.
+    As many threads as torch's intra-op setting when first used (a Ray actor sets that
+    to its CPUs); shared by every run in the process, so concurrent runs share cores."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()), thread_name_prefix="pic")
+        return _POOL
+
+
+def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], lookahead: int) -> Iterator[Any]:
+    """`map(fn, items)` on `cpu_pool()`, results in order, at most `lookahead` items
+    in flight (memory stays bounded; the caller works on earlier results meanwhile)."""
+    pool = cpu_pool()
+    pending: deque = deque()
+    source = iter(items)
+    try:
+        for item in itertools.islice(source, max(1, lookahead)):
+            pending.append(pool.submit(fn, item))
+        while pending:
+            result = pending.popleft().result()
+            for item in itertools.islice(source, 1):
+                pending.append(pool.submit(fn, item))
+            yield result
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def blurred_image(image: np.ndarray, pixel_mask: np.ndarray) -> np.ndarray:
@@ -279,9 +319,9 @@ def pic_reference(
     """The shared part of SIC/AIC for `images` (N, C, H, W) and their seed masks."""
     n = images.shape[0]
     originals = bundle.to_display(images)
-    fully_blurred = np.stack([blurred_image(originals[i], seed_masks[i]) for i in range(n)])
-    original_info = np.array([webp_size(im) for im in originals])
-    blurred_info = np.array([webp_size(im) for im in fully_blurred])
+    fully_blurred = np.stack(list(ordered_map(lambda i: blurred_image(originals[i], seed_masks[i]), range(n), 2 * n)))
+    sizes = list(ordered_map(webp_size, [*originals, *fully_blurred], 2 * n))
+    original_info, blurred_info = np.array(sizes[:n]), np.array(sizes[n:])
     probs = _probabilities(bundle, np.concatenate([originals, fully_blurred]))
     original_probs, blurred_probs = probs[:n], probs[n:]
     original_classes = original_probs.argmax(axis=1)
@@ -358,12 +398,17 @@ def pic_metrics(
             top1[j, i, t] = row.argmax()
         pending.clear()
 
-    for done, (j, i, t) in enumerate(jobs, start=1):
-        saliency = np.asarray(maps[method_keys[j]][i])
-        revealed = blurred_image(originals[i], reveal_mask(saliency, seed_masks[i], thresholds[t]))
-        information[j, i, t] = webp_size(revealed)
+    def reveal(job: tuple[int, int, int]) -> tuple[np.ndarray, int]:
+        j, i, t = job
+        revealed = blurred_image(originals[i], reveal_mask(np.asarray(maps[method_keys[j]][i]), seed_masks[i], thresholds[t]))
+        return revealed, webp_size(revealed)
+
+    # Revealed images are made on the CPU pool while this thread runs the model on the previous batch.
+    batch_size = forward_batch_size(bundle, images.shape[1:])
+    for done, ((j, i, t), (revealed, size)) in enumerate(zip(jobs, ordered_map(reveal, jobs, 2 * batch_size)), start=1):
+        information[j, i, t] = size
         pending.append(((j, i, t), revealed))
-        if len(pending) >= bundle.batch_size:
+        if len(pending) >= batch_size:
             flush()
         if progress is not None:
             progress(done, len(jobs))

@@ -138,8 +138,10 @@ class ModelBundle:
         return T.functional.center_crop(image, [self.input_size, self.input_size])
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """PIL RGB image -> normalised float tensor (C, H, W) on the CPU."""
-        x = T.functional.pil_to_tensor(self.crop(image.convert("RGB"))).float() / 255.0
+        """PIL image -> normalised float tensor (C, H, W) on the CPU: RGB, or grayscale
+        for a model normalised with one mean (e.g. the small CNN on MNIST)."""
+        mode = "L" if len(self.mean) == 1 else "RGB"
+        x = T.functional.pil_to_tensor(self.crop(image.convert(mode))).float() / 255.0
         return T.functional.normalize(x, list(self.mean), list(self.std))
 
     def preprocess_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:

@@ -189,10 +189,7 @@ def trained_base_model(
         model = materialize(skeleton(lambda: SmallCNN(dataset.channels, dataset.num_classes, recipe.width)), state)
         return model.to(device).eval()
     model = train_small_cnn(dataset, dataset.train_x, dataset.train_y, recipe, seed, device=device, should_stop=should_stop)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, path)
+    save_state_dict(model, path)
     return model
 
 
@@ -212,3 +209,33 @@ def small_cnn_bundle(dataset: LabelledImages, model: SmallCNN, recipe: TrainReci
         weights=f"trained here on {dataset.name} ({architecture_name(dataset, recipe)}, recipe {recipe.key})",
         batch_size=256,
     )
+
+
+ARCHITECTURE = "small_cnn"  # the architecture name state-dict checkpoints of a SmallCNN are loaded under
+
+
+def small_cnn_from_state_dict(state: dict[str, torch.Tensor], filename: str = "weights") -> SmallCNN:
+    """A SmallCNN shaped by a state dict (input channels and width from its first
+    convolution, classes from its linear head), its names and shapes checked on the
+    meta device before any weight is allocated."""
+    from .errors import CustomModelError
+    from .state_dicts import fit_report
+
+    first, head = state.get("features.0.weight"), state.get("fc.weight")
+    if first is None or head is None or first.dim() != 4 or head.dim() != 2:
+        raise CustomModelError(f"{filename}: not a SmallCNN state dict (no features.0.weight / fc.weight).")
+    in_channels, width, classes = int(first.shape[1]), int(first.shape[0]), int(head.shape[0])
+    model = skeleton(lambda: SmallCNN(in_channels, classes, width))
+    problem = fit_report(model, state)
+    if problem:
+        raise CustomModelError(f"{filename} does not fit {ARCHITECTURE}: {problem}.")
+    return materialize(model, state).eval()
+
+
+def save_state_dict(model: nn.Module, path: Path) -> None:
+    """The model's weights as a plain state dict (tensors only: `weights_only` reads it),
+    written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,83 @@
+"""What the command lines (`python -m explain`, `python -m reports`) share: usage
+errors, `--param OWNER.NAME=VALUE` options checked by their registries, `--device`
+checked before any model loads, and a job followed on the terminal with a progress bar."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Sequence
+
+import torch
+from tqdm import tqdm
+
+from .jobs import DONE, JobRunner
+from .methods.registry import get_method
+from .metrics import get_metric, list_metrics
+
+
+class UsageError(ValueError):
+    """Bad command-line input; the message is for the person who typed it."""
+
+
+def run_job(runner: JobRunner, analysis: Any, inputs: Any, desc: str, quiet: bool) -> Any:
+    """Run `analysis` as a job with a terminal bar (units, rate, ETA from the job's own
+    progress); stored results come back at once. Ctrl-C cancels the job."""
+    job = runner.submit(analysis, inputs)
+    with tqdm(total=0, desc=desc, file=sys.stderr, disable=quiet, dynamic_ncols=True) as bar:
+        try:
+            while not job.wait(0.2):
+                p = job.progress
+                bar.unit, bar.total, bar.n = p.unit, _count(p.total), _count(p.done)
+                bar.set_postfix_str(p.label[:60], refresh=True)
+        except KeyboardInterrupt:
+            job.cancel()
+            job.wait()
+            raise
+        p = job.progress
+        bar.unit, bar.total, bar.n = p.unit, _count(max(p.total, p.done)), _count(p.done)
+        bar.set_postfix_str("", refresh=True)
+    if job.state != DONE:
+        raise RuntimeError(f"{desc}: {job.error or job.state}")
+    return job.result
+
+
+def _count(value: float) -> int | float:
+    """A count as the bar shows it: whole from 10 on (work done inside a unit is fractional)."""
+    return round(value) if float(value).is_integer() or abs(value) >= 10 else round(value, 1)
+
+
+def parse_params(items: Sequence[str], owners: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """`--param OWNER.NAME=VALUE` options -> {owner: {name: value}}, each owner (a method
+    or a metric) checking its own values through its registry."""
+    params: dict[str, dict[str, Any]] = {o: {} for o in owners}
+    for item in items:
+        key, sep, value = item.partition("=")
+        owner, dot, name = key.partition(".")
+        if not sep or not dot or owner not in params:
+            raise UsageError(f"--param {item!r}: expected METHOD.NAME=VALUE or METRIC.NAME=VALUE with METHOD or METRIC "
+                             f"one of {', '.join(owners)}.")
+        params[owner][name] = value
+    metric_keys = {m.key for m in list_metrics()}
+    for owner, values in params.items():
+        params[owner] = (get_metric(owner) if owner in metric_keys else get_method(owner)).resolve_params(values)
+    return params
+
+
+def check_device(text: str | None) -> torch.device | None:
+    """The `--device` as a torch device, refused with a one-line message when torch does
+    not know it or this machine lacks it (checked before any model is loaded)."""
+    if text is None:
+        return None
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise UsageError(f"--device {text!r}: not a device torch knows; use cpu or cuda (cuda:N for one GPU).") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"--device {text}: this machine has no usable CUDA GPU; use --device cpu.")
+        if device.index is not None and device.index >= count:
+            raise UsageError(f"--device {text}: this machine has {count} CUDA GPU(s), numbered from 0.")
+    elif device.type != "cpu":
+        raise UsageError(f"--device {text}: only cpu and cuda are supported.")
+    return device
