@@ -29,7 +29,7 @@ INFOS = tuple(MetricInfo(
     name=f"Random logit: {s.label}",
     higher_is_better=False,
     x_label="",
-    y_label=f"{s.label}, explained class vs a random other class",
+    y_label=f"{s.label} to another class's map",
     description=f"{s.description.capitalize()} between the map of the explained class and the map of a random other "
                 "class. A map that explains the class differs (lower is better).",
     reference=SIXT,

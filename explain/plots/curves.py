@@ -112,8 +112,8 @@ def values_figure(
             ))
     if metric is None:
         return fig
-    fig.update_layout(yaxis_title=metric.y_label, xaxis_title="", boxmode="overlay")
-    return readable(fig, title=title or f"{metric.name} ({metric.direction}; each dot one {metric.unit}, bar: mean ± s.e.)")
+    fig.update_layout(yaxis_title=metric.y_label, xaxis_title=f"each dot one {metric.unit}; bar: mean ± s.e.", boxmode="overlay")
+    return readable(fig, title=title or f"{metric.name} ({metric.direction})")
 
 
 def pairs_figure(pairs: Pairs, labels: Mapping[str, str], unit_names: Sequence[str] = ()) -> go.Figure:
@@ -136,7 +136,7 @@ def pairs_figure(pairs: Pairs, labels: Mapping[str, str], unit_names: Sequence[s
         )])
     fig.update_yaxes(autorange="reversed")
     side = 320 + 28 * len(names)
-    return readable(fig, title=f"{metric.name} ({views[0][0]})", height=side)
+    return readable(fig, title=metric.name if pairs.num_units > 1 else f"{metric.name} ({views[0][0]})", height=side)
 
 
 def score_column(metric: MetricInfo) -> str:
