@@ -19,6 +19,7 @@ BASELINE_COLOUR = "#7f7f7f"
 # Top margin: plotly's toolbar takes the top ~30 px on hover; the title sits below it,
 # just above the plot area.
 TOP_MARGIN = 72
+TITLE_LINE = 44  # characters of a title that fit a half-width chart; a longer one wraps its "(...)" part
 MARKERS_PER_LINE = 12  # markers identify a line; more would hide the curve on dense x grids
 
 
@@ -55,8 +56,21 @@ def readable(fig: go.Figure, *, title: str | None = None, legend_entries: int = 
         legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left"),
     )
     if title is not None:
+        title = wrapped_title(title)
+        if "<br>" in title:
+            fig.update_layout(margin_t=TOP_MARGIN + 18)
         fig.update_layout(title=dict(text=title, x=0, xanchor="left", xref="paper", y=1, yanchor="bottom",
                                      yref="paper", pad=dict(b=14)))
     fig.update_xaxes(automargin=True, title_standoff=10)
     fig.update_yaxes(automargin=True, title_standoff=10)
     return fig
+
+
+def wrapped_title(title: str) -> str:
+    """A title too long for a half-width chart (the metric pages show two per row) gets
+    its parenthesised part ("(lower is better; mean over images)") on a smaller second
+    line instead of being cut at the chart's edge."""
+    name, bracket, rest = title.partition(" (")
+    if len(title) <= TITLE_LINE or not bracket or "<br>" in title:
+        return title
+    return f"{name}<br><sup>({rest}</sup>"
