@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,22 +26,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_methods import SAMPLES, forward_backward  # noqa: E402
+from timing import median_cpu_seconds  # noqa: E402
 import explain  # noqa: E402
 from explain.methods.registry import MethodSpec  # noqa: E402
 from explain.metrics import MetricInput, get_metric  # noqa: E402
 from explain.metrics.randomisation import forward_order, group_layers, layer_generator  # noqa: E402
 from explain.metrics.similarity import SIMILARITIES  # noqa: E402
 from explain.models.reinit import reinitialise  # noqa: E402
-
-
-def cpu_seconds(fn, repeats: int) -> float:
-    """Median CPU time (user + system of this process) of `repeats` calls of `fn`."""
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -72,7 +61,7 @@ def main() -> None:
             for name in layers[index].modules:
                 reinitialise(model.get_submodule(name), layer_generator(0, index))
 
-    copying = cpu_seconds(copy_and_randomise, args.repeats)
+    copying = median_cpu_seconds(copy_and_randomise, args.repeats)
     print(f"copy of the model + re-initialising all {len(layers)} layers: {copying:.3f} s (once per run; each step re-draws only its layers)")
     print(f"\n{'method':18s} {'run s':>8s} {'passes':>7s} {'bare s':>8s} {'ratio':>6s} {'similarities s':>15s}")
     for key in [k for k in args.methods.split(",") if k]:
@@ -80,11 +69,11 @@ def main() -> None:
         maps = explain.attribute(bundle, x, key, targets.tolist())
         data = MetricInput(bundle, x, maps, targets, spec)
         metric.compute(MetricInput(bundle, x[:1], maps[:1], targets[:1], spec), params)  # warm-up
-        run = cpu_seconds(lambda: metric.compute(data, params), args.repeats)
+        run = median_cpu_seconds(lambda: metric.compute(data, params), args.repeats)
         passes = metric.cost(params, n, spec, size)
-        bare = cpu_seconds(lambda: forward_backward(bundle, passes), args.repeats)
+        bare = median_cpu_seconds(lambda: forward_backward(bundle, passes), args.repeats)
         shuffled = np.random.default_rng(0).permutation(maps.reshape(n, -1), axis=1).reshape(maps.shape)
-        similarities = cpu_seconds(lambda: [s.compute(maps[i], shuffled[i]) for s in SIMILARITIES for i in range(n)],
+        similarities = median_cpu_seconds(lambda: [s.compute(maps[i], shuffled[i]) for s in SIMILARITIES for i in range(n)],
                                    args.repeats) * args.steps
         print(f"{key:18s} {run:8.2f} {passes:7d} {bare:8.2f} {run / bare:6.2f} {similarities:15.2f}")
 

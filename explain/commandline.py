@@ -5,7 +5,7 @@ checked before any model loads, and a job followed on the terminal with a progre
 from __future__ import annotations
 
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from tqdm import tqdm
@@ -81,3 +81,23 @@ def check_device(text: str | None) -> torch.device | None:
     elif device.type != "cpu":
         raise UsageError(f"--device {text}: only cpu and cuda are supported.")
     return device
+
+
+def exit_code(command: Callable[[], None], interrupted: str) -> int:
+    """Run a CLI command: 0 when it ends, 2 with one line on stderr for what a user can
+    fix (bad arguments, files, models), 130 with `interrupted` on Ctrl-C."""
+    from .models.errors import ModelUnavailableError
+    from .models.state_dicts import first_line
+
+    try:
+        command()
+    except ModelUnavailableError as exc:
+        print(f"error: {exc} {exc.operator_hint}".rstrip(), file=sys.stderr)  # the CLI runs on the operator's machine
+        return 2
+    except (UsageError, ValueError, LookupError, OSError, RuntimeError) as exc:
+        print(f"error: {first_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
+    return 0

@@ -36,10 +36,9 @@ from explain.methods.registry import MethodSpec
 from explain.methods.shap_lime import SHAP_METHODS
 from explain.metrics import get_metric, list_metrics
 from explain.metrics.roar import DEFAULT_METHODS as ROAR_METHODS, RoarSettings, parse_percentages
-from explain.models.state_dicts import first_line
 from explain.plots.overlay import COLORMAPS, SIGN_MODES, DisplaySettings
 
-from explain.commandline import UsageError, check_device, parse_params, run_job  # noqa: F401  (re-exported)
+from explain.commandline import UsageError, check_device, exit_code, parse_params, run_job  # noqa: F401  (re-exported)
 
 from .render import render_report
 from .report import Report
@@ -276,7 +275,8 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     store = ReportStore()
-    try:
+
+    def command() -> None:
         if args.command == "build":
             started = time.perf_counter()
             report, html = build_report(args)
@@ -298,13 +298,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "delete":
             store.delete(args.id)
             print(f"deleted {args.id}", file=sys.stderr)
-    except explain.ModelUnavailableError as exc:
-        print(f"error: {exc} {exc.operator_hint}".rstrip(), file=sys.stderr)  # the CLI runs on the operator's machine
-        return 2
-    except (UsageError, ValueError, LookupError, OSError, RuntimeError) as exc:
-        print(f"error: {first_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("stopped; finished parts are stored and a rerun reuses them", file=sys.stderr)
-        return 130
-    return 0
+
+    return exit_code(command, "stopped; finished parts are stored and a rerun reuses them")

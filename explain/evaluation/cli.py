@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..commandline import UsageError, check_device, parse_params, run_job
+from ..commandline import UsageError, check_device, exit_code, parse_params, run_job
 from ..jobs import default_runner
 from ..methods.registry import MethodSpec, get_method
 from ..metrics import get_metric, list_metrics
@@ -145,25 +145,15 @@ def print_summary(result: EvaluationResult) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..models.errors import ModelUnavailableError
-    from ..models.state_dicts import first_line
-
     parser = argparse.ArgumentParser(prog="python -m explain", description="Batch commands of the explanation backend.")
     commands = parser.add_subparsers(dest="command", required=True)
     add_commands(commands)
     args = parser.parse_args(argv)
-    try:
+
+    def command() -> None:
         if args.command == "evaluate":
             print_summary(evaluate(args))
         elif args.command == "train-small-cnn":
             train_small_cnn(args)
-    except ModelUnavailableError as exc:
-        print(f"error: {exc} {exc.operator_hint}".rstrip(), file=sys.stderr)  # the CLI runs on the operator's machine
-        return 2
-    except (UsageError, ValueError, LookupError, OSError, RuntimeError) as exc:
-        print(f"error: {first_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("stopped; finished chunks are stored and a rerun with the same settings goes on from them", file=sys.stderr)
-        return 130
-    return 0
+
+    return exit_code(command, "stopped; finished chunks are stored and a rerun with the same settings goes on from them")

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from ..metrics.base import direction_text
 from .store import MANIFEST, ResultsDir
 from . import summary
 
@@ -29,9 +30,7 @@ class Score:
 
     @property
     def direction(self) -> str:
-        if self.higher_is_better is None:
-            return "neither direction is better"
-        return "higher is better" if self.higher_is_better else "lower is better"
+        return direction_text(self.higher_is_better)
 
     @property
     def arrow(self) -> str:

@@ -29,6 +29,13 @@ AGGREGATIONS = ("mean", "median")
 SCORES = ("mean_auc", "aggregate_auc", "mean_value")
 
 
+def direction_text(higher_is_better: bool | None) -> str:
+    """How a score reads: "higher is better", "lower is better", or neither (agreement)."""
+    if higher_is_better is None:
+        return "neither direction is better"
+    return "higher is better" if higher_is_better else "lower is better"
+
+
 @dataclass(frozen=True)
 class MetricInfo:
     """A metric's metadata.
@@ -57,9 +64,7 @@ class MetricInfo:
 
     @property
     def direction(self) -> str:
-        if self.higher_is_better is None:
-            return "neither direction is better"
-        return "higher is better" if self.higher_is_better else "lower is better"
+        return direction_text(self.higher_is_better)
 
     @property
     def scalar(self) -> bool:
