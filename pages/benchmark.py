@@ -59,6 +59,18 @@ def own_runs() -> list[Path]:
     return sorted(found, key=lambda p: (p / "_manifest.json").stat().st_mtime, reverse=True)
 
 
+def accuracy_table(result: EvaluationResult):
+    """Per checkpoint: images, accuracy and its interval as one text column (narrow
+    enough for the side column); the labelled count only when some image has no label."""
+    table = result.accuracy().set_index("model")
+    shown = table[["images", "accuracy"]].copy()
+    shown["95 % interval"] = [f"[{lo:.3f}, {hi:.3f}]" if lo == lo else "—"
+                              for lo, hi in zip(table["accuracy_low"], table["accuracy_high"])]
+    if (table["labelled"] != table["images"]).any():
+        shown.insert(1, "labelled", table["labelled"])
+    return shown
+
+
 def dashboard(result: EvaluationResult, running: bool = False) -> None:
     """Everything the page shows of one result (partial while its run goes on)."""
     done, total = result.done_chunks, result.total_chunks
@@ -79,12 +91,11 @@ def dashboard(result: EvaluationResult, running: bool = False) -> None:
     with left:
         st.plotly_chart(result.checkpoint_figure(score), key=f"{PAGE}:checkpoints", config={"displaylogo": False})
     with right:
-        st.markdown("**Checkpoints**")
-        accuracy = result.accuracy()[["model", "images", "labelled", "accuracy", "accuracy_low", "accuracy_high"]]
-        st.dataframe(accuracy.rename(columns={"accuracy_low": "95% low", "accuracy_high": "95% high"}).set_index("model"),
-                     key=f"{PAGE}:accuracy")
-        st.markdown(f"**Leaderboard of {result.models[model_index]}** (mean per-image AUC, bootstrap 95 % interval)")
-        st.dataframe(result.leaderboard_display(score, model_index), key=f"{PAGE}:leaderboard")
+        st.markdown("**Checkpoints** (accuracy on the labelled images, bootstrap 95 % interval)")
+        st.dataframe(accuracy_table(result), key=f"{PAGE}:accuracy")
+    # Full width: one column per score, too many for the side column.
+    st.markdown(f"**Leaderboard of {result.models[model_index]}** (mean per-image AUC, bootstrap 95 % interval)")
+    st.dataframe(result.leaderboard_display(score, model_index), key=f"{PAGE}:leaderboard")
     figure = result.class_figure(score, model_index)
     if figure is not None:
         st.plotly_chart(figure, key=f"{PAGE}:classes", config={"displaylogo": False})

@@ -15,6 +15,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("EXPLAIN_CACHE_DIR", tempfile.mkdtemp(prefix="explain-tests-"))
     config.addinivalue_line("markers", "slow: takes more than a few seconds (still runs in CI)")
     config.addinivalue_line("markers", "browser: drives headless Chromium against a running app")
+    config.addinivalue_line("markers", "ray: starts a local Ray cluster (Ray is in requirements.txt: never skipped)")
     # Captum announces the hooks it sets (and removes in its own `finally`).
     config.addinivalue_line("filterwarnings", "ignore:Setting backward hooks on ReLU:UserWarning")
     config.addinivalue_line("filterwarnings", "ignore:Setting forward, backward hooks:UserWarning")

@@ -106,7 +106,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--num-classes", type=int, default=None, help="class count of --weights (default: from --class-names)")
     ev.add_argument("--torchscript", action="append", default=[], metavar="GLOB", help="TorchScript files (repeatable)")
     ev.add_argument("--class-names", default=None, help="class names: one per line, or JSON")
-    ev.add_argument("--data", default="mnist", help="mnist (the 1,000 held-out images of the bundled MNIST subset), "
+    ev.add_argument("--data", default="mnist", help="mnist (the 1,000 held-out images of the bundled MNIST subset, the digits in turn), "
                                                     "mnist-all (5,000), a labelled image folder or a .zip of one")
     ev.add_argument("--max-images", type=int, default=None, help="use the first N images")
     ev.add_argument("--methods", default=DEFAULT_METHODS, help="comma-separated method keys (default %(default)s)")

