@@ -11,7 +11,8 @@ Checks the base commit out once into a temporary git worktree (`git worktree add
 in each checkout in turn (base, ours, base, ours...), each in a fresh process with
 `OMP_NUM_THREADS=--threads` (default 1: on a shared 2-core machine two OpenMP threads
 wait on each other's descheduling and the times swing tenfold) and the same
-environment otherwise. Prints every wall time and CPU time (user + system of the child:
+environment otherwise, an empty `EXPLAIN_CACHE_DIR` each (results persist since the
+job store: a second run would only read them). Prints every wall time and CPU time (user + system of the child:
 on a machine shared with other jobs the wall time mostly measures how much of a core
 the run was given), the medians and their ratios (issue 15's target: ours <= 0.6x the base). Load averages are printed before and after.
 `--sections gallery,deletion_insertion` leaves out SIC/AIC, whose WebP encoding and
@@ -39,7 +40,9 @@ ARGS = ["-m", "reports", "build", "--model", "efficientnet_lite0", "--images", I
 
 
 def run(checkout: Path, out: Path, env: dict[str, str], sections: str) -> tuple[float, float]:
-    """(wall seconds, user + system CPU seconds) of one CLI run."""
+    """(wall seconds, user + system CPU seconds) of one CLI run, with a cache directory
+    of its own (`out` beside it): stored maps and jobs of an earlier run are not reused."""
+    env = {**env, "EXPLAIN_CACHE_DIR": str(out.with_suffix(".cache"))}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([str(ROOT / ".venv" / "bin" / "python"), *ARGS, "--sections", sections, "--out", str(out)],
