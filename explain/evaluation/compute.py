@@ -146,8 +146,9 @@ def evaluate_chunk(
             except MethodUnavailableError as exc:
                 notes.append(f"{spec.label} on {bundle.name}: {exc}")
                 continue
+            per_image = method.evals_per_image(spec.resolved, bundle.input_size)
             all_maps[spec.ident] = attribute(bundle, batch, spec.key, targets.tolist(),
-                                             progress=_counter(progress, method, spec, bundle), **spec.resolved)
+                                             progress=_deltas(progress, per_image), **spec.resolved)
             if saved is not None:
                 saved[f"map:{spec.ident}"] = all_maps[spec.ident]
         explained = [spec for spec in settings.methods if spec.ident in all_maps]
@@ -164,13 +165,13 @@ def evaluate_chunk(
         for choice in settings.metrics:
             metric = get_metric(choice.key)
             if isinstance(metric, Comparison):  # every method's maps at once; per method its mean agreement
-                data = ComparisonInput(bundle, batch, all_maps, targets, tuple(explained), digests, _metric_counter(progress))
+                data = ComparisonInput(bundle, batch, all_maps, targets, tuple(explained), digests, _deltas(progress))
                 for key, pairs in metric.compute(data, choice.resolved).items():
                     for ident, curves in pairs.per_method().items():
                         record(ident, key, curves)
                 continue
             for spec in explained:
-                data = MetricInput(bundle, batch, all_maps[spec.ident], targets, spec, digests, _metric_counter(progress))
+                data = MetricInput(bundle, batch, all_maps[spec.ident], targets, spec, digests, _deltas(progress))
                 for key, curves in metric.compute(data, choice.resolved).items():
                     record(spec.ident, key, curves)
         for spec in explained:
@@ -206,28 +207,15 @@ def _add_curve(columns: dict[str, list], model_index: int, image_index: int, met
     columns["y"].append(np.asarray(y, dtype=np.float64))
 
 
-def _counter(progress: Callable[[int], None] | None, method: Any, spec: MethodSpec, bundle: ModelBundle):
-    """`attribute`'s (images done, total) as passes done since the last call."""
-    if progress is None:
-        return None
-    per_image = method.evals_per_image(spec.resolved, bundle.input_size)
-    last = [0]
-
-    def report(done: int, total: int) -> None:
-        progress((done - last[0]) * per_image)
-        last[0] = done
-
-    return report
-
-
-def _metric_counter(progress: Callable[[int], None] | None):
-    """A metric's (passes done, total) as passes done since the last call."""
+def _deltas(progress: Callable[[int], None] | None, passes_per_unit: int = 1):
+    """A (done, total) progress callback (maps: images; metrics: passes) as model passes
+    done since its last call, for `progress`."""
     if progress is None:
         return None
     last = [0]
 
     def report(done: int, total: int) -> None:
-        progress(done - last[0])
+        progress((done - last[0]) * passes_per_unit)
         last[0] = done
 
     return report

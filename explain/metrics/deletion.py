@@ -162,11 +162,12 @@ def deletion_insertion(
             # The end points, once per image for every method: nothing changed (deletion:
             # the photo; insertion: its blurred copy) and everything changed (deletion: the
             # substrate; insertion: the photo again).
-            everyone = torch.arange(n, device=device)
-            original = torch.cat([probabilities(chunk, rows) for chunk, rows in
-                                  zip(x.split(batch_size), everyone.split(batch_size))])
-            blurred = torch.cat([probabilities(chunk, rows) for chunk, rows in
-                                 zip(starts[1].split(batch_size), everyone.split(batch_size))])
+            everyone = torch.arange(n, device=device).split(batch_size)
+
+            def of_every_image(batch: torch.Tensor) -> torch.Tensor:
+                return torch.cat([probabilities(chunk, rows) for chunk, rows in zip(batch.split(batch_size), everyone)])
+
+            original, blurred = of_every_image(x), of_every_image(starts[1])
             if substrate == "blur":
                 removed = blurred
             elif shared_substrate:
@@ -174,8 +175,7 @@ def deletion_insertion(
                 done += 1
                 removed = logits[target_dev].cpu()
             else:
-                removed = torch.cat([probabilities(chunk, rows) for chunk, rows in
-                                     zip(fills[0].split(batch_size), everyone.split(batch_size))])
+                removed = of_every_image(fills[0])
             curves[0, :, :, 0], curves[0, :, :, -1] = original, removed
             curves[1, :, :, 0], curves[1, :, :, -1] = blurred, original
         # One job per (kind, method, image, inner step), in that order, so results reshape directly.
