@@ -4,7 +4,7 @@ every pair of methods,
 - Spearman |map|: the rank correlation of the two absolute maps (average ranks for ties,
   `scipy.stats.rankdata`, then Pearson's r of the ranks: Spearman's rho); a constant
   map correlates 0 with a non-constant one and 1 with another constant one (as
-  `similarity.rank_correlation`);
+  `similarity.spearman_matrix`, which the similarity checks share);
 - top-k IoU: intersection over union of the two maps' top `top_k` fraction of pixels by
   |map| (default 10 %, at least one pixel); ties at the cut are broken by one seeded
   random order per image, shared by all methods, so equal maps select equal pixels.
@@ -19,12 +19,12 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import numpy as np
-from scipy.stats import rankdata
 
 from ..methods.registry import Param
 from .base import MetricInfo, Pairs
 from .randomisation import SANITY_PAGE
 from .registry import Comparison, ComparisonInput, register_metric
+from .similarity import spearman_matrix
 
 REFERENCE = ("Adebayo et al. 2018 (rank correlation of maps); Tomsett, Harborne, Chakraborty, Gurram, Preece. "
              "Sanity checks for saliency metrics. AAAI 2020 (agreement between methods).")
@@ -51,19 +51,6 @@ TOP_K = MetricInfo(
     reference=REFERENCE,
     score="mean_value",
 )
-
-
-def spearman_matrix(maps: np.ndarray) -> np.ndarray:
-    """(M, M) Spearman's rho between the rows of `maps` (M, P) (see the module docstring)."""
-    ranks = rankdata(maps, axis=1)
-    constant = np.all(maps == maps[:, :1], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = np.corrcoef(ranks) if len(maps) > 1 else np.ones((1, 1))
-    rho = np.atleast_2d(rho)
-    both, one = constant[:, None] & constant[None, :], constant[:, None] ^ constant[None, :]
-    rho = np.where(both, 1.0, np.where(one, 0.0, rho))
-    np.fill_diagonal(rho, 1.0)
-    return rho
 
 
 def top_masks(maps: np.ndarray, fraction: float, tie_break: np.ndarray) -> np.ndarray:

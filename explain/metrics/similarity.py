@@ -2,7 +2,7 @@
 "Sanity checks for saliency maps"), as their code computes them
 (github.com/adebayoj/sanity_checks_saliency, notebooks/*randomization*.ipynb):
 
-- Spearman |map|: rank correlation of the absolute values (`scipy.stats.spearmanr`);
+- Spearman |map|: rank correlation of the absolute values (Spearman's rho, `spearman_matrix`);
 - Spearman (signed): rank correlation of the signed values;
 - SSIM: `skimage.metrics.structural_similarity` of the two maps min-max scaled to
   [0, 1], Gaussian weights (sigma 1.5), data range 1 (their skimage inferred a range
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy.stats import spearmanr
+from scipy.stats import rankdata
 from skimage.feature import hog
 from skimage.metrics import structural_similarity
 
@@ -47,17 +47,24 @@ def unit_range(m: np.ndarray) -> np.ndarray:
     return (m - low) / (high - low) if high > low else np.zeros_like(m)
 
 
-def _constant(v: np.ndarray) -> bool:
-    return bool(v.size == 0 or np.all(v == v.flat[0]))
+def spearman_matrix(maps: np.ndarray) -> np.ndarray:
+    """(M, M) Spearman's rho between the rows of `maps` (M, P): Pearson's r of their
+    average ranks (`scipy.stats.rankdata`); a constant row correlates 0 with a
+    non-constant one and 1 with another constant one."""
+    ranks = rankdata(maps, axis=1)
+    constant = np.all(maps == maps[:, :1], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.corrcoef(ranks) if len(maps) > 1 else np.ones((1, 1))
+    rho = np.atleast_2d(rho)
+    both, one = constant[:, None] & constant[None, :], constant[:, None] ^ constant[None, :]
+    rho = np.where(both, 1.0, np.where(one, 0.0, rho))
+    np.fill_diagonal(rho, 1.0)
+    return rho
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rho of two flattened arrays; 0 when exactly one is constant, 1 when both are."""
-    a, b = np.ravel(a), np.ravel(b)
-    const_a, const_b = _constant(a), _constant(b)
-    if const_a or const_b:
-        return 1.0 if const_a and const_b else 0.0
-    return float(spearmanr(a, b).statistic)
+    """Spearman's rho of two flattened arrays (`spearman_matrix` of the pair)."""
+    return float(spearman_matrix(np.stack([np.ravel(a), np.ravel(b)]))[0, 1])
 
 
 def hog_descriptor(m: np.ndarray) -> np.ndarray:
