@@ -51,7 +51,7 @@ def _entry_part(name: str) -> str:
 
 
 def _orders_part(method: MethodSpec) -> str:
-    return "orders-" + hashlib.sha1(method.ident.encode("utf-8")).hexdigest()[:24]
+    return "orders-" + hashlib.sha1(method.versioned_ident.encode("utf-8")).hexdigest()[:24]
 
 
 @dataclass(frozen=True, eq=False)

@@ -174,6 +174,14 @@ class JobRunner:
             self._safe_record(job, started)
         finally:
             job.finished_event.set()
+            if analysis.pool == "long":  # long jobs also write outside the part stores (models, results folders)
+                self._keep_bound()
+
+    def _keep_bound(self) -> None:
+        try:
+            self.store.bound.check()
+        except OSError:
+            log.exception("could not keep the cache under its bound")
 
     def _safe_record(self, job: Job, started: float) -> None:
         try:
