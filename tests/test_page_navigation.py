@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.browser import chromium_page, require_chromium, running_app
+from tests.browser import chromium_page, ms, require_chromium, running_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ def test_a_deep_link_opened_first_lands_on_its_page_with_the_navigation(tmp_path
     require_chromium()
     with running_app() as url, chromium_page() as page:
         page.goto(f"{url}/benchmark", wait_until="domcontentloaded")  # the first request this server sees
-        page.get_by_role("heading", name="Benchmark").wait_for(timeout=300_000)
-        page.get_by_role("link", name="Attribution gallery").first.wait_for(timeout=300_000)  # app.py's navigation
+        page.get_by_role("heading", name="Benchmark").wait_for(timeout=ms(20))
+        page.get_by_role("link", name="Attribution gallery").first.wait_for(timeout=ms(20))  # app.py's navigation
         assert page.url.rstrip("/").endswith("/benchmark")
         page.screenshot(path=str(Path(os.environ.get("SCREENSHOT_DIR", tmp_path)) / "deep_link_benchmark.png"))
