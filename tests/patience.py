@@ -9,6 +9,10 @@ slower machines still. No test asserts on how long something took: speed lives i
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
 
 SLOWDOWN = float(os.environ.get("EXPLAIN_TEST_SLOWDOWN", "30"))
 FLOOR_SECONDS = 60.0
@@ -17,3 +21,11 @@ FLOOR_SECONDS = 60.0
 def generous(idle_seconds: float) -> float:
     """A timeout for work that takes `idle_seconds` on an idle machine."""
     return max(FLOOR_SECONDS, idle_seconds * SLOWDOWN)
+
+
+SLOW_METHODS = {"scorecam", "xrai", "shap_gradient", "shap_partition"}  # over 20 s per test on a loaded machine
+
+
+def method_params(keys: Iterable[str]) -> list[Any]:
+    """Method keys for `pytest.mark.parametrize`, the slow methods marked `slow`."""
+    return [pytest.param(key, marks=pytest.mark.slow) if key in SLOW_METHODS else key for key in keys]

@@ -120,6 +120,7 @@ def wait_for(condition, proc: subprocess.Popen, idle_seconds: float) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_a_killed_job_resumes_with_its_finished_parts(tmp_path):
     log, gate = tmp_path / "log", tmp_path / "gate"  # the gate never opens: the job holds at part 5
     proc = run_module("-m", "tests.job_samples", "200", "0.0", str(log), str(gate), "5", cache=tmp_path / "cache")
@@ -154,6 +155,7 @@ def test_two_processes_writing_one_store_at_once_lose_nothing(tmp_path):
     assert {r["writer"] for r in records} == {"a", "b"}
 
 
+@pytest.mark.slow
 def test_a_killed_attribution_job_recomputes_only_missing_maps(tmp_path, monkeypatch):
     """A real analysis: maps finished before the kill are reused (counted model calls)."""
     script = """

@@ -104,6 +104,7 @@ def test_sections_are_chosen_and_ordered_and_can_be_cleared(store):
     assert "The report is empty" in texts(at)
 
 
+@pytest.mark.slow
 def test_the_report_being_built_survives_page_switches_and_adds_from_every_page(store, tmp_path):
     """Why #3: title, author, description and chosen sections were wiped by "Add to report"
     on the ROAR page, and the download held 2 of 5 sections without a word."""

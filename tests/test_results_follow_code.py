@@ -38,6 +38,7 @@ def test_a_method_version_bump_recomputes_its_stored_maps_and_reuses_the_others(
     bundle = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
     prepared = prepare_images(bundle, photos()[:3])
     specs = (MethodSpec.of("gradcam"), MethodSpec.of("saliency"))
+    default_cache().clear()  # maps another test left in memory would not reach this store
     first = JobRunner(JobStore(tmp_path)).submit(AttributionMaps(prepared.subject(), specs), prepared)
     assert first.wait(120) and first.state == "done", first.error
     default_cache().clear()  # as in a new process: only the disk remembers

@@ -66,6 +66,7 @@ def test_only_the_cell_the_model_reads_carries_shap_and_ranks_first(one_cell, me
     assert others.max() < 0.02 * summary.mean_abs[CELL_INDEX]
 
 
+@pytest.mark.slow
 def test_partition_shap_values_add_up_to_f_x_minus_f_blurred():
     """Efficiency: sum of Owen values = f(x) - f(fully masked), the masked image being the blur."""
     bundle = bundle_of(PatchCNN(), 32, 2)

@@ -28,6 +28,7 @@ def figures(at: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
 
+@pytest.mark.slow
 def test_shap_page_shows_image_plots_beeswarm_and_cell_heatmap():
     at = shap_page()
     assert not at.exception, at.exception
