@@ -11,12 +11,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.browser import chromium_page, ms, require_chromium, running_app
+from tests.patience import generous
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_page_run_on_its_own_says_how_to_start_the_dashboard():
-    at = AppTest.from_file(str(ROOT / "pages" / "benchmark.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(ROOT / "pages" / "benchmark.py"), default_timeout=generous(12)).run()
     assert not at.exception, at.exception
     assert any("streamlit run app.py" in e.value for e in at.error)
     assert not at.get("button") and not at.title  # stopped before drawing anything

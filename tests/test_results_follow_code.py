@@ -27,6 +27,7 @@ from explain.metrics import registry as metric_registry
 from explain.models.bundle import state_dict_digest
 from tests.synthetic import PatchCNN, bundle_of
 from tests.test_jobs import photos
+from tests.patience import generous
 
 
 def bumped(registry: dict, key: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,7 +41,7 @@ def test_a_method_version_bump_recomputes_its_stored_maps_and_reuses_the_others(
     specs = (MethodSpec.of("gradcam"), MethodSpec.of("saliency"))
     default_cache().clear()  # maps another test left in memory would not reach this store
     first = JobRunner(JobStore(tmp_path)).submit(AttributionMaps(prepared.subject(), specs), prepared)
-    assert first.wait(120) and first.state == "done", first.error
+    assert first.wait(generous(12)) and first.state == "done", first.error
     default_cache().clear()  # as in a new process: only the disk remembers
     computed: list[str] = []
     original = maps_module.attribute
@@ -50,7 +51,7 @@ def test_a_method_version_bump_recomputes_its_stored_maps_and_reuses_the_others(
     analysis = AttributionMaps(prepared.subject(), specs)
     assert analysis.key != first.key  # the finished job is not served either
     again = JobRunner(JobStore(tmp_path)).submit(analysis, prepared)
-    assert again.wait(120) and again.state == "done", again.error
+    assert again.wait(generous(12)) and again.state == "done", again.error
     assert computed == ["saliency"] * 3  # Grad-CAM's maps came from the store
     np.testing.assert_array_equal(again.result.maps["gradcam"], first.result.maps["gradcam"])
 
@@ -133,7 +134,7 @@ def test_the_cache_stays_under_its_bound_while_a_long_job_runs(tmp_path, monkeyp
         old.put_arrays(f"old-{i}", {"map": np.zeros(16384, np.float32)})
     age(tmp_path, 3600)
     job = JobRunner(store).submit(CacheFiller(40), WriteInputs(16 * 1024))  # 640 KiB of its own
-    assert job.wait(300) and job.state == "done", job.error
+    assert job.wait(generous(30)) and job.state == "done", job.error
     assert max(job.result) <= bound
     names = {p.name for p in (tmp_path / "shared" / "maps").iterdir()}
     assert all(f"fill--{i}.npz" in names for i in range(40))  # the running job's parts were never evicted
