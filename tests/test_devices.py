@@ -28,7 +28,8 @@ from tests.synthetic import PatchCNN, bundle_of
 from tests.test_transformers import small_vit, transformer_bundle
 
 CUDA = torch.cuda.is_available()
-FAST_PARAMS = {"n_samples": 4, "steps": 4, "n_masks": 16, "n_steps": 4, "max_evals": 8}  # few passes (clamped to the minimum)
+# few passes where a method or metric has these parameters (clamped to each one's minimum)
+FAST_PARAMS = {"n_samples": 4, "steps": 4, "n_masks": 16, "n_steps": 4, "max_evals": 8}
 
 
 def cnn() -> explain.ModelBundle:
@@ -38,8 +39,9 @@ def cnn() -> explain.ModelBundle:
 def copy_to(bundle: explain.ModelBundle, device: str) -> explain.ModelBundle:
     """The same model, weights and metadata on another device (and the same batch size)."""
     rectifier = copy.deepcopy(bundle.rectifier_model) if bundle.rectifier_model is not None else None
-    return explain.make_bundle(bundle.name, copy.deepcopy(bundle.model), bundle.class_names, input_size=bundle.input_size,
-                               resize_size=bundle.resize_size, mean=bundle.mean, std=bundle.std,
+    return explain.make_bundle(bundle.name, copy.deepcopy(bundle.model), bundle.class_names,
+                               input_size=bundle.input_size, resize_size=bundle.resize_size,
+                               mean=bundle.mean, std=bundle.std,
                                cam_layer=bundle.cam_layer, linear_head=bundle.linear_head, device=device,
                                batch_size=bundle.batch_size, cam_reshape=bundle.cam_reshape, rectifier_model=rectifier)
 
@@ -148,4 +150,5 @@ def test_every_metric_gives_the_same_scores_on_cuda_and_cpu(key):
     gpu = metric_run(metric, copy_to(on_cpu, "cuda"), x.cuda())
     for score, result in cpu.items():
         values = (lambda r: r.aucs) if isinstance(metric, Metric) else (lambda r: r.values)
-        np.testing.assert_allclose(np.nan_to_num(values(gpu[score])), np.nan_to_num(values(result)), rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(np.nan_to_num(values(gpu[score])), np.nan_to_num(values(result)),
+                                   rtol=1e-3, atol=1e-3)

@@ -87,7 +87,8 @@ def test_a_failing_analysis_reports_its_error_and_nothing_is_marked_done(tmp_pat
 def test_a_pool_accepts_only_a_bounded_number_of_active_jobs(tmp_path):
     runner = JobRunner(JobStore(tmp_path / "store"), pools={"interactive": 1})
     gate = tmp_path / "gate"  # closed: no job can finish before the limit is checked
-    jobs = [runner.submit(Countdown(1, salt=str(i)), CountInputs(str(tmp_path / "log"), 0.0, str(gate))) for i in range(8)]
+    held = CountInputs(str(tmp_path / "log"), 0.0, str(gate))
+    jobs = [runner.submit(Countdown(1, salt=str(i)), held) for i in range(8)]
     with pytest.raises(JobLimitError, match="at most 8"):
         runner.submit(Countdown(1, salt="one too many"), CountInputs(str(tmp_path / "log")))
     gate.touch()

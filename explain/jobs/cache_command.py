@@ -15,7 +15,8 @@ ACTIONS = ("list", "clear", "prune")
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
-    cache = commands.add_parser("cache", help="list the cache folder's sizes by kind, clear it or prune it to its bound")
+    cache = commands.add_parser("cache",
+                                help="list the cache folder's sizes by kind, clear it or prune it to its bound")
     cache.add_argument("action", nargs="?", default="list", choices=ACTIONS,
                        help="list (default); clear: remove every idle entry (of --kind); prune: remove stray "
                             f"temporary files and results of older store formats, then evict to {MAX_GB_ENV}")
