@@ -226,11 +226,12 @@ def test_maps_of_one_analysis_serve_another_and_a_process_restart(tmp_path, monk
     bundle = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
     prepared = prepare_images(bundle, photos()[:3])
     specs = (MethodSpec.of("gradcam"), MethodSpec.of("saliency"))
+    from explain.methods.cache import default_cache
+
+    default_cache().clear()  # maps another test left in memory would not reach this store
     runner = JobRunner(JobStore(tmp_path))
     gallery = runner.submit(AttributionMaps(prepared.subject(), specs), prepared)
     assert gallery.wait(generous(5)) and gallery.state == "done"
-    from explain.methods.cache import default_cache
-
     default_cache().clear()  # as in a new process
     calls = []
     monkeypatch.setattr(maps_module, "attribute", lambda *a, **k: calls.append(a))
