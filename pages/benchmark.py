@@ -23,6 +23,7 @@ from explain.models.small_cnn import ARCHITECTURE
 from explain.models.zoo import zoo_weights_available
 from pages.ui import access, jobs, report_builder, selection
 from pages.ui.session import kept_widget, start_page
+from reports import build_section
 
 PAGE = "benchmark"
 OPENED_KEY = "benchmark:opened"
@@ -116,7 +117,7 @@ def dashboard(result: EvaluationResult, running: bool = False) -> None:
         with st.expander(f"{result.manifest['notes_total']} note(s): images or methods left out"):
             st.write(result.manifest.get("notes", []))
     if not running:
-        report_builder.add_to_report(lambda: result.report_section(score.key, model_index, int(worst_k)), key=PAGE)
+        report_builder.add_to_report(lambda: build_section(result, score.key, model_index, int(worst_k)), key=PAGE)
 
 
 def open_results() -> None:

@@ -11,6 +11,7 @@ from explain.plots.overlay import COLORMAPS, SIGN_MODES, DisplaySettings, overla
 from pages.ui import jobs, report_builder, selection
 from pages.ui.session import keep, kept, kept_widget
 from reports.sections import GALLERY_COLUMNS as COLUMNS  # image + methods per row, as in reports
+from reports import build_section
 
 PAGE = "gallery"
 
@@ -68,7 +69,7 @@ def draw(result, job) -> None:
                         st.markdown(f"**{spec.label}**")
                         st.caption("computing…" if job.active else "not computed")
     if result.complete and result.analysis.methods and not job.active:  # buttons only once the job has ended
-        report_builder.add_to_report(lambda: result.report_section(display), key=PAGE)
+        report_builder.add_to_report(lambda: build_section(result, display), key=PAGE)
 
 
 def images_only() -> None:

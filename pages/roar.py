@@ -16,6 +16,7 @@ from explain.models.small_cnn import TrainRecipe, architecture_name
 from explain.plots.curves import highlight_best, table_metrics
 from pages.ui import access, jobs, report_builder, selection
 from pages.ui.session import kept_widget, start_page
+from reports import build_section
 
 PAGE = "roar"
 
@@ -98,7 +99,7 @@ def draw(result, job) -> None:
         st.dataframe(highlight_best(result.table(), table_metrics(result.curves)), key="roar_table")
     st.caption(f"{metric.name}: {metric.description} ({metric.direction}). {result.done}/{result.total} retrainings.")
     if result.done and (job is None or not job.active):  # a stopped run's partial curves may go in too
-        report_builder.add_to_report(result.report_section, key=PAGE)
+        report_builder.add_to_report(lambda: build_section(result), key=PAGE)
 
 
 def stored_so_far() -> None:

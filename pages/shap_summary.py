@@ -13,6 +13,7 @@ from explain.methods.shap_lime import SHAP_METHODS
 from explain.plots.shap import beeswarm_figure, cell_importance_figure, shap_image_figure
 from pages.ui import jobs, report_builder, selection
 from pages.ui.session import kept_widget
+from reports import build_section
 
 PAGE = "shap_summary"
 
@@ -73,7 +74,7 @@ def draw(result, job) -> None:
         f"{rank}. {label}: mean |SHAP| {value:.3g}" for rank, (label, value) in enumerate(summary.ranked(5), start=1)
     ))
     if not job.active:  # buttons only once the job has ended
-        report_builder.add_to_report(lambda: result.report_section(int(cells), int(shown)), key=PAGE)
+        report_builder.add_to_report(lambda: build_section(result, int(cells), int(shown)), key=PAGE)
 
 
 jobs.follow(PAGE, pending, prepared, run, draw, lambda: st.info(f"Press Run to explain {len(prepared)} image(s) with {spec.label}."))

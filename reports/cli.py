@@ -44,6 +44,7 @@ from .render import render_report
 from .report import Report
 from .sections import Section
 from .store import ReportStore, share_link
+from .dispatch import build_section
 
 DEFAULT_SAMPLES = ("chelsea", "coffee", "astronaut")
 IMAGE_SECTIONS = ("gallery", "shap_summary")
@@ -137,15 +138,15 @@ def image_sections(args: argparse.Namespace, sections: list[str], runner: JobRun
     for name in sections:
         if name == "gallery":
             result = run_job(runner, AttributionMaps(subject, specs), prepared, "attributions", args.quiet)
-            built[name] = result.report_section(DisplaySettings(colormap=args.colormap, sign=args.sign))
+            built[name] = build_section(result, DisplaySettings(colormap=args.colormap, sign=args.sign))
         elif name == "shap_summary":
             shap_method = args.shap_method
             analysis = ShapSummary(subject, MethodSpec.of(shap_method, params.get(shap_method, {})), top_k=min(2, bundle.num_classes))
-            built[name] = run_job(runner, analysis, prepared, "SHAP summary", args.quiet).report_section()
+            built[name] = build_section(run_job(runner, analysis, prepared, "SHAP summary", args.quiet))
         elif name in metric_keys:
             analysis = MetricAnalysis.of(name, subject, specs, params[name])
             result = run_job(runner, analysis, prepared, get_metric(name).label, args.quiet)
-            built[name] = result.report_section(show_units=args.show_units)
+            built[name] = build_section(result, show_units=args.show_units)
     return built
 
 
@@ -164,7 +165,7 @@ def roar_section(args: argparse.Namespace, runner: JobRunner) -> Section:
     dataset = mnist_subset()
     analysis = RoarAnalysis.of(dataset, settings)
     device = str(args.device or explain.models.default_device())
-    return run_job(runner, analysis, RoarInputs(dataset, device), "ROAR retrainings", args.quiet).report_section()
+    return build_section(run_job(runner, analysis, RoarInputs(dataset, device), "ROAR retrainings", args.quiet))
 
 
 def benchmark_section(args: argparse.Namespace) -> Section:
@@ -180,7 +181,7 @@ def benchmark_section(args: argparse.Namespace) -> Section:
         raise UsageError(f"--results-score {args.results_score!r}: the run has {', '.join(keys)}")
     if args.results_model is not None and not 0 <= args.results_model < len(result.models):
         raise UsageError(f"--results-model {args.results_model}: the run has {len(result.models)} model(s), numbered from 0")
-    return result.report_section(args.results_score, args.results_model)
+    return build_section(result, args.results_score, args.results_model)
 
 
 def stored_sections(keys: Sequence[str], runner: JobRunner) -> list[Section]:
@@ -196,7 +197,7 @@ def stored_sections(keys: Sequence[str], runner: JobRunner) -> list[Section]:
         job = runner.find(analysis_from_record(record))
         if job is None or job.state != DONE:
             raise UsageError(f"job {key} has not finished (state: {record.get('state')}); run it again to complete it")
-        built.append(job.result.report_section())
+        built.append(build_section(job.result))
     return built
 
 

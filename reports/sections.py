@@ -1,5 +1,6 @@
 """Report sections: small frozen records of plain data, and the functions that build
-them from the backend's plain results.
+them from the backend's plain results (each registered for its result type with
+`dispatch.section_builder`; `dispatch.build_section(result)` picks it).
 
 A section is a title, a short description, what produced it (model, images,
 methods, settings) and a list of blocks. A block is one of three kinds, each
@@ -14,12 +15,24 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
 
 import explain
+from explain.analyses.attribution import AttributionResult
+from explain.analyses.inputs import ImagesView
+from explain.analyses.metric import MetricResult
+from explain.analyses.roar import RoarResult
+from explain.analyses.shap_summary import ShapSummaryResult
+from explain.evaluation.results import EvaluationResult, Score
 from explain.methods.registry import MethodSpec
+from explain.metrics.base import Curves
 from explain.models.bundle import ModelCard
+from explain.plots.curves import best_methods
 from explain.plots.overlay import DisplaySettings, overlay
+from explain.plots.shap import beeswarm_figure, cell_importance_figure, shap_image_figure
 
+from .dispatch import section_builder
 from .encode import image_data_uri
 
 REPORT_TEMPLATE = "plotly"  # plotly's own default look, whatever process built the figure
@@ -110,7 +123,7 @@ class Figure:
     full_width: bool = False
 
     @classmethod
-    def of(cls, figure: Any, caption: str = "", full_width: bool = False) -> "Figure":
+    def of(cls, figure: go.Figure, caption: str = "", full_width: bool = False) -> "Figure":
         """From a `plotly.graph_objects.Figure`; its RGB image traces are stored as JPEG/PNG.
         The report's own template replaces the one the figure was built with: inside the
         app that is Streamlit's, whose placeholder colours (#000001...) only Streamlit's
@@ -120,7 +133,7 @@ class Figure:
         return cls(figure_json=figure.to_json(), caption=caption, full_width=full_width)
 
 
-def compact_images(figure: Any) -> Any:
+def compact_images(figure: go.Figure) -> go.Figure:
     """A copy of `figure` whose image traces given as uint8 RGB pixels (`z`) carry them
     as a `source` data URI instead (JPEG, PNG when small): a 224 px photo is ~15 kB
     rather than ~200 kB of base64 pixels. Same pixel size, so axes and overlays match."""
@@ -150,7 +163,7 @@ class Table:
                 raise ValueError(f"a row has {len(row)} values for {len(self.columns)} columns")
 
     @classmethod
-    def of_frame(cls, frame: Any, caption: str = "", float_format: str = "{:.3f}") -> "Table":
+    def of_frame(cls, frame: pd.DataFrame, caption: str = "", float_format: str = "{:.3f}") -> "Table":
         """From a pandas DataFrame; a named index becomes the first column."""
         if frame.index.name is not None:
             frame = frame.reset_index()
@@ -181,7 +194,8 @@ class Section:
     context: SectionContext = field(default_factory=SectionContext)
 
 
-def gallery_section(result: Any, display: DisplaySettings | None = None, title: str = "Attribution gallery") -> Section:
+@section_builder(AttributionResult)
+def gallery_section(result: AttributionResult, display: DisplaySettings | None = None, title: str = "Attribution gallery") -> Section:
     """The gallery as the page shows it, from an `explain.analyses.AttributionResult`:
     one row per image (photo and its top-5), one column per method (heatmap over the
     photo, captioned with the class explained)."""
@@ -219,18 +233,16 @@ def gallery_section(result: Any, display: DisplaySettings | None = None, title: 
     )
 
 
-def _names(images: Any) -> dict[int, str]:
+def _names(images: ImagesView) -> dict[int, str]:
     """Class index -> name for the classes a result explains (enough for `describe`)."""
     return dict(zip(images.targets, images.target_names))
 
 
-def _explained_classes(images: Any) -> str:
+def _explained_classes(images: ImagesView) -> str:
     return "; ".join(f"{name}: {c} {label}" for name, c, label in zip(images.names, images.targets, images.target_names))
 
 
-def _best_sentence(result_curves: Mapping[str, Mapping[str, Any]], labels: Mapping[str, str]) -> str:
-    from explain.plots.curves import best_methods
-
+def _best_sentence(result_curves: Mapping[str, Mapping[str, Curves]], labels: Mapping[str, str]) -> str:
     best = best_methods(result_curves, labels)
     parts = []
     for key, sets in result_curves.items():
@@ -240,7 +252,8 @@ def _best_sentence(result_curves: Mapping[str, Mapping[str, Any]], labels: Mappi
     return "; ".join(parts)
 
 
-def metric_section(result: Any, show_units: bool = False) -> Section:
+@section_builder(MetricResult)
+def metric_section(result: MetricResult, show_units: bool = False) -> Section:
     """Any registered metric's curves and score table, from an `explain.analyses.MetricResult`:
     one figure per score (aggregate curve with its band, per-image curves when
     `show_units`), one table; skipped images are named."""
@@ -264,12 +277,11 @@ def metric_section(result: Any, show_units: bool = False) -> Section:
     )
 
 
-def shap_summary_section(result: Any, cells: int = 7, max_features: int = 15, title: str = "SHAP summary") -> Section:
+@section_builder(ShapSummaryResult)
+def shap_summary_section(result: ShapSummaryResult, cells: int = 7, max_features: int = 15, title: str = "SHAP summary") -> Section:
     """Per plotted image the SHAP image plot of its top-k classes, then across images the
     grid-cell beeswarm, the mean |SHAP| heatmap over the mean image and the ranked
     cells, from an `explain.analyses.ShapSummaryResult`."""
-    from explain.plots.shap import beeswarm_figure, cell_importance_figure, shap_image_figure
-
     images, analysis = result.images, result.analysis
     summary = result.summary(cells)
     plotted, k = result.per_class.shape[:2]
@@ -306,7 +318,8 @@ def shap_summary_section(result: Any, cells: int = 7, max_features: int = 15, ti
     )
 
 
-def roar_section(result: Any, title: str = "ROAR: remove and retrain") -> Section:
+@section_builder(RoarResult)
+def roar_section(result: RoarResult, title: str = "ROAR: remove and retrain") -> Section:
     """The ROAR (or KAR) curves with the random baseline and the accuracy table, from an
     `explain.analyses.RoarResult`. The model is the small CNN retrained from scratch, so
     no model card is recorded."""
@@ -337,7 +350,8 @@ def roar_section(result: Any, title: str = "ROAR: remove and retrain") -> Sectio
     )
 
 
-def benchmark_section(result: Any, score_key: str | None = None, model_index: int | None = None, worst_k: int = 4,
+@section_builder(EvaluationResult)
+def benchmark_section(result: EvaluationResult, score_key: str | None = None, model_index: int | None = None, worst_k: int = 4,
                       title: str = "Benchmark across checkpoints") -> Section:
     """A dataset-scale evaluation, from an `explain.evaluation.EvaluationResult`: each
     score against the checkpoints beside their accuracy, the leaderboard of one model
@@ -397,6 +411,6 @@ def benchmark_section(result: Any, score_key: str | None = None, model_index: in
     )
 
 
-def _worst_caption(item: Mapping[str, Any], score: Any) -> str:
+def _worst_caption(item: Mapping[str, Any], score: Score) -> str:
     label = "" if item.get("label") is None else f" · label {item['label']}"
     return f"{item['image']}{label} · pred {item['prediction_name']} · {score.name} {item[score.column]:.3f}"

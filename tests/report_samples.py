@@ -10,6 +10,7 @@ from PIL import Image
 import explain
 import reports
 from tests.synthetic import PatchCNN, patch_image
+from reports import build_section
 
 HOSTILE = "<script>alert('x')</script>"
 HOSTILE_IMG = '<img src=x onerror="alert(2)">'
@@ -39,7 +40,7 @@ def gallery_result(bundle: explain.ModelBundle, names=(f"a{HOSTILE}.png", "b.png
 
 
 def gallery(bundle: explain.ModelBundle, names=(f"a{HOSTILE}.png", "b.png"), methods=("gradcam", "saliency")) -> reports.Section:
-    return gallery_result(bundle, names, methods).report_section()
+    return build_section(gallery_result(bundle, names, methods))
 
 
 def curves(label: str = f"curve {HOSTILE}") -> reports.Section:
@@ -95,15 +96,15 @@ def every_section_report(roar_store_root) -> reports.Report:
     prepared = prepare_images(bundle, [explain.NamedImage(n, im) for n, im in zip(names, photos)])
     subject = prepared.subject()
     methods = tuple(MethodSpec.of(m) for m in EVERY_METHOD)
-    sections = [run_directly(AttributionMaps(subject, methods), prepared).report_section()]
+    sections = [build_section(run_directly(AttributionMaps(subject, methods), prepared))]
     for metric, params in (("deletion_insertion", {"steps": 8}), ("sic_aic", {}), ("irof", {"n_segments": 16})):
-        sections.append(run_directly(MetricAnalysis.of(metric, subject, methods, params), prepared).report_section())
+        sections.append(build_section(run_directly(MetricAnalysis.of(metric, subject, methods, params), prepared)))
     shap = ShapSummary(subject, MethodSpec.of("shap_gradient"), top_k=2)
-    sections.append(run_directly(shap, prepared).report_section(cells=4))
+    sections.append(build_section(run_directly(shap, prepared), cells=4))
     settings = roar.RoarSettings(methods=tuple(MethodSpec(m) for m in ("saliency", "gradcam", "input_x_gradient")),
                                  fractions=(0.1, 0.5), recipe=TrainRecipe(epochs=3, batch_size=32, width=4))
     dataset = patch_dataset()
     job = JobRunner(JobStore(roar_store_root)).submit(RoarAnalysis.of(dataset, settings), RoarInputs(dataset))
     assert job.wait(300) and job.state == "done", job.error
-    sections.append(job.result.report_section())
+    sections.append(build_section(job.result))
     return reports.Report.assemble("Every section", sections)

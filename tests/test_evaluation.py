@@ -30,6 +30,7 @@ from explain.evaluation.cli import add_commands, evaluation_from_args
 from explain.evaluation.cli import main as explain_main
 from explain.methods.registry import MethodSpec
 from explain.metrics import pic
+from reports import build_section
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -332,7 +333,7 @@ def test_benchmark_page_shows_a_three_checkpoint_run_and_adds_it_to_the_report(r
     sections = at.session_state["report_draft"].sections
     assert [s.section.title for s in sections] == ["Benchmark across checkpoints"]
     page_section = sections[0].section
-    cli_section = EvaluationResult.open(run).report_section()
+    cli_section = build_section(EvaluationResult.open(run))
     assert page_section.description == cli_section.description
     assert [type(b).__name__ for b in page_section.blocks] == [type(b).__name__ for b in cli_section.blocks]
 

@@ -25,6 +25,7 @@ from explain.metrics.similarity import SIMILARITIES, rank_correlation
 from explain.models.small_cnn import TrainRecipe, small_cnn_bundle, torch_threads, train_small_cnn
 from tests.synthetic import LinearClassifier, PatchCNN, bundle_of
 from tests.test_roar import patch_dataset
+from reports import build_section
 
 RECIPE = TrainRecipe(epochs=3, batch_size=32, learning_rate=1e-2, width=8)
 
@@ -227,12 +228,12 @@ def test_sanity_checks_run_as_analyses_store_their_parts_and_build_report_sectio
             for ident, curves in sets.items():
                 np.testing.assert_array_equal(again.result.curves[score][ident].curves, curves.curves)
                 assert again.result.curves[score][ident].x_labels == curves.x_labels
-        section = again.result.report_section()
+        section = build_section(again.result)
         assert section.key == key and [b.kind for b in section.blocks][-1] == "table"
         assert len([b for b in section.blocks if b.kind == "figure"]) == len(get_metric(key).scores)
     agreement = runner.find(MetricAnalysis.of("agreement", prepared.subject(), methods, {})).result
     assert isinstance(agreement.pairs["agreement_topk"], Pairs) and agreement.pairs["agreement_topk"].values.shape == (3, 2, 2)
-    assert '"restyle"' in agreement.report_section().blocks[0].figure_json  # a menu switches to each image's matrix
+    assert '"restyle"' in build_section(agreement).blocks[0].figure_json  # a menu switches to each image's matrix
 
 
 def test_the_sanity_checks_page_runs_every_check_and_shows_the_maps_as_layers_are_randomised():

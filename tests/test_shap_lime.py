@@ -13,7 +13,7 @@ from torch import nn
 import explain
 from explain.methods.shap_lime import TargetOutput, blur, lime_segment_weights, partition_shap_values
 from explain.plots.shap import beeswarm_figure, cell_importance_figure, shap_image_figure
-from explain.analyses.shap_grid import (
+from explain.plots.shap_grid import (
     beeswarm_offsets,
     cell_intensity,
     cell_values,

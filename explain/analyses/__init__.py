@@ -1,6 +1,6 @@
 """Analyses: what pages, the report CLI and batch runs compute, each defined once as
-frozen settings + a run that yields partial results + a frozen result that builds its
-own figures and report section (see `base`). Importing this package registers every
+frozen settings + a run that yields partial results + a frozen result that exposes
+plain data (figures, tables, image strips; `reports/` builds sections from them; see `base`). Importing this package registers every
 analysis kind."""
 
 from .attribution import AttributionMaps, AttributionResult

@@ -69,12 +69,6 @@ class AttributionResult:
     def is_ready(self, ident: str, row: int) -> bool:
         return row in self.ready.get(ident, frozenset())
 
-    def report_section(self, display: Any = None) -> Any:
-        """The gallery as a report section (`display`: an `explain.plots.overlay.DisplaySettings`)."""
-        from reports.sections import gallery_section
-
-        return gallery_section(self, display)
-
 
 @register_analysis
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from ..methods.registry import MethodSpec
 from ..metrics.base import Curves, Pairs, Skipped
 from ..metrics.registry import Comparison, ComparisonInput, MetricFamily, MetricInput, Strip, get_metric
 from ..models.bundle import ModelCard
+from ..plots.overlay import overlay
 from .attribution import check_inputs, load_card, store_subject_views
 from .base import Analysis, register_analysis
 from .inputs import ImagesView, PreparedImages, Subject, load_images
@@ -131,19 +132,23 @@ class MetricResult:
         return score_table(self.curves, self.labels)
 
     def detail(self, prepared: PreparedImages, maps: np.ndarray, ident: str, row: int) -> Strip | None:
-        """What the model saw for image `row` under this metric (None if the metric has no view)."""
+        """What the model saw for image `row` under this metric (None if the metric has no
+        view), maps the metric hands over drawn over their images."""
         metric = self.metric
         if metric.detail is None:
             return None
         spec = next(s for s in self.analysis.methods if s.ident == ident)
         data = MetricInput(prepared.bundle, prepared.batch, maps, torch.as_tensor(self.analysis.subject.targets), spec,
                            tuple(prepared.digests))
-        return metric.detail(data, self.params, row)
+        return drawn(metric.detail(data, self.params, row))
 
-    def report_section(self, show_units: bool = False) -> Any:
-        from reports.sections import metric_section
 
-        return metric_section(self, show_units)
+def drawn(strip: Strip) -> Strip:
+    """The strip with each of its maps drawn over its image (as the gallery draws maps)."""
+    if strip.maps is None:
+        return strip
+    pictures = np.stack([overlay(image, m) for image, m in zip(strip.images, strip.maps, strict=True)])
+    return Strip(pictures, strip.captions, strip.note)
 
 
 @register_analysis

@@ -101,11 +101,6 @@ class RoarResult:
 
         return score_table(self.curves, self.labels, points=True)
 
-    def report_section(self) -> Any:
-        from reports.sections import roar_section
-
-        return roar_section(self)
-
 
 @register_analysis
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from .attribution import check_inputs, load_card, store_subject_views
 from .base import Analysis, register_analysis
 from .inputs import ImagesView, PreparedImages, Subject, load_images
 from .maps import iter_maps, maps_passes, stored_maps
-from .shap_grid import GridSummary, summarize_grid
+from ..plots.shap_grid import GridSummary, summarize_grid
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,11 +45,6 @@ class ShapSummaryResult:
     def class_titles(self, row: int) -> list[str]:
         """'tabby (37%)' for each explained class of plotted image `row`."""
         return [f"{name} ({p:.0%})" for _, name, p in self.images.top5[row][: self.analysis.top_k]]
-
-    def report_section(self, cells: int = 7, max_features: int = 15) -> Any:
-        from reports.sections import shap_summary_section
-
-        return shap_summary_section(self, cells, max_features)
 
 
 @register_analysis

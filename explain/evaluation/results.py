@@ -180,11 +180,6 @@ class EvaluationResult:
         present = set(self.rows["method"]) if not self.rows.empty else set()
         return {m: label for m, label in self.labels.items() if m in present}
 
-    def report_section(self, score_key: str | None = None, model_index: int | None = None, worst_k: int = 4) -> Any:
-        from reports.sections import benchmark_section
-
-        return benchmark_section(self, score_key, model_index, worst_k)
-
 
 def _interval(mean: float, low: float, high: float) -> str:
     if not np.isfinite(mean):

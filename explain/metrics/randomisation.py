@@ -231,15 +231,13 @@ def randomisation_curves(data: MetricInput, params: Mapping[str, Any], order: st
 def randomisation_strip(data: MetricInput, params: Mapping[str, Any], index: int, order: str) -> Strip:
     """Image `index`'s map on the trained model and after each step (the figure of the
     paper), each map scaled to its own range."""
-    from ..plots.overlay import overlay
-
     picture = data.bundle.to_display(data.images[index : index + 1])[0]
-    images, captions = [overlay(picture, data.maps[index])], ["trained model"]
+    maps, captions = [np.asarray(data.maps[index])], ["trained model"]
     quiet = dataclasses.replace(data, progress=None)
-    for step, maps in randomised_maps(quiet, params, order, slice(index, index + 1)):
-        images.append(overlay(picture, maps[0]))
+    for step, randomised in randomised_maps(quiet, params, order, slice(index, index + 1)):
+        maps.append(np.asarray(randomised[0]))
         captions.append(("up to " if order == "cascading" else "only ") + step.label)
-    return Strip(np.stack(images), tuple(captions),
+    return Strip(np.stack([picture] * len(maps)), tuple(captions), maps=np.stack(maps),
                  note=f"{data.method.label}: |map| of each model, each scaled to its own range; layers named by the deepest one randomised.")
 
 

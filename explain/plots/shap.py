@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..analyses.shap_grid import GridSummary, beeswarm_offsets, cell_label
+from .shap_grid import GridSummary, beeswarm_offsets, cell_label
 from .style import readable
 
 SHAP_RED = "rgb(255,13,87)"

@@ -20,6 +20,7 @@ from explain.plots.curves import highlight_best, table_metrics
 
 from . import jobs, report_builder, selection
 from .session import kept, kept_widget
+from reports import build_section
 
 FIGURES_PER_ROW = 2
 
@@ -110,7 +111,7 @@ def metric_results(metric: MetricFamily, page: str, prepared: PreparedImages, su
             st.caption(f"Over {len(names)} image(s); best in green. Explained classes: "
                        + ", ".join(f"{n}: {c}" for n, c in zip(names, result.images.target_names)))
         if result.complete and result.analysis.methods and not job.active:  # buttons only once the job has ended
-            report_builder.add_to_report(lambda: result.report_section(show_units), key=page)
+            report_builder.add_to_report(lambda: build_section(result, show_units), key=page)
             if metric.detail is not None:
                 detail(result)
 

@@ -7,7 +7,8 @@ additivity (they still add up to f(x) - f(background)). The colour of a dot is t
 cell's mean intensity (mean over its pixels and channels, 0..1). Features are
 ordered by mean |cell value| over the images, largest first.
 
-Plain functions returning plain data: the page and the report builder both use them.
+Plain functions returning plain data for the SHAP figures (`plots.shap`), which is why it lives
+beside them: the page, the analysis and the report builder all use them.
 """
 
 from __future__ import annotations
