@@ -23,7 +23,8 @@ import torch
 from ..jobs.runner import JobContext
 from ..methods.registry import MethodSpec
 from ..metrics.base import Curves, Pairs, Skipped
-from ..metrics.registry import Comparison, ComparisonInput, MetricFamily, MetricInput, Strip, get_metric
+from ..metrics.executor import MetricBatch, compare_methods, score_method, summaries
+from ..metrics.registry import Comparison, Metric, MetricFamily, MetricInput, Strip, get_metric
 from ..models.bundle import ModelCard
 from ..plots.overlay import overlay
 from .attribution import check_inputs, load_card, store_subject_views
@@ -80,11 +81,6 @@ def load_pairs(parts, name: str, metric: MetricFamily) -> dict[str, Pairs] | Non
         return {info.key: Pairs(info, tuple(record[info.key]), arrays[info.key]) for info in metric.scores}
     except (KeyError, ValueError, TypeError):
         return None
-
-
-def summaries(pairs: Mapping[str, Pairs]) -> dict[str, dict[str, Curves]]:
-    """A comparison's per-method curves (mean agreement with the others) by score."""
-    return {key: p.per_method() for key, p in pairs.items()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,6 +177,8 @@ class MetricAnalysis(Analysis):
         if isinstance(metric, Comparison):
             yield from self._compare(metric, params, inputs, ctx, view)
             return
+        if not isinstance(metric, Metric):
+            raise TypeError(f"{metric.label}: a metric family is a Metric or a Comparison")
         n, size = len(self.subject.images), int(inputs.batch.shape[-1])
         cost = {spec.ident: metric.cost(params, n, spec, size) for spec in self.methods}
         found = {spec.ident: load_curves(ctx.parts, curves_part_name(spec), metric) for spec in self.methods}
@@ -201,21 +199,18 @@ class MetricAnalysis(Analysis):
         if not todo:
             return
         maps = all_maps(inputs, self.subject, todo, ctx)
-        targets = torch.as_tensor(self.subject.targets, dtype=torch.long)
+        batch = self._metric_batch(inputs)
         for spec in todo:
             ctx.working_on(f"{metric.label}: {spec.label}")
-            reported = [0.0]
+            scored = score_method(metric, params, batch, maps[spec.ident], spec, ctx.advance)
+            if cost[spec.ident] > scored.passes:
+                ctx.reused(cost[spec.ident] - scored.passes)  # planned passes the metric did not need
+            store_curves(ctx.parts, curves_part_name(spec), scored.curves)
+            yield add(spec, scored.curves)
 
-            def progress(done: int, total: int, reported: list[float] = reported) -> None:
-                ctx.advance(done - reported[0])
-                reported[0] = done
-
-            data = MetricInput(inputs.bundle, inputs.batch, maps[spec.ident], targets, spec, tuple(inputs.digests), progress)
-            by_score = metric.compute(data, params)
-            if cost[spec.ident] > reported[0]:
-                ctx.reused(cost[spec.ident] - reported[0])  # planned passes the metric did not need
-            store_curves(ctx.parts, curves_part_name(spec), by_score)
-            yield add(spec, by_score)
+    def _metric_batch(self, inputs: PreparedImages) -> MetricBatch:
+        targets = torch.as_tensor(self.subject.targets, dtype=torch.long)
+        return MetricBatch(inputs.bundle, inputs.batch, targets, tuple(inputs.digests))
 
     def _compare(self, metric: Comparison, params: Mapping[str, Any], inputs: PreparedImages, ctx: JobContext,
                  view: ImagesView) -> Iterator[MetricResult]:
@@ -227,9 +222,7 @@ class MetricAnalysis(Analysis):
             ctx.plan(maps_passes(self.methods, self.subject, int(inputs.batch.shape[-1])) + metric.passes(params, n), "passes")
             maps = all_maps(inputs, self.subject, self.methods, ctx)
             ctx.working_on(f"{metric.label}: {len(self.methods)} method(s)")
-            data = ComparisonInput(inputs.bundle, inputs.batch, maps, torch.as_tensor(self.subject.targets, dtype=torch.long),
-                                   self.methods, tuple(inputs.digests), lambda done, total: None)
-            pairs = metric.compute(data, params)
+            pairs = compare_methods(metric, params, self._metric_batch(inputs), maps, self.methods, ctx.advance)
             store_pairs(ctx.parts, name, pairs)
         yield MetricResult(self, view, card, summaries(pairs), pairs)
 

@@ -3,7 +3,8 @@ and Ray) call `evaluate_chunk`, so the same settings give the same rows whicheve
 
 Per chunk: the model's prediction for every image, the explained class (top-1 or the
 label), each method's maps (`explain.attribute`, batched on the device), and each
-registered metric on them (any family of the registry, so metrics added later flow in:
+registered metric on them, run by the metric analyses' executor
+(`explain.metrics.executor`: any family of the registry, so metrics added later flow in:
 a `Metric` per method, a `Comparison` over every method's maps, its per-method summary
 as the method's score). Every score's per-image AUC (`Curves.aucs`) becomes a column
 `auc_<score key>`; the curves go to their own table.
@@ -24,7 +25,9 @@ from ..data.datasets import label_indices
 from ..data.images import ImageLoadError
 from ..methods.registry import MethodSpec, MethodUnavailableError, attribute, get_method
 from ..metrics.base import Curves
-from ..metrics.registry import Comparison, ComparisonInput, MetricInput, get_metric
+from ..metrics.executor import MetricBatch, PassCounter, every_curve
+from ..metrics.executor import metric_passes as family_passes
+from ..metrics.registry import get_metric
 from ..models.bundle import ModelBundle
 from .sources import RawImage
 
@@ -79,16 +82,8 @@ def chunk_passes(bundle: ModelBundle, methods: Sequence[MethodSpec], metrics: Se
 
 
 def metric_passes(methods: Sequence[MethodSpec], metrics: Sequence[Any], n: int, size: int) -> int:
-    """Model passes the metrics cost on `n` images: a comparison once for all methods,
-    any other family once per method (with the maps it recomputes)."""
-    total = 0
-    for choice in metrics:
-        metric = get_metric(choice.key)
-        if isinstance(metric, Comparison):
-            total += metric.passes(choice.resolved, n)
-        else:
-            total += sum(metric.cost(choice.resolved, n, spec, size) for spec in methods)
-    return total
+    """Model passes the chosen metrics cost on `n` images (see `executor.metric_passes`)."""
+    return sum(family_passes(get_metric(choice.key), choice.resolved, methods, n, size) for choice in metrics)
 
 
 def evaluate_chunk(
@@ -148,7 +143,7 @@ def evaluate_chunk(
                 continue
             per_image = method.evals_per_image(spec.resolved, bundle.input_size)
             all_maps[spec.ident] = attribute(bundle, batch, spec.key, targets.tolist(),
-                                             progress=_deltas(progress, per_image), **spec.resolved)
+                                             progress=_counter(progress, per_image), **spec.resolved)
             if saved is not None:
                 saved[f"map:{spec.ident}"] = all_maps[spec.ident]
         explained = [spec for spec in settings.methods if spec.ident in all_maps]
@@ -162,18 +157,11 @@ def evaluate_chunk(
             for skip in curves.skipped:
                 reasons[ident][skip.index].append(f"{key}: {skip.reason}")
 
+        metric_batch = MetricBatch(bundle, batch, targets, digests)
         for choice in settings.metrics:
             metric = get_metric(choice.key)
-            if isinstance(metric, Comparison):  # every method's maps at once; per method its mean agreement
-                data = ComparisonInput(bundle, batch, all_maps, targets, tuple(explained), digests, _deltas(progress))
-                for key, pairs in metric.compute(data, choice.resolved).items():
-                    for ident, curves in pairs.per_method().items():
-                        record(ident, key, curves)
-                continue
-            for spec in explained:
-                data = MetricInput(bundle, batch, all_maps[spec.ident], targets, spec, digests, _deltas(progress))
-                for key, curves in metric.compute(data, choice.resolved).items():
-                    record(spec.ident, key, curves)
+            for ident, key, curves in every_curve(metric, choice.resolved, metric_batch, all_maps, explained, progress):
+                record(ident, key, curves)
         for spec in explained:
             for i, raw in enumerate(kept):
                 t, p = int(targets[i]), int(prediction[i])
@@ -207,18 +195,9 @@ def _add_curve(columns: dict[str, list], model_index: int, image_index: int, met
     columns["y"].append(np.asarray(y, dtype=np.float64))
 
 
-def _deltas(progress: Callable[[int], None] | None, passes_per_unit: int = 1):
-    """A (done, total) progress callback (maps: images; metrics: passes) as model passes
-    done since its last call, for `progress`."""
-    if progress is None:
-        return None
-    last = [0]
-
-    def report(done: int, total: int) -> None:
-        progress((done - last[0]) * passes_per_unit)
-        last[0] = done
-
-    return report
+def _counter(progress: Callable[[int], None] | None, passes_per_unit: int) -> PassCounter | None:
+    """A method's (done, total) images as model passes done since its last call, for `progress`."""
+    return None if progress is None else PassCounter(progress, passes_per_unit)
 
 
 def stable_sort(rows: pa.Table, methods: Sequence[MethodSpec]) -> pa.Table:
