@@ -61,7 +61,8 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     import io
 
     buffer = io.BytesIO()
-    np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}  # names of arrays, never numpy's keywords
+    np.savez(buffer, **named)
     atomic_write(path, buffer.getvalue())
 
 

@@ -141,11 +141,11 @@ def image_sections(args: argparse.Namespace, sections: list[str], runner: JobRun
             built[name] = build_section(result, DisplaySettings(colormap=args.colormap, sign=args.sign))
         elif name == "shap_summary":
             shap_method = args.shap_method
-            analysis = ShapSummary(subject, MethodSpec.of(shap_method, params.get(shap_method, {})), top_k=min(2, bundle.num_classes))
-            built[name] = build_section(run_job(runner, analysis, prepared, "SHAP summary", args.quiet))
+            shap = ShapSummary(subject, MethodSpec.of(shap_method, params.get(shap_method, {})), top_k=min(2, bundle.num_classes))
+            built[name] = build_section(run_job(runner, shap, prepared, "SHAP summary", args.quiet))
         elif name in metric_keys:
-            analysis = MetricAnalysis.of(name, subject, specs, params[name])
-            result = run_job(runner, analysis, prepared, get_metric(name).label, args.quiet)
+            metric = MetricAnalysis.of(name, subject, specs, params[name])
+            result = run_job(runner, metric, prepared, get_metric(name).label, args.quiet)
             built[name] = build_section(result, show_units=args.show_units)
     return built
 

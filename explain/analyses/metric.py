@@ -131,7 +131,7 @@ class MetricResult:
         """What the model saw for image `row` under this metric (None if the metric has no
         view), maps the metric hands over drawn over their images."""
         metric = self.metric
-        if metric.detail is None:
+        if not isinstance(metric, Metric) or metric.detail is None:
             return None
         spec = next(s for s in self.analysis.methods if s.ident == ident)
         data = MetricInput(prepared.bundle, prepared.batch, maps, torch.as_tensor(self.analysis.subject.targets), spec,
@@ -193,9 +193,10 @@ class MetricAnalysis(Analysis):
             return MetricResult(self, view, card, ordered)
 
         for spec in self.methods:
-            if found[spec.ident] is not None:
+            stored = found[spec.ident]
+            if stored is not None:
                 ctx.reused(cost[spec.ident])
-                yield add(spec, found[spec.ident])
+                yield add(spec, stored)
         if not todo:
             return
         maps = all_maps(inputs, self.subject, todo, ctx)

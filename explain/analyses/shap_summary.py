@@ -19,7 +19,7 @@ from ..models.bundle import ModelCard
 from .attribution import check_inputs, load_card, store_subject_views
 from .base import Analysis, register_analysis
 from .inputs import ImagesView, PreparedImages, Subject, load_images
-from .maps import iter_maps, maps_passes, stored_maps
+from .maps import all_maps, maps_passes, stored_maps
 from ..plots.shap_grid import GridSummary, summarize_grid
 
 
@@ -84,13 +84,8 @@ class ShapSummary(Analysis):
         ctx.plan(maps_passes([self.method], self.subject, size) + sum(maps_passes([self.method], s, size) for s in subjects), "passes")
         per_class = []
         for subject in subjects:
-            maps = {}
-            for _, _, maps in iter_maps(plotted, subject, [self.method], ctx):
-                pass
-            per_class.append(maps[self.method.ident])
-        explained = {}
-        for _, _, explained in iter_maps(inputs, self.subject, [self.method], ctx):
-            pass
+            per_class.append(all_maps(plotted, subject, [self.method], ctx)[self.method.ident])
+        explained = all_maps(inputs, self.subject, [self.method], ctx)
         yield self._result(view, inputs.bundle.card, per_class, explained[self.method.ident])
 
     def _result(self, view: ImagesView, card: ModelCard, per_class: list[np.ndarray], maps: np.ndarray) -> ShapSummaryResult:
@@ -102,8 +97,9 @@ class ShapSummary(Analysis):
         view, card = load_images(ctx.parts), load_card(ctx)
         if view is None or card is None:
             return None
-        per_class = [stored_maps(s, [self.method], ctx) for s in self.class_subjects(view.top5)]
+        stored = [stored_maps(s, [self.method], ctx) for s in self.class_subjects(view.top5)]
+        per_class = [p[self.method.ident] for p in stored if p is not None]
         explained = stored_maps(self.subject, [self.method], ctx)
-        if explained is None or any(p is None for p in per_class):
+        if explained is None or len(per_class) != len(stored):
             return None
-        return self._result(view, card, [p[self.method.ident] for p in per_class], explained[self.method.ident])
+        return self._result(view, card, per_class, explained[self.method.ident])

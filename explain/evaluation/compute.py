@@ -148,7 +148,7 @@ def evaluate_chunk(
                 saved[f"map:{spec.ident}"] = all_maps[spec.ident]
         explained = [spec for spec in settings.methods if spec.ident in all_maps]
         scores = {spec.ident: {k: np.full(len(images), np.nan) for k in keys} for spec in explained}
-        reasons = {spec.ident: [[] for _ in images] for spec in explained}
+        reasons: dict[str, list[list[str]]] = {spec.ident: [[] for _ in images] for spec in explained}
 
         def record(ident: str, key: str, curves: Curves) -> None:
             for unit, row in enumerate(curves.kept):

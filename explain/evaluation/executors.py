@@ -68,7 +68,7 @@ class _Models:
         self.bundle: ModelBundle | None = None
 
     def get(self, index: int, source: ModelSource, read: Callable[[], bytes | None]) -> ModelBundle:
-        if self.index != index:
+        if self.index != index or self.bundle is None:
             self.bundle = None  # let the previous model go before the next one loads
             self.bundle = load_bundle(source, read(), self.options.device, allow_torchscript=self.options.allow_torchscript,
                                       max_bytes=self.options.max_model_bytes)
@@ -150,7 +150,7 @@ class RayExecutor:
                          runtime_env={"py_modules": [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]})
             else:
                 ray.init(include_dashboard=False, logging_level=logging.ERROR)
-        actors = []
+        actors: list[Any] = []  # Ray actor handles (Ray types them by the decorated class only)
         try:
             resources = ray.cluster_resources()
             gpus = int(resources.get("GPU", 0))

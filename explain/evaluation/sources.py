@@ -18,7 +18,7 @@ import os
 import re
 import zipfile
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -314,7 +314,7 @@ def _mnist_index(split: str) -> ImageIndex:
     keys = [hashlib.sha1(images[i].tobytes()).hexdigest()[:12] + str(int(y[i])) for i in rows]
     return ImageIndex(
         name=f"mnist-{split}", names=[f"mnist-{i:04d}.png" for i in rows], labels=[str(int(y[i])) for i in rows],
-        readers=[lambda i=i: images[i] for i in rows], keys=keys,
+        readers=[partial(images.__getitem__, i) for i in rows], keys=keys,
     )
 
 

@@ -4,6 +4,8 @@ worst images per method. Figures and report sections are built from these."""
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -64,7 +66,7 @@ def score_by(rows: pd.DataFrame, column: str, by: list[str], seed: int = 0) -> p
     return pd.DataFrame(out, columns=[*by, "n", "mean", "low", "high"])
 
 
-def leaderboard(rows: pd.DataFrame, columns: dict[str, bool], rank_by: str, method_order: list[str], seed: int = 0) -> pd.DataFrame:
+def leaderboard(rows: pd.DataFrame, columns: Mapping[str, bool | None], rank_by: str, method_order: list[str], seed: int = 0) -> pd.DataFrame:
     """Per method: each score's mean with its 95 % interval; `columns` maps score
     column -> higher is better. Ranked by `rank_by` in its direction (1 = best)."""
     table = pd.DataFrame({"method": method_order}).set_index("method")

@@ -54,8 +54,11 @@ class JobCancelled(RuntimeError):
 class Analysis(Protocol):
     """What the runner needs of an analysis (implemented by `explain.analyses.base.Analysis`)."""
 
-    kind: str
-    pool: str
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def pool(self) -> str: ...
 
     @property
     def key(self) -> str: ...

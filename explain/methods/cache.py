@@ -149,18 +149,19 @@ def cached_attribute(
     else:
         targets = resolve_targets(bundle, images, target).tolist()
     keys = [cache_key(bundle.model_id, d, t, method, resolved) for d, t in zip(digests, targets)]
-    found = [cache.get(k) for k in keys]
-    missing = [i for i, m in enumerate(found) if m is None]
+    cached = [cache.get(k) for k in keys]
+    found = {i: m for i, m in enumerate(cached) if m is not None}
+    missing = [i for i in range(len(keys)) if i not in found]
     if missing:
         computed = attribute(
             bundle, images[missing], method, [targets[i] for i in missing], progress=progress, **resolved
         )
-        for i, m in zip(missing, computed):
+        for i, m in zip(missing, computed, strict=True):
             cache.put(keys[i], m)
             found[i] = m
     elif progress is not None:
         progress(len(keys), len(keys))
-    return np.stack(found)
+    return np.stack([found[i] for i in range(len(keys))])
 
 
 _DEFAULT_CACHE: AttributionCache | None = None

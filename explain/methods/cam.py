@@ -71,7 +71,7 @@ def class_activation_map(
     layers after the CAM layer only: the graph of the layers before it is never recorded
     (default model, 8 images: peak memory +199 MiB against +629 MiB for the whole graph,
     identical maps; `bench/bench_speed.py`)."""
-    layer = bundle.model.get_submodule(bundle.cam_layer)
+    layer = bundle.cam_module()
     x = x.detach()
     with torch.set_grad_enabled(needs_gradient), captured_output(layer, record_from_here=needs_gradient) as store:
         logits = bundle.model(x)
@@ -97,15 +97,22 @@ def _safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Te
 
 
 def _cam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
-    head = bundle.model.get_submodule(bundle.linear_head)
-    return head.weight[target].to(activations.dtype)[:, :, None, None]
+    return bundle.head_module().weight[target].to(activations.dtype)[:, :, None, None]
+
+
+def _needed(gradients: torch.Tensor | None) -> torch.Tensor:
+    """The gradients a gradient-weighted variant is registered to receive (`needs_gradient`)."""
+    if gradients is None:
+        raise ValueError("this CAM variant weights channels by gradients: register it with needs_gradient=True")
+    return gradients
 
 
 def _gradcam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
-    return gradients.mean(dim=(2, 3), keepdim=True)
+    return _needed(gradients).mean(dim=(2, 3), keepdim=True)
 
 
 def _gradcam_plusplus_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
+    gradients = _needed(gradients)
     g2 = gradients.pow(2)
     denominator = 2 * g2 + activations.sum(dim=(2, 3), keepdim=True) * g2 * gradients
     alpha = _safe_divide(g2, denominator)
@@ -114,11 +121,11 @@ def _gradcam_plusplus_weights(bundle: ModelBundle, x: torch.Tensor, target: torc
 
 def _xgradcam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
     share = _safe_divide(activations, activations.sum(dim=(2, 3), keepdim=True))
-    return (share * gradients).sum(dim=(2, 3), keepdim=True)
+    return (share * _needed(gradients)).sum(dim=(2, 3), keepdim=True)
 
 
 def _layercam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
-    return F.relu(gradients)
+    return F.relu(_needed(gradients))
 
 
 def _eigencam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
@@ -168,8 +175,9 @@ def _cam(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[
 
 
 def _scorecam(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
-    def weights(*args: Any) -> torch.Tensor:
-        return _scorecam_weights(*args, max_channels=int(p["max_channels"]))
+    def weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor,
+                gradients: torch.Tensor | None) -> torch.Tensor:
+        return _scorecam_weights(bundle, x, target, activations, gradients, max_channels=int(p["max_channels"]))
 
     return class_activation_map(bundle, x, target, weights, needs_gradient=False)
 

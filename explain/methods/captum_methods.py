@@ -52,7 +52,7 @@ def _guided_backprop(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor,
 
 
 def _guided_gradcam(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
-    layer = bundle.model.get_submodule(bundle.cam_layer)
+    layer = bundle.cam_module()
     return captum_attr.GuidedGradCam(bundle.model, layer).attribute(x, target=target, interpolate_mode="bilinear")
 
 

@@ -42,6 +42,8 @@ class ExactMergeBatchNorm(SequentialMergeBatchNorm):
     @staticmethod
     def merge_batch_norm(modules: Any, batch_norm: nn.Module) -> None:
         SequentialMergeBatchNorm.merge_batch_norm(modules, batch_norm)
+        if not isinstance(batch_norm, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) or batch_norm.running_var is None:
+            raise TypeError(f"{type(batch_norm).__name__} is not a BatchNorm with running statistics")
         batch_norm.running_var.data = torch.full_like(batch_norm.running_var.data, 1.0 - batch_norm.eps)
 
 
@@ -66,7 +68,7 @@ class _MBConvSkipCanonizer(AttributeCanonizer):
             out = self._act0(self._bn0(self._expand_conv(out)))
         out = self._act1(self._bn1(self._depthwise_conv(out)))
         out = self._bn2(self._project_conv(out))
-        return self.canonizer_sum(torch.stack([x, out], dim=-1))
+        return self.get_submodule("canonizer_sum")(torch.stack([x, out], dim=-1))
 
 
 class _ReLU6PassCanonizer(AttributeCanonizer):
@@ -125,13 +127,15 @@ def _plain_stack_problem(model: nn.Module) -> str | None:
     it can be merged); else what stands in the way (e.g. a residual add)."""
     if model in _plain_cache:
         return _plain_cache[model]
+    problem: str | None
     try:
         graph = torch.fx.symbolic_trace(model).graph
     except Exception as exc:  # fx cannot trace arbitrary Python; such a model is simply not a plain stack
         problem = f"its forward cannot be traced ({type(exc).__name__})"
     else:
         modules = dict(model.named_modules())
-        layers, operations = [], []  # unsupported layers are named first: they say most about the model
+        layers: list[str] = []  # unsupported layers are named first: they say most about the model
+        operations: list[str] = []
         for node in graph.nodes:
             if node.op == "call_module":
                 module = modules[node.target]

@@ -54,7 +54,7 @@ class RiseMasks:
 
 
 def _rise(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
-    masks = RiseMasks(int(p["n_masks"]), tuple(x.shape[-2:]), int(p["grid"]), float(p["p"]), int(p["seed"]))
+    masks = RiseMasks(int(p["n_masks"]), (int(x.shape[-2]), int(x.shape[-1])), int(p["grid"]), float(p["p"]), int(p["seed"]))
     saliency = torch.zeros(x.shape[0], *x.shape[-2:], device=x.device)
     with torch.no_grad():
         for start in range(0, len(masks), bundle.batch_size):

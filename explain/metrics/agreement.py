@@ -79,7 +79,7 @@ def agreement_pairs(data: ComparisonInput, params: Mapping[str, Any]) -> dict[st
     for i in range(n):
         maps = np.abs(np.stack([np.asarray(data.maps[k][i], dtype=np.float64).ravel() for k in idents]))
         rho[i] = spearman_matrix(maps)
-        tie_break = np.random.default_rng([int(params["seed"]), i]).random(maps.shape[1])
+        tie_break = np.random.default_rng([int(params["seed"]), i]).random((maps.shape[1],))
         iou[i] = iou_matrix(top_masks(maps, float(params["top_k"]), tie_break))
     return {SPEARMAN.key: Pairs(SPEARMAN, idents, rho), TOP_K.key: Pairs(TOP_K, idents, iou)}
 

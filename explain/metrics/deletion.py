@@ -191,12 +191,12 @@ def deletion_insertion(
         if inner > 0 and method_keys:
             curves[:, :, :, 1:-1] = inner_probs.double().reshape(2, len(method_keys), n, inner)
 
-    curves = curves.numpy()
+    values = curves.numpy()
     fractions = step_counts(h * w, steps) / (h * w)
     result: dict[str, dict[str, Curves]] = {"deletion": {}, "insertion": {}}
-    for kind, info in enumerate((DELETION, INSERTION)):
+    for which, info in enumerate((DELETION, INSERTION)):
         for j, key in enumerate(method_keys):
-            result[info.key][key] = Curves(info, key, fractions, curves[kind, j])
+            result[info.key][key] = Curves(info, key, fractions, values[which, j])
     return DeletionInsertionResult(
         deletion=result["deletion"], insertion=result["insertion"], targets=targets.numpy(), substrate=substrate, steps=steps,
     )
@@ -207,7 +207,7 @@ STRIP_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.6)
 
 def _compute(data: MetricInput, params: Mapping[str, Any]) -> dict[str, Curves]:
     result = deletion_insertion(
-        data.bundle, data.images, {data.method.ident: data.maps}, data.targets,
+        data.bundle, data.images, {data.method.ident: data.maps}, data.targets.tolist(),
         substrate=params["substrate"], steps=params["steps"], progress=data.progress,
     )
     return {"deletion": result.deletion[data.method.ident], "insertion": result.insertion[data.method.ident]}

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..methods.registry import Param, attribute, get_method
+from ..methods.registry import Param, ProgressFn, attribute, get_method
 from .base import Curves, MetricInfo
 from .randomisation import SANITY_PAGE
 from .registry import Metric, MetricInput, register_metric
@@ -50,12 +50,17 @@ def other_classes(targets: Sequence[int], num_classes: int, seed: int, digests: 
     return out
 
 
+def scaled_progress(progress: ProgressFn, factor: int) -> ProgressFn:
+    """`progress` counting `factor` passes for each unit done."""
+    return lambda done, total: progress(done * factor, total * factor)
+
+
 def random_logit_values(data: MetricInput, params: Mapping[str, Any]) -> dict[str, Curves]:
     get_method(data.method.key)  # the maps of the other class come from the method itself
     targets = data.targets.tolist()
     others = other_classes(targets, data.bundle.num_classes, int(params["seed"]), data.digests)
     per_map = data.passes_per_map
-    progress = None if data.progress is None else (lambda done, n: data.progress(done * per_map, n * per_map))
+    progress = None if data.progress is None else scaled_progress(data.progress, per_map)
     maps = attribute(data.bundle, data.images, data.method.key, others, progress=progress, **data.method.resolved)
     out = {}
     for s, info in zip(SIMILARITIES, INFOS):

@@ -120,7 +120,9 @@ def map_infidelity(data: MetricInput, params: Mapping[str, Any]) -> np.ndarray:
     return values.detach().cpu().double().numpy()
 
 
-def method_explainer(data: MetricInput, on_maps: Callable[[int], None] = lambda count: None) -> Callable[..., torch.Tensor]:
+def method_explainer(
+    data: MetricInput, on_maps: Callable[[int], None] = lambda count: None
+) -> Callable[..., torch.Tensor | tuple[torch.Tensor]]:
     """The method as Captum's `explanation_func`: (inputs, target=...) -> (N, H, W) maps;
     `on_maps(count)` after each call (progress)."""
     spec = data.method

@@ -75,8 +75,8 @@ class ModelBundle:
     class_names: list[str]
     input_size: int
     resize_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]  # one per input channel
+    std: tuple[float, ...]  # one per input channel
     cam_layer: str | None
     linear_head: str | None
     device: torch.device
@@ -108,6 +108,19 @@ class ModelBundle:
             )
         return maps
 
+    def cam_module(self) -> nn.Module:
+        """The CAM layer (methods that need one are unavailable without it)."""
+        if self.cam_layer is None:
+            raise ValueError(f"{self.name} has no CAM layer set")
+        return self.model.get_submodule(self.cam_layer)
+
+    def head_module(self) -> nn.Linear:
+        """The linear head after the CAM layer's pooling (CAM needs one)."""
+        head = None if self.linear_head is None else self.model.get_submodule(self.linear_head)
+        if not isinstance(head, nn.Linear):
+            raise ValueError(f"{self.name} has no linear head set")
+        return head
+
     def with_rectifiers(self) -> "ModelBundle":
         """This bundle as seen by a method that needs `nn.ReLU` rectifiers: `model` is the
         rectifier form (same weights, same lock and id)."""
@@ -127,9 +140,10 @@ class ModelBundle:
             scale = self.resize_size / short
             keep = min(long_side, math.ceil(self.input_size / scale) + 2 * math.ceil(2 / scale) + 2)
             start = (long_side - keep) // 2
-            size = [round(keep * scale), self.resize_size]  # (long, short) of the kept part, resized
+            long_short = [round(keep * scale), self.resize_size]  # (long, short) of the kept part, resized
+            size: int | list[int] = long_short[::-1] if width >= height else long_short
             if width >= height:
-                image, size = image.crop((start, 0, start + keep, height)), size[::-1]
+                image = image.crop((start, 0, start + keep, height))
             else:
                 image = image.crop((0, start, width, start + keep))
         else:

@@ -23,8 +23,8 @@ class Preprocessing:
 
     input_size: int = 224
     resize_size: int = 256
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
 
     def __post_init__(self) -> None:
         if not 8 <= self.input_size <= 1024:
@@ -61,7 +61,7 @@ def cam_layer_options(base: ModelBundle) -> list[str]:
     feature maps right before pooling, which CAM needs), then every Conv2d, last first."""
     if isinstance(base.model, ScriptedClassifier):
         return []  # forward hooks do not run inside compiled TorchScript
-    if base.cam_reshape is not None:
+    if base.cam_reshape is not None and base.cam_layer is not None:
         return [base.cam_layer]  # transformers: the token layer; the patch embedding is no feature map
     convs = list(reversed(scripted_conv_layer_names(base.model)))
     first = [base.cam_layer] if base.cam_layer else []

@@ -76,7 +76,7 @@ def curves_figure(
                 x=x, y=cs.aggregate, mode="lines+markers", line=style.line(2.5), marker=style.marker(),
                 legendgroup=key, name=f"{label} ({score_text(cs)})",
             ))
-    if metric is None:
+    if metric is None or first is None:
         return fig
     fig.update_layout(xaxis_title=metric.x_label, yaxis_title=metric.y_label, hovermode="x unified")
     if first.x_labels:

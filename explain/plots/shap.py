@@ -79,7 +79,10 @@ def beeswarm_figure(summary: GridSummary, max_features: int = 20) -> go.Figure:
     per image at x = the cell's SHAP value, coloured by the cell's mean intensity;
     hovering a dot names the image and its explained class."""
     order = summary.order[:max_features]
-    xs, ys, colours, texts = [], [], [], []
+    xs: list[float] = []
+    ys: list[float] = []
+    colours: list[float] = []
+    texts: list[str] = []
     for rank, j in enumerate(order):
         row_y = len(order) - 1 - rank
         values = summary.values[:, j]
