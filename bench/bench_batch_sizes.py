@@ -45,7 +45,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: steady on a shared CPU)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (default 1: steady on a shared CPU)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     bundle = explain.load_model(device="cpu")
@@ -65,7 +67,10 @@ def main() -> None:
                 times[size].append((time.perf_counter() - start) / args.images)
         med = {size: statistics.median(t) for size, t in times.items()}
         best = min(med.values())
-        print(f"{label:17s} " + "  ".join(f"b{size}: {med[size] * 1e3:5.1f} ms ({med[size] / best:.2f})" for size in args.sizes))
+        print(
+            f"{label:17s} "
+            + "  ".join(f"b{size}: {med[size] * 1e3:5.1f} ms ({med[size] / best:.2f})" for size in args.sizes)
+        )
 
 
 if __name__ == "__main__":

@@ -66,7 +66,9 @@ def main() -> None:
         base = Path(tmp) / "base"
         subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(base), args.base], cwd=ROOT, check=True)
         try:
-            head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+            head = subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+            ).stdout.strip()
             print(f"report CLI, 8 images, gradcam + integrated_gradients + vargrad, sections {args.sections}; "
                   f"OMP_NUM_THREADS={args.threads}; base {args.base}, ours {head} (+ working tree)")
             print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

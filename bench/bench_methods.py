@@ -54,16 +54,22 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--methods", default="", help="comma-separated keys (default: all)")
-    parser.add_argument("--arch", default="", help="torchvision architecture with random weights (default: the offline default model)")
+    parser.add_argument(
+        "--arch", default="", help="torchvision architecture with random weights (default: the offline default model)"
+    )
     args = parser.parse_args()
 
     bundle = random_weights_bundle(args.arch) if args.arch else explain.load_model()
     images = [explain.load_sample(SAMPLES[i % len(SAMPLES)]) for i in range(args.images)]
     x = bundle.preprocess_batch(images)
     n = x.shape[0]
-    print(f"model {bundle.name} on {bundle.device} ({torch.get_num_threads()} threads), batch size {bundle.batch_size}, "
-          f"{n} images, median of {args.repeats}")
-    per_pass = median_seconds(lambda: forward_backward(bundle, bundle.batch_size * 2), args.repeats) / (bundle.batch_size * 2)
+    print(
+        f"model {bundle.name} on {bundle.device} ({torch.get_num_threads()} threads), batch size {bundle.batch_size}, "
+        f"{n} images, median of {args.repeats}"
+    )
+    per_pass = median_seconds(lambda: forward_backward(bundle, bundle.batch_size * 2), args.repeats) / (
+        bundle.batch_size * 2
+    )
     print(f"bare forward+backward: {per_pass * 1000:.1f} ms per image\n")
     print(f"{'method':24s} {'s/image':>9s} {'passes':>7s} {'bare s':>8s} {'ratio':>6s}")
     wanted = [k for k in args.methods.split(",") if k] or [m.key for m in explain.list_methods()]

@@ -54,14 +54,18 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["gradcam", "saliency"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    parser.add_argument("--pic-images", type=int, default=1, help="images for the SIC/AIC comparison (the reference is slow)")
+    parser.add_argument(
+        "--pic-images", type=int, default=1, help="images for the SIC/AIC comparison (the reference is slow)"
+    )
     args = parser.parse_args()
 
     bundle = explain.load_model(explain.DEFAULT_MODEL)
     names = [n for n in SAMPLES if n in explain.sample_names()][: args.images]
     x = bundle.preprocess_batch([explain.load_sample(n) for n in names])
     maps = {m: explain.attribute(bundle, x, m) for m in args.methods}
-    print(f"model {bundle.name} on {bundle.device}, batch size {bundle.batch_size}, torch threads {torch.get_num_threads()}")
+    print(
+        f"model {bundle.name} on {bundle.device}, batch size {bundle.batch_size}, torch threads {torch.get_num_threads()}"
+    )
     print(f"images {names}, methods {args.methods}")
 
     # 1. Deletion + insertion against bare forward passes.
@@ -83,7 +87,9 @@ def main() -> None:
     pic_comparison(bundle, x[:k], {m: maps[m][:k] for m in args.methods}, args.repeats)
 
 
-def pic_comparison(bundle: explain.ModelBundle, xs: torch.Tensor, maps: dict[str, np.ndarray], repeats: int) -> dict[str, float]:
+def pic_comparison(
+    bundle: explain.ModelBundle, xs: torch.Tensor, maps: dict[str, np.ndarray], repeats: int
+) -> dict[str, float]:
     """SIC + AIC of `explain.metrics.pic_metrics` against the PAIR reference
     (`compute_pic_metric` once for SIC and once for AIC, per image and method) on the
     same images, maps, seed masks and thresholds: wall and CPU seconds (ours: median of
@@ -140,11 +146,15 @@ def pic_comparison(bundle: explain.ModelBundle, xs: torch.Tensor, maps: dict[str
            "auc_difference": max(differences, default=float("nan")), "aucs": len(differences) // max(1, len(results))}
     print(f"\n[SIC+AIC] {k} image(s) x {len(maps)} method(s), {len(DEFAULT_THRESHOLDS)} thresholds, "
           f"{torch.get_num_threads()} torch threads (the CPU pool as many)")
-    print(f"  ours      : {wall:8.3f} s wall, {cpu:8.3f} s CPU, {wall / pairs:.3f} s per image and method (median of {len(ours)})")
+    print(
+        f"  ours      : {wall:8.3f} s wall, {cpu:8.3f} s CPU, {wall / pairs:.3f} s per image and method (median of {len(ours)})"
+    )
     print(f"  reference : {ref_wall:8.3f} s wall, {ref_cpu:8.3f} s CPU, {ref_wall / pairs:.3f} s per image and method "
           f"(saliency.metrics.pic, SIC + AIC)")
-    print(f"  ratio ours / reference: {out['ratio']:.3f} wall, {out['cpu_ratio']:.3f} CPU; {out['aucs']} per-image AUCs, "
-          f"largest difference {out['auc_difference']:.1e}")
+    print(
+        f"  ratio ours / reference: {out['ratio']:.3f} wall, {out['cpu_ratio']:.3f} CPU; {out['aucs']} per-image AUCs, "
+        f"largest difference {out['auc_difference']:.1e}"
+    )
     return out
 
 

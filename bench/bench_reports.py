@@ -42,7 +42,9 @@ def big_report(n_images: int = 16) -> reports.Report:
         figure = go.Figure([go.Scatter(x=x, y=np.sort(rng.random(101)), name=m) for m in METHODS])
         figure.update_layout(title=metric)
         figures.append(reports.Figure.of(figure))
-    table = reports.Table(("method", "deletion AUC", "insertion AUC"), tuple((m, rng.random(), rng.random()) for m in METHODS))
+    table = reports.Table(
+        ("method", "deletion AUC", "insertion AUC"), tuple((m, rng.random(), rng.random()) for m in METHODS)
+    )
     return reports.Report.assemble("bench", [gallery, reports.Section("curves", "Curves", (*figures, table))])
 
 

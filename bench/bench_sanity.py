@@ -62,7 +62,9 @@ def main() -> None:
                 reinitialise(model.get_submodule(name), layer_generator(0, index))
 
     copying = median_cpu_seconds(copy_and_randomise, args.repeats)
-    print(f"copy of the model + re-initialising all {len(layers)} layers: {copying:.3f} s (once per run; each step re-draws only its layers)")
+    print(
+        f"copy of the model + re-initialising all {len(layers)} layers: {copying:.3f} s (once per run; each step re-draws only its layers)"
+    )
     print(f"\n{'method':18s} {'run s':>8s} {'passes':>7s} {'bare s':>8s} {'ratio':>6s} {'similarities s':>15s}")
     for key in [k for k in args.methods.split(",") if k]:
         spec = MethodSpec.of(key)
@@ -73,8 +75,12 @@ def main() -> None:
         passes = metric.cost(params, n, spec, size)
         bare = median_cpu_seconds(lambda: forward_backward(bundle, passes), args.repeats)
         shuffled = np.random.default_rng(0).permutation(maps.reshape(n, -1), axis=1).reshape(maps.shape)
-        similarities = median_cpu_seconds(lambda: [s.compute(maps[i], shuffled[i]) for s in SIMILARITIES for i in range(n)],
-                                   args.repeats) * args.steps
+        similarities = (
+            median_cpu_seconds(
+                lambda: [s.compute(maps[i], shuffled[i]) for s in SIMILARITIES for i in range(n)], args.repeats
+            )
+            * args.steps
+        )
         print(f"{key:18s} {run:8.2f} {passes:7d} {bare:8.2f} {run / bare:6.2f} {similarities:15.2f}")
 
 

@@ -28,9 +28,17 @@ with st.expander("Display", expanded=False):
     display = DisplaySettings(
         colormap=kept_widget(c1.selectbox, "Colormap", "colormap", "jet", options=COLORMAPS),
         opacity=kept_widget(c2.slider, "Overlay opacity", "opacity", 0.6, min_value=0.0, max_value=1.0, step=0.05),
-        clip_percentile=kept_widget(c3.slider, "Clip at percentile", "clip_percentile", 99.0, min_value=90.0, max_value=100.0, step=0.5),
-        sign=kept_widget(c4.selectbox, "Values", "sign", "absolute", options=SIGN_MODES,
-                         help="absolute: |map|; positive: negatives cut; signed: diverging scale"),
+        clip_percentile=kept_widget(
+            c3.slider, "Clip at percentile", "clip_percentile", 99.0, min_value=90.0, max_value=100.0, step=0.5
+        ),
+        sign=kept_widget(
+            c4.selectbox,
+            "Values",
+            "sign",
+            "absolute",
+            options=SIGN_MODES,
+            help="absolute: |map|; positive: negatives cut; signed: diverging scale",
+        ),
     )
 
 try:

@@ -167,7 +167,9 @@ class Table:
         """From a pandas DataFrame; a named index becomes the first column."""
         if frame.index.name is not None:
             frame = frame.reset_index()
-        rows = tuple(tuple(v.item() if isinstance(v, np.generic) else v for v in row) for row in frame.itertuples(index=False))
+        rows = tuple(
+            tuple(v.item() if isinstance(v, np.generic) else v for v in row) for row in frame.itertuples(index=False)
+        )
         return cls(tuple(str(c) for c in frame.columns), rows, caption, float_format)
 
     def formatted_rows(self) -> list[list[str]]:
@@ -195,7 +197,9 @@ class Section:
 
 
 @section_builder(AttributionResult)
-def gallery_section(result: AttributionResult, display: DisplaySettings | None = None, title: str = "Attribution gallery") -> Section:
+def gallery_section(
+    result: AttributionResult, display: DisplaySettings | None = None, title: str = "Attribution gallery"
+) -> Section:
     """The gallery as the page shows it, from an `explain.analyses.AttributionResult`:
     one row per image (photo and its top-5), one column per method (heatmap over the
     photo, captioned with the class explained)."""
@@ -205,7 +209,9 @@ def gallery_section(result: AttributionResult, display: DisplaySettings | None =
     cells, notes, captions = [], [], []
     for row, name in enumerate(images.names):
         class_caption = images.explained(row)
-        cells.append((images.display[row], *(overlay(images.display[row], result.maps[s.ident][row], display) for s in shown)))
+        cells.append(
+            (images.display[row], *(overlay(images.display[row], result.maps[s.ident][row], display) for s in shown))
+        )
         notes.append(tuple(f"{label} ({p:.1%})" for _, label, p in images.top5[row]))
         captions.append((str(name), *([class_caption] * len(shown))))
     grid = ImageGrid(
@@ -239,7 +245,9 @@ def _names(images: ImagesView) -> dict[int, str]:
 
 
 def _explained_classes(images: ImagesView) -> str:
-    return "; ".join(f"{name}: {c} {label}" for name, c, label in zip(images.names, images.targets, images.target_names))
+    return "; ".join(
+        f"{name}: {c} {label}" for name, c, label in zip(images.names, images.targets, images.target_names)
+    )
 
 
 def _best_sentence(result_curves: Mapping[str, Mapping[str, Curves]], labels: Mapping[str, str]) -> str:
@@ -264,21 +272,30 @@ def metric_section(result: MetricResult, show_units: bool = False) -> Section:
         if first is not None:
             skipped += [f"{info.short_name} skipped {images.names[s.index]}: {s.reason}" for s in first.skipped]
     caption = f"Scores over {len(images.names)} image(s); " + _best_sentence(result.curves, labels) + "."
-    figures = tuple(Figure.of(fig, caption=metric.score(key).description) for key, fig in result.figures(show_units).items())
+    figures = tuple(
+        Figure.of(fig, caption=metric.score(key).description) for key, fig in result.figures(show_units).items()
+    )
     return Section(
         key=metric.key,
         title=metric.label,
         blocks=(*figures, Table.of_frame(result.table(), caption=caption)),
         description=" ".join([metric.description, *(s + "." for s in skipped), metric.reference]),
         context=make_context(
-            result.model, images.names, result.analysis.methods,
-            {**{p.label: result.params[p.name] for p in metric.params}, "classes explained": _explained_classes(images)},
+            result.model,
+            images.names,
+            result.analysis.methods,
+            {
+                **{p.label: result.params[p.name] for p in metric.params},
+                "classes explained": _explained_classes(images),
+            },
         ),
     )
 
 
 @section_builder(ShapSummaryResult)
-def shap_summary_section(result: ShapSummaryResult, cells: int = 7, max_features: int = 15, title: str = "SHAP summary") -> Section:
+def shap_summary_section(
+    result: ShapSummaryResult, cells: int = 7, max_features: int = 15, title: str = "SHAP summary"
+) -> Section:
     """Per plotted image the SHAP image plot of its top-k classes, then across images the
     grid-cell beeswarm, the mean |SHAP| heatmap over the mean image and the ranked
     cells, from an `explain.analyses.ShapSummaryResult`."""
@@ -286,8 +303,12 @@ def shap_summary_section(result: ShapSummaryResult, cells: int = 7, max_features
     summary = result.summary(cells)
     plotted, k = result.per_class.shape[:2]
     per_image = tuple(
-        Figure.of(shap_image_figure(images.display[i], result.per_class[i], result.class_titles(i), image_title=str(images.names[i])),
-                  full_width=True)
+        Figure.of(
+            shap_image_figure(
+                images.display[i], result.per_class[i], result.class_titles(i), image_title=str(images.names[i])
+            ),
+            full_width=True,
+        )
         for i in range(plotted)
     )
     mean_image = images.display.astype(np.float64).mean(axis=0).round().astype(np.uint8)
@@ -342,17 +363,30 @@ def roar_section(result: RoarResult, title: str = "ROAR: remove and retrain") ->
             "faithful method makes accuracy fall faster than it."
         ),
         context=make_context(
-            None, (), registered,
-            {"dataset": result.analysis.dataset_name, "network": result.architecture, "variant": settings.mode.upper(),
-             "fractions": ", ".join(f"{f:.0%}" for f in settings.fractions), "repeats": settings.repeats,
-             "seed": settings.seed, "epochs": settings.recipe.epochs},
+            None,
+            (),
+            registered,
+            {
+                "dataset": result.analysis.dataset_name,
+                "network": result.architecture,
+                "variant": settings.mode.upper(),
+                "fractions": ", ".join(f"{f:.0%}" for f in settings.fractions),
+                "repeats": settings.repeats,
+                "seed": settings.seed,
+                "epochs": settings.recipe.epochs,
+            },
         ),
     )
 
 
 @section_builder(EvaluationResult)
-def benchmark_section(result: EvaluationResult, score_key: str | None = None, model_index: int | None = None, worst_k: int = 4,
-                      title: str = "Benchmark across checkpoints") -> Section:
+def benchmark_section(
+    result: EvaluationResult,
+    score_key: str | None = None,
+    model_index: int | None = None,
+    worst_k: int = 4,
+    title: str = "Benchmark across checkpoints",
+) -> Section:
     """A dataset-scale evaluation, from an `explain.evaluation.EvaluationResult`: each
     score against the checkpoints beside their accuracy, the leaderboard of one model
     (mean per-image AUC with a bootstrap 95 % interval), its per-class means and, when
@@ -363,30 +397,55 @@ def benchmark_section(result: EvaluationResult, score_key: str | None = None, mo
     accuracy = result.accuracy()
     blocks: list[Block] = []
     if not accuracy.empty:
-        shown = accuracy[["model", "images", "labelled", "accuracy", "accuracy_low", "accuracy_high", "mean_probability"]]
-        blocks.append(Table.of_frame(shown.rename(columns={"accuracy_low": "accuracy 95% low", "accuracy_high": "accuracy 95% high",
-                                                           "mean_probability": "mean top-1 probability"}),
-                                     caption="Checkpoints in order, with their accuracy on the labelled images."))
+        shown = accuracy[
+            ["model", "images", "labelled", "accuracy", "accuracy_low", "accuracy_high", "mean_probability"]
+        ]
+        blocks.append(
+            Table.of_frame(
+                shown.rename(
+                    columns={
+                        "accuracy_low": "accuracy 95% low",
+                        "accuracy_high": "accuracy 95% high",
+                        "mean_probability": "mean top-1 probability",
+                    }
+                ),
+                caption="Checkpoints in order, with their accuracy on the labelled images.",
+            )
+        )
     for s in result.scores:
-        blocks.append(Figure.of(result.checkpoint_figure(s), full_width=True,
-                                caption=f"{s.name} ({s.direction}) per method at each checkpoint, mean over images with "
-                                        "a seeded bootstrap 95 % interval; right: each checkpoint's accuracy."))
+        blocks.append(
+            Figure.of(
+                result.checkpoint_figure(s),
+                full_width=True,
+                caption=f"{s.name} ({s.direction}) per method at each checkpoint, mean over images with "
+                "a seeded bootstrap 95 % interval; right: each checkpoint's accuracy.",
+            )
+        )
     blocks.append(Table.of_frame(result.leaderboard_display(score, index),
                                  caption=f"Leaderboard of {model}, ranked by {score.name} ({score.direction}); "
                                          "mean per-image AUC [bootstrap 95 % interval]."))
     figure = result.class_figure(score, index)
     if figure is not None:
-        blocks.append(Figure.of(figure, full_width=True, caption=f"{score.name} of {model} per labelled class and method."))
+        blocks.append(
+            Figure.of(figure, full_width=True, caption=f"{score.name} of {model} per labelled class and method.")
+        )
     worst = result.worst(score, index, worst_k)
     if worst and any(item["picture"] is not None for _, items in worst for item in items):
         k = max(len(items) for _, items in worst)
-        blocks.append(ImageGrid(
-            column_labels=tuple(f"worst {i + 1}" for i in range(k)),
-            row_labels=tuple(label for label, _ in worst),
-            cells=tuple(tuple([item["picture"] for item in items] + [None] * (k - len(items))) for _, items in worst),
-            captions=tuple(tuple([_worst_caption(item, score) for item in items] + [""] * (k - len(items))) for _, items in worst),
-            max_columns=k,
-        ))
+        blocks.append(
+            ImageGrid(
+                column_labels=tuple(f"worst {i + 1}" for i in range(k)),
+                row_labels=tuple(label for label, _ in worst),
+                cells=tuple(
+                    tuple([item["picture"] for item in items] + [None] * (k - len(items))) for _, items in worst
+                ),
+                captions=tuple(
+                    tuple([_worst_caption(item, score) for item in items] + [""] * (k - len(items)))
+                    for _, items in worst
+                ),
+                max_columns=k,
+            )
+        )
     manifest = result.manifest
     settings = manifest.get("settings", {})
     methods = [MethodSpec.of(m["key"], m["params"]) for m in manifest.get("methods", [])]
@@ -403,10 +462,18 @@ def benchmark_section(result: EvaluationResult, score_key: str | None = None, mo
             + state
         ),
         context=make_context(
-            None, (), methods,
-            {"results": str(result.root), "checkpoints": ", ".join(result.models), "data": manifest.get("data", {}).get("label", ""),
-             "images": manifest.get("images", 0), "class explained": settings.get("class_mode", ""),
-             "metrics": ", ".join(f"{s.name}" for s in result.scores), "bootstrap": "1,000 resamples, seed 0, 95 % percentile interval"},
+            None,
+            (),
+            methods,
+            {
+                "results": str(result.root),
+                "checkpoints": ", ".join(result.models),
+                "data": manifest.get("data", {}).get("label", ""),
+                "images": manifest.get("images", 0),
+                "class explained": settings.get("class_mode", ""),
+                "metrics": ", ".join(f"{s.name}" for s in result.scores),
+                "bootstrap": "1,000 resamples, seed 0, 95 % percentile interval",
+            },
         ),
     )
 

@@ -39,7 +39,9 @@ def gallery_result(bundle: explain.ModelBundle, names=(f"a{HOSTILE}.png", "b.png
     return run_directly(AttributionMaps(prepared.subject(), tuple(MethodSpec.of(m) for m in methods)), prepared)
 
 
-def gallery(bundle: explain.ModelBundle, names=(f"a{HOSTILE}.png", "b.png"), methods=("gradcam", "saliency")) -> reports.Section:
+def gallery(
+    bundle: explain.ModelBundle, names=(f"a{HOSTILE}.png", "b.png"), methods=("gradcam", "saliency")
+) -> reports.Section:
     return build_section(gallery_result(bundle, names, methods))
 
 
@@ -60,7 +62,9 @@ def curves(label: str = f"curve {HOSTILE}") -> reports.Section:
 def picture() -> reports.Section:
     """A plotly image (the way SHAP plots show photos) with a heatmap over it."""
     photo = np.asarray(explain.load_sample("coffee").resize((96, 64)))
-    figure = go.Figure([go.Image(z=photo), go.Heatmap(z=np.random.default_rng(0).random((8, 12)), x0=4, dx=8, y0=4, dy=8, opacity=0.4)])
+    figure = go.Figure(
+        [go.Image(z=photo), go.Heatmap(z=np.random.default_rng(0).random((8, 12)), x0=4, dx=8, y0=4, dy=8, opacity=0.4)]
+    )
     return reports.Section("picture", "Picture", (reports.Figure.of(figure, full_width=True),))
 
 
@@ -89,8 +93,17 @@ def every_section_report(roar_store_root) -> reports.Report:
     from explain.models.small_cnn import TrainRecipe
     from tests.test_roar import patch_dataset
 
-    bundle = explain.make_bundle("PatchCNN", PatchCNN(), ["grey-green", "red patch"], input_size=32, mean=(0.0, 0.0, 0.0),
-                                 std=(1.0, 1.0, 1.0), cam_layer="features", linear_head="fc", device="cpu")
+    bundle = explain.make_bundle(
+        "PatchCNN",
+        PatchCNN(),
+        ["grey-green", "red patch"],
+        input_size=32,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        cam_layer="features",
+        linear_head="fc",
+        device="cpu",
+    )
     names = ["patch r3c4.png", "patch b.png", "patch c.png"]
     photos = [patch_photo(i, patch=(4 + 4 * i, 12 + 4 * i, 6, 16)) for i in range(3)]
     prepared = prepare_images(bundle, [explain.NamedImage(n, im) for n, im in zip(names, photos)])

@@ -95,8 +95,9 @@ def test_the_curve_matches_a_hand_computation(setup):
 
 def test_irof_runs_as_an_analysis_and_its_report_section_reads_the_metric(setup):
     bundle, prepared = setup
-    analysis = MetricAnalysis.of("irof", prepared.subject(), (MethodSpec.of("gradcam" if bundle.cam_layer else "saliency"),),
-                                 {"n_segments": 16})
+    analysis = MetricAnalysis.of(
+        "irof", prepared.subject(), (MethodSpec.of("gradcam" if bundle.cam_layer else "saliency"),), {"n_segments": 16}
+    )
     result = run_directly(analysis, prepared)
     curves = result.curves["irof"]["saliency"]
     assert curves.num_units == 3 and 0.0 <= curves.score <= 1.0

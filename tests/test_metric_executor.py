@@ -25,8 +25,12 @@ METHODS = (MethodSpec.of("saliency"), MethodSpec.of("gradcam"))
 @pytest.fixture(scope="module")
 def prepared():
     bundle = bundle_of(PatchCNN(), SIZE, 2, cam_layer="features", linear_head="fc")
-    images = [explain.NamedImage(f"p{i}", Image.fromarray(patch_image(SIZE, seed=i)[0].permute(1, 2, 0).mul(255).byte().numpy()))
-              for i in range(3)]
+    images = [
+        explain.NamedImage(
+            f"p{i}", Image.fromarray(patch_image(SIZE, seed=i)[0].permute(1, 2, 0).mul(255).byte().numpy())
+        )
+        for i in range(3)
+    ]
     return prepare_images(bundle, images)
 
 

@@ -102,7 +102,9 @@ def test_bad_inputs_are_refused_with_clear_messages():
 
 
 def test_metric_metadata_gives_directions():
-    assert not DELETION.higher_is_better and INSERTION.higher_is_better and SIC.higher_is_better and AIC.higher_is_better
+    assert (
+        not DELETION.higher_is_better and INSERTION.higher_is_better and SIC.higher_is_better and AIC.higher_is_better
+    )
     assert DELETION.best({"a": 0.2, "b": 0.1, "c": float("nan")}) == "b"
     assert SIC.best({"a": 0.2, "b": 0.1}) == "a"
 

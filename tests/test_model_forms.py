@@ -41,7 +41,9 @@ def test_both_forms_share_one_set_of_tensors(default_bundle):
     for (name, a), (other, b) in zip(fast.state_dict(keep_vars=True).items(), split.state_dict(keep_vars=True).items()):
         assert name == other and a is b
     assert not any(p.requires_grad for p in split.parameters()) and not split.training
-    assert default_bundle.with_rectifiers().model is split and default_bundle.with_rectifiers().lock is default_bundle.lock
+    assert (
+        default_bundle.with_rectifiers().model is split and default_bundle.with_rectifiers().lock is default_bundle.lock
+    )
     assert default_bundle.with_rectifiers().model_id == default_bundle.model_id
 
 

@@ -31,7 +31,9 @@ def inputs(default_bundle):
     return default_bundle.preprocess_batch([explain.load_sample("chelsea"), explain.load_sample("coffee")])
 
 
-@pytest.mark.parametrize("method", [m.key for m in explain.list_methods() if m.family != "perturbation" or m.key == "occlusion"])
+@pytest.mark.parametrize(
+    "method", [m.key for m in explain.list_methods() if m.family != "perturbation" or m.key == "occlusion"]
+)
 def test_method_leaves_model_bit_identical(default_bundle, inputs, method):
     reason = explain.get_method(method).unavailable_reason(default_bundle)
     if reason is not None:

@@ -21,7 +21,9 @@ def test_shap_summary_section_from_the_analysis_result():
     bundle = hostile_bundle()
     names = [f"img{i}{HOSTILE}" for i in range(3)]
     prepared = prepare_images(bundle, [explain.NamedImage(n, patch_photo(i)) for i, n in enumerate(names)])
-    result = run_directly(ShapSummary(prepared.subject(), MethodSpec.of("shap_gradient", {"n_samples": 4}), top_k=2), prepared)
+    result = run_directly(
+        ShapSummary(prepared.subject(), MethodSpec.of("shap_gradient", {"n_samples": 4}), top_k=2), prepared
+    )
     summary = result.summary(4)
     section = build_section(result, cells=4)
     assert section.key == "shap_summary"
@@ -30,9 +32,16 @@ def test_shap_summary_section_from_the_analysis_result():
     assert [row[1] for row in table.rows] == [cell for cell, _ in summary.ranked(10)]
     assert table.rows[0][2] == pytest.approx(summary.mean_abs.max())
     assert dict(section.context.settings)["grid"] == "4 x 4"
-    first_two = build_section(run_directly(ShapSummary(prepared.subject(), MethodSpec.of("shap_gradient", {"n_samples": 4}), top_k=2, plotted=2),
-                             prepared), cells=4)
-    assert [b.kind for b in first_two.blocks] == ["figure"] * 4 + ["table"] and "the first 2 of 3" in first_two.description
+    first_two = build_section(
+        run_directly(
+            ShapSummary(prepared.subject(), MethodSpec.of("shap_gradient", {"n_samples": 4}), top_k=2, plotted=2),
+            prepared,
+        ),
+        cells=4,
+    )
+    assert [b.kind for b in first_two.blocks] == ["figure"] * 4 + [
+        "table"
+    ] and "the first 2 of 3" in first_two.description
     html = reports.render_report(reports.Report.assemble("shap", [section]))
     assert html.count('class="plotly-graph-div"') == 5 and "<script>alert" not in html
 

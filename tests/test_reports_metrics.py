@@ -41,8 +41,13 @@ def table_of(section: reports.Section) -> reports.Table:
 def test_deletion_insertion_section_carries_the_metric_numbers(setup):
     prepared, _ = setup
     result = metric_result(setup, "deletion_insertion", steps=8)
-    direct = deletion_insertion(prepared.bundle, prepared.batch, {m: explain.attribute(prepared.bundle, prepared.batch, m) for m in METHODS},
-                                list(result.images.targets), steps=8)
+    direct = deletion_insertion(
+        prepared.bundle,
+        prepared.batch,
+        {m: explain.attribute(prepared.bundle, prepared.batch, m) for m in METHODS},
+        list(result.images.targets),
+        steps=8,
+    )
     section = build_section(result)
     assert section.key == "deletion_insertion"
     assert [b.kind for b in section.blocks] == ["figure", "figure", "table"]
@@ -68,7 +73,9 @@ def test_sic_aic_section_carries_the_metric_numbers_and_skips(setup):
     result = metric_result(setup, "sic_aic")
     n, _, h, w = prepared.batch.shape
     maps = {m: explain.attribute(prepared.bundle, prepared.batch, m) for m in METHODS}
-    direct = pic_metrics(prepared.bundle, prepared.batch, maps, random_seed_masks(n, h, w, seed=0), list(result.images.targets))
+    direct = pic_metrics(
+        prepared.bundle, prepared.batch, maps, random_seed_masks(n, h, w, seed=0), list(result.images.targets)
+    )
     section = build_section(result)
     assert section.key == "sic_aic" and [b.kind for b in section.blocks] == ["figure", "figure", "table"]
     table = table_of(section)

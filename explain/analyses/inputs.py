@@ -134,7 +134,9 @@ def prepare_images(bundle: ModelBundle, images: Sequence[NamedImage]) -> Prepare
         raise ValueError("choose at least one image")
     batch = bundle.preprocess_batch([im.image for im in chosen])
     refs = tuple(ImageRef(im.name, im.digest) for im in chosen)
-    return PreparedImages(bundle, refs, batch, bundle.to_display(batch), tuple(predictions.top_k(bundle, batch, [r.digest for r in refs])))
+    return PreparedImages(
+        bundle, refs, batch, bundle.to_display(batch), tuple(predictions.top_k(bundle, batch, [r.digest for r in refs]))
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,7 +168,9 @@ class ImagesView:
         if arrays is None or record is None:
             return None
         top5 = tuple(tuple((int(c), str(n), float(p)) for c, n, p in row) for row in record["top5"])
-        return cls(tuple(record["names"]), arrays["display"], top5, tuple(record["targets"]), tuple(record["target_names"]))
+        return cls(
+            tuple(record["names"]), arrays["display"], top5, tuple(record["targets"]), tuple(record["target_names"])
+        )
 
     def explained(self, row: int) -> str:
         return f"class {self.targets[row]}: {self.target_names[row]}"

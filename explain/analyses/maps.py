@@ -70,7 +70,10 @@ def iter_maps(
         method = get_method(spec.key)
         params = spec.resolved
         per_image = method.evals_per_image(params, size)
-        keys = [cache_key(subject.model_id, ref.digest, t, spec.key, params) for ref, t in zip(subject.images, subject.targets)]
+        keys = [
+            cache_key(subject.model_id, ref.digest, t, spec.key, params)
+            for ref, t in zip(subject.images, subject.targets)
+        ]
         missing = []
         for i, key in enumerate(keys):
             found = find_map(cache, disk, key, (height, width))
@@ -95,7 +98,9 @@ def iter_maps(
             yield spec, rows, maps
 
 
-def all_maps(prepared: PreparedImages, subject: Subject, specs: Sequence[MethodSpec], ctx: JobContext) -> dict[str, np.ndarray]:
+def all_maps(
+    prepared: PreparedImages, subject: Subject, specs: Sequence[MethodSpec], ctx: JobContext
+) -> dict[str, np.ndarray]:
     """Every method's maps (see `iter_maps`), once all are ready."""
     maps: dict[str, np.ndarray] = {}
     for _, _, maps in iter_maps(prepared, subject, specs, ctx):

@@ -55,9 +55,16 @@ def load_curves(parts, name: str, metric: MetricFamily) -> dict[str, Curves] | N
         return None
     try:
         return {
-            info.key: Curves(info, record[info.key]["method"], arrays[f"{info.key}.x"], arrays[f"{info.key}.curves"],
-                             tuple(record[info.key]["kept"]), tuple(Skipped(int(i), str(r)) for i, r in record[info.key]["skipped"]),
-                             dict(record[info.key].get("extra", {})), tuple(record[info.key].get("x_labels", ())))
+            info.key: Curves(
+                info,
+                record[info.key]["method"],
+                arrays[f"{info.key}.x"],
+                arrays[f"{info.key}.curves"],
+                tuple(record[info.key]["kept"]),
+                tuple(Skipped(int(i), str(r)) for i, r in record[info.key]["skipped"]),
+                dict(record[info.key].get("extra", {})),
+                tuple(record[info.key].get("x_labels", ())),
+            )
             for info in metric.scores
         }
     except (KeyError, ValueError, TypeError):
@@ -158,7 +165,9 @@ class MetricAnalysis(Analysis):
     params: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
-    def of(cls, metric: str, subject: Subject, methods: tuple[MethodSpec, ...], params: Mapping[str, Any] | None = None) -> "MetricAnalysis":
+    def of(
+        cls, metric: str, subject: Subject, methods: tuple[MethodSpec, ...], params: Mapping[str, Any] | None = None
+    ) -> "MetricAnalysis":
         """Settings with every metric parameter resolved (defaults filled in, values checked)."""
         resolved = get_metric(metric).resolve_params(dict(params or {}))
         return cls(metric, subject, tuple(methods), tuple(sorted(resolved.items())))
@@ -173,7 +182,9 @@ class MetricAnalysis(Analysis):
         params = metric.resolve_params(dict(self.params))
         view = store_subject_views(ctx, inputs, self.subject)
         card = inputs.bundle.card
-        yield MetricResult(self, view, card, {info.key: {} for info in metric.scores})  # the images and predictions at once
+        yield MetricResult(
+            self, view, card, {info.key: {} for info in metric.scores}
+        )  # the images and predictions at once
         if isinstance(metric, Comparison):
             yield from self._compare(metric, params, inputs, ctx, view)
             return
@@ -189,7 +200,9 @@ class MetricAnalysis(Analysis):
         def add(spec: MethodSpec, by_score: Mapping[str, Curves]) -> MetricResult:
             for key, c in by_score.items():
                 curves[key][spec.ident] = c
-            ordered = {key: {s.ident: sets[s.ident] for s in self.methods if s.ident in sets} for key, sets in curves.items()}
+            ordered = {
+                key: {s.ident: sets[s.ident] for s in self.methods if s.ident in sets} for key, sets in curves.items()
+            }
             return MetricResult(self, view, card, ordered)
 
         for spec in self.methods:
@@ -220,7 +233,10 @@ class MetricAnalysis(Analysis):
         pairs = load_pairs(ctx.parts, name, metric)
         n = len(self.subject.images)
         if pairs is None:
-            ctx.plan(maps_passes(self.methods, self.subject, int(inputs.batch.shape[-1])) + metric.passes(params, n), "passes")
+            ctx.plan(
+                maps_passes(self.methods, self.subject, int(inputs.batch.shape[-1])) + metric.passes(params, n),
+                "passes",
+            )
             maps = all_maps(inputs, self.subject, self.methods, ctx)
             ctx.working_on(f"{metric.label}: {len(self.methods)} method(s)")
             pairs = compare_methods(metric, params, self._metric_batch(inputs), maps, self.methods, ctx.advance)

@@ -71,8 +71,10 @@ class ShapSummary(Analysis):
         """One subject per rank r < top_k: the plotted images, each explaining its r-th class."""
         m = min(self.plotted, len(self.subject.images))
         refs = self.subject.images[:m]
-        return [Subject(self.subject.model_id, self.subject.model_name, refs, tuple(int(top5[i][r][0]) for i in range(m)))
-                for r in range(self.top_k)]
+        return [
+            Subject(self.subject.model_id, self.subject.model_name, refs, tuple(int(top5[i][r][0]) for i in range(m)))
+            for r in range(self.top_k)
+        ]
 
     def run(self, inputs: PreparedImages, ctx: JobContext) -> Iterator[ShapSummaryResult]:
         check_inputs(self.subject, inputs)
@@ -81,14 +83,19 @@ class ShapSummary(Analysis):
         plotted = inputs.select(inputs.digests[:m])
         subjects = self.class_subjects(inputs.top5)
         size = int(inputs.batch.shape[-1])
-        ctx.plan(maps_passes([self.method], self.subject, size) + sum(maps_passes([self.method], s, size) for s in subjects), "passes")
+        ctx.plan(
+            maps_passes([self.method], self.subject, size) + sum(maps_passes([self.method], s, size) for s in subjects),
+            "passes",
+        )
         per_class = []
         for subject in subjects:
             per_class.append(all_maps(plotted, subject, [self.method], ctx)[self.method.ident])
         explained = all_maps(inputs, self.subject, [self.method], ctx)
         yield self._result(view, inputs.bundle.card, per_class, explained[self.method.ident])
 
-    def _result(self, view: ImagesView, card: ModelCard, per_class: list[np.ndarray], maps: np.ndarray) -> ShapSummaryResult:
+    def _result(
+        self, view: ImagesView, card: ModelCard, per_class: list[np.ndarray], maps: np.ndarray
+    ) -> ShapSummaryResult:
         m = per_class[0].shape[0]
         classes = np.array([[view.top5[i][r][0] for r in range(self.top_k)] for i in range(m)], dtype=int)
         return ShapSummaryResult(self, view, card, np.stack(per_class, axis=1), classes, maps)

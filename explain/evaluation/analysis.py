@@ -112,7 +112,9 @@ class Evaluation(Analysis):
            save_maps: bool = False, out: str | Path | None = None) -> "Evaluation":
         """Settings with the results directory resolved (None: a folder of the app's own
         runs named after the settings)."""
-        settings = cls(tuple(models), data, tuple(methods), tuple(metrics), class_mode, int(chunk_size), bool(save_maps))
+        settings = cls(
+            tuple(models), data, tuple(methods), tuple(metrics), class_mode, int(chunk_size), bool(save_maps)
+        )
         folder = Path(out).expanduser().resolve() if out is not None else runs_dir() / settings.key
         return replace(settings, out=str(folder))
 
@@ -130,11 +132,15 @@ class Evaluation(Analysis):
         with results.writing():
             previous = results.manifest()
             if previous is not None and previous.get("key") != self.key:
-                raise ValueError(f"{self.out} holds another evaluation (other settings); choose another results directory")
+                raise ValueError(
+                    f"{self.out} holds another evaluation (other settings); choose another results directory"
+                )
             with self.data.open(inputs.data_roots, inputs.limits) as index:
                 yield from self._run(inputs, ctx, results, index, previous)
 
-    def _run(self, inputs: EvaluationInputs, ctx: JobContext, results: ResultsDir, index, previous) -> Iterator["EvaluationResult"]:
+    def _run(
+        self, inputs: EvaluationInputs, ctx: JobContext, results: ResultsDir, index, previous
+    ) -> Iterator["EvaluationResult"]:
         n = len(index)
         chunks = math.ceil(n / self.chunk_size)
         rows = [tuple(range(c * self.chunk_size, min(n, (c + 1) * self.chunk_size))) for c in range(chunks)]
@@ -157,13 +163,17 @@ class Evaluation(Analysis):
         def progress(model_index: int, chunk: int, passes: int) -> None:
             """Passes done inside a chunk, as a fraction of its images (the local executor)."""
             size = len(rows[chunk])
-            units = min(size, reported.get((model_index, chunk), 0.0) + passes / passes_per_image) - reported.get((model_index, chunk), 0.0)
+            units = min(size, reported.get((model_index, chunk), 0.0) + passes / passes_per_image) - reported.get(
+                (model_index, chunk), 0.0
+            )
             reported[(model_index, chunk)] = reported.get((model_index, chunk), 0.0) + units
             ctx.advance(units)
 
         started = time.perf_counter()
         if tasks:
-            ctx.working_on(f"{self.models[tasks[0].model_index].label}: {len(tasks)} chunk(s) of {self.chunk_size} image(s) to go")
+            ctx.working_on(
+                f"{self.models[tasks[0].model_index].label}: {len(tasks)} chunk(s) of {self.chunk_size} image(s) to go"
+            )
             ctx.start_clock()
         run["images_computed"] = 0
         try:
@@ -198,18 +208,45 @@ class Evaluation(Analysis):
 
     def _manifest(self, previous: dict | None, index, chunks: int) -> dict[str, Any]:
         manifest = dict(previous or {})
-        manifest.update({
-            "format": FORMAT, "kind": self.kind, "key": self.key, "title": self.title, "settings": self.settings_record(),
-            "images": len(index), "chunks": chunks, "chunk_size": self.chunk_size, "classes": index.classes,
-            "data": {"label": self.data.label, "kind": self.data.kind, "path": self.data.path, "name": index.name,
-                     "skipped": index.skipped[:1000]},
-            "models": [{"index": i, "label": s.label, "kind": s.kind, "path": s.name, "arch": s.arch, "digest": s.digest}
-                       for i, s in enumerate(self.models)],
-            "methods": [{"ident": s.ident, "key": s.key, "label": s.label, "params": s.resolved} for s in self.methods],
-            "scores": [{"key": info.key, "name": info.name, "metric": c.key, "higher_is_better": info.higher_is_better,
-                        "column": SCORE_PREFIX + info.key} for c in self.metrics for info in get_metric(c.key).scores],
-            "versions": _versions(),
-        })
+        manifest.update(
+            {
+                "format": FORMAT,
+                "kind": self.kind,
+                "key": self.key,
+                "title": self.title,
+                "settings": self.settings_record(),
+                "images": len(index),
+                "chunks": chunks,
+                "chunk_size": self.chunk_size,
+                "classes": index.classes,
+                "data": {
+                    "label": self.data.label,
+                    "kind": self.data.kind,
+                    "path": self.data.path,
+                    "name": index.name,
+                    "skipped": index.skipped[:1000],
+                },
+                "models": [
+                    {"index": i, "label": s.label, "kind": s.kind, "path": s.name, "arch": s.arch, "digest": s.digest}
+                    for i, s in enumerate(self.models)
+                ],
+                "methods": [
+                    {"ident": s.ident, "key": s.key, "label": s.label, "params": s.resolved} for s in self.methods
+                ],
+                "scores": [
+                    {
+                        "key": info.key,
+                        "name": info.name,
+                        "metric": c.key,
+                        "higher_is_better": info.higher_is_better,
+                        "column": SCORE_PREFIX + info.key,
+                    }
+                    for c in self.metrics
+                    for info in get_metric(c.key).scores
+                ],
+                "versions": _versions(),
+            }
+        )
         manifest.setdefault("created", time.time())
         manifest.setdefault("runs", [])
         return manifest

@@ -34,12 +34,24 @@ from .sources import RawImage
 SCORE_PREFIX = "auc_"
 
 FIXED_COLUMNS = [
-    ("model_index", pa.int32()), ("model", pa.string()), ("model_id", pa.string()), ("model_path", pa.string()),
-    ("image_index", pa.int64()), ("image", pa.string()), ("image_id", pa.string()),
-    ("label", pa.string()), ("label_index", pa.int64()),
-    ("prediction", pa.int64()), ("prediction_name", pa.string()), ("probability", pa.float64()), ("correct", pa.bool_()),
-    ("explained_class", pa.int64()), ("explained_name", pa.string()), ("explained_probability", pa.float64()),
-    ("method", pa.string()), ("method_label", pa.string()),
+    ("model_index", pa.int32()),
+    ("model", pa.string()),
+    ("model_id", pa.string()),
+    ("model_path", pa.string()),
+    ("image_index", pa.int64()),
+    ("image", pa.string()),
+    ("image_id", pa.string()),
+    ("label", pa.string()),
+    ("label_index", pa.int64()),
+    ("prediction", pa.int64()),
+    ("prediction_name", pa.string()),
+    ("probability", pa.float64()),
+    ("correct", pa.bool_()),
+    ("explained_class", pa.int64()),
+    ("explained_name", pa.string()),
+    ("explained_probability", pa.float64()),
+    ("method", pa.string()),
+    ("method_label", pa.string()),
 ]
 CURVE_SCHEMA = pa.schema([
     ("model_index", pa.int32()), ("image_index", pa.int64()), ("method", pa.string()), ("score", pa.string()),
@@ -112,7 +124,11 @@ def evaluate_chunk(
         usable = [i for i, t in enumerate(label_index) if t is not None]
         notes += [f"{kept[i].name}: its label {kept[i].label!r} names no class of {bundle.name}"
                   for i in range(len(kept)) if label_index[i] is None]
-        images, kept, label_index = [images[i] for i in usable], [kept[i] for i in usable], [label_index[i] for i in usable]
+        images, kept, label_index = (
+            [images[i] for i in usable],
+            [kept[i] for i in usable],
+            [label_index[i] for i in usable],
+        )
     columns: dict[str, list] = {name: [] for name, _ in FIXED_COLUMNS}
     columns.update({SCORE_PREFIX + k: [] for k in keys})
     columns["skipped"] = []
@@ -125,7 +141,9 @@ def evaluate_chunk(
         if progress is not None:
             progress(len(images))
         confidence, prediction = probs.max(dim=1)
-        targets = prediction.clone() if settings.class_mode == "top1" else torch.as_tensor(label_index, dtype=torch.long)
+        targets = (
+            prediction.clone() if settings.class_mode == "top1" else torch.as_tensor(label_index, dtype=torch.long)
+        )
         names = bundle.class_names
         base = {
             "model_index": model_index, "model": bundle.name, "model_id": bundle.model_id, "model_path": model_path,
@@ -166,11 +184,21 @@ def evaluate_chunk(
             for i, raw in enumerate(kept):
                 t, p = int(targets[i]), int(prediction[i])
                 row = {
-                    **base, "image_index": raw.index, "image": raw.name, "image_id": digests[i], "label": raw.label,
-                    "label_index": label_index[i], "prediction": p, "prediction_name": names[p],
-                    "probability": float(confidence[i]), "correct": None if label_index[i] is None else label_index[i] == p,
-                    "explained_class": t, "explained_name": names[t], "explained_probability": float(probs[i, t]),
-                    "method": spec.ident, "method_label": spec.label,
+                    **base,
+                    "image_index": raw.index,
+                    "image": raw.name,
+                    "image_id": digests[i],
+                    "label": raw.label,
+                    "label_index": label_index[i],
+                    "prediction": p,
+                    "prediction_name": names[p],
+                    "probability": float(confidence[i]),
+                    "correct": None if label_index[i] is None else label_index[i] == p,
+                    "explained_class": t,
+                    "explained_name": names[t],
+                    "explained_probability": float(probs[i, t]),
+                    "method": spec.ident,
+                    "method_label": spec.label,
                 }
                 for name, value in row.items():
                     columns[name].append(value)

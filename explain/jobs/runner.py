@@ -311,7 +311,9 @@ class _Pools:
     def executor(self, pool: str) -> ThreadPoolExecutor:
         with self.lock:
             if pool not in self.executors:
-                self.executors[pool] = ThreadPoolExecutor(max_workers=self.sizes.get(pool, 1), thread_name_prefix=f"job-{pool}")
+                self.executors[pool] = ThreadPoolExecutor(
+                    max_workers=self.sizes.get(pool, 1), thread_name_prefix=f"job-{pool}"
+                )
             return self.executors[pool]
 
 
@@ -414,12 +416,21 @@ class JobRunner:
         def on_progress(progress: Progress) -> None:
             job._set(progress=progress)
 
-        return JobContext(self.store.parts(key), self.store.shared, should_stop=job.cancel_event.is_set, on_progress=on_progress)
+        return JobContext(
+            self.store.parts(key), self.store.shared, should_stop=job.cancel_event.is_set, on_progress=on_progress
+        )
 
     def _record(self, job: Job, **extra: Any) -> dict[str, Any]:
         return {
-            "key": job.key, "kind": job.kind, "title": job.title, "settings": job.analysis.settings_record(),
-            "state": job.state, "created": job.created, "progress": job.progress.to_record(), "error": job.error, **extra,
+            "key": job.key,
+            "kind": job.kind,
+            "title": job.title,
+            "settings": job.analysis.settings_record(),
+            "state": job.state,
+            "created": job.created,
+            "progress": job.progress.to_record(),
+            "error": job.error,
+            **extra,
         }
 
     def _execute(self, job: Job, inputs: Any) -> None:

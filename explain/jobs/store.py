@@ -75,7 +75,9 @@ class PartStore:
     def count(self) -> int:
         if not self.root.is_dir():
             return 0
-        return sum(1 for p in self.root.iterdir() if not p.name.startswith(TMP_PREFIX) and p.suffix in (".json", ".npz"))
+        return sum(
+            1 for p in self.root.iterdir() if not p.name.startswith(TMP_PREFIX) and p.suffix in (".json", ".npz")
+        )
 
 
 class JobStore:

@@ -87,7 +87,10 @@ class PredictionCache:
         """Store (and return) the top-5 of `logits` (N, K), one row per digest."""
         probs = logits.float().softmax(dim=1)
         values, indices = probs.topk(min(TOP_K, probs.shape[1]), dim=1)
-        rows = [tuple((int(i), bundle.class_names[int(i)], float(v)) for v, i in zip(vs, ids)) for vs, ids in zip(values, indices)]
+        rows = [
+            tuple((int(i), bundle.class_names[int(i)], float(v)) for v, i in zip(vs, ids))
+            for vs, ids in zip(values, indices)
+        ]
         with self._lock:
             for digest, row in zip(digests, rows, strict=True):
                 self._entries[(bundle.model_id, digest)] = row

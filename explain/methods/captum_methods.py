@@ -39,11 +39,18 @@ def integrated_gradients(
     """Captum's Integrated Gradients from `baselines` to `x`, (N, C, H, W), the path's
     points evaluated `bundle.batch_size` at a time."""
     return captum_attr.IntegratedGradients(bundle.model).attribute(
-        x, baselines=baselines, target=target, n_steps=n_steps, method=integration, internal_batch_size=bundle.batch_size,
+        x,
+        baselines=baselines,
+        target=target,
+        n_steps=n_steps,
+        method=integration,
+        internal_batch_size=bundle.batch_size,
     )
 
 
-def _integrated_gradients(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
+def _integrated_gradients(
+    bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]
+) -> torch.Tensor:
     return integrated_gradients(bundle, x, target, torch.zeros_like(x), p["n_steps"], p["integration"])
 
 
@@ -137,19 +144,21 @@ register(Method(
     description="Input times its gradient, summed over channels.",
     reference="Shrikumar et al. 2016, Not Just a Black Box",
 ))
-register(Method(
-    key="integrated_gradients",
-    label="Integrated Gradients",
-    compute=_integrated_gradients,
-    description="Path integral of gradients from the mean image (zero after normalisation) to the input; sums to f(x) - f(baseline).",
-    reference="Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks",
-    params=(
-        Param("n_steps", "Integration steps", 32, 2, 512, 1),
-        Param("integration", "Integration rule", "gausslegendre", choices=("gausslegendre", "riemann_middle")),
-    ),
-    evals_per_image=lambda p, size: int(p["n_steps"]),
-    batched_internally=True,
-))
+register(
+    Method(
+        key="integrated_gradients",
+        label="Integrated Gradients",
+        compute=_integrated_gradients,
+        description="Path integral of gradients from the mean image (zero after normalisation) to the input; sums to f(x) - f(baseline).",
+        reference="Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks",
+        params=(
+            Param("n_steps", "Integration steps", 32, 2, 512, 1),
+            Param("integration", "Integration rule", "gausslegendre", choices=("gausslegendre", "riemann_middle")),
+        ),
+        evals_per_image=lambda p, size: int(p["n_steps"]),
+        batched_internally=True,
+    )
+)
 register(Method(
     key="guided_backprop",
     label="Guided Backprop",
@@ -186,31 +195,35 @@ register(Method(
     reference="Shrikumar et al. 2017, Learning Important Features Through Propagating Activation Differences",
     sees_rectifiers=True,
 ))
-register(Method(
-    key="occlusion",
-    label="Occlusion",
-    compute=_occlusion,
-    description="Drop in the class logit when a square window is set to the mean image, averaged over the windows covering each pixel.",
-    reference="Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
-    params=(
-        Param("window", "Window size (pixels)", 32, 4, 224, 4),
-        Param("stride", "Stride (pixels)", 16, 2, 224, 2),
-    ),
-    family="perturbation",
-    evals_per_image=_occlusion_evals,
-    batched_internally=True,
-))
-register(Method(
-    key="gradient_shap",
-    label="GradientSHAP",
-    compute=_gradient_shap,
-    description="Expected gradients: input-minus-baseline times gradients at random points between noisy input and black/mean/white baselines.",
-    reference="Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions",
-    params=(
-        Param("n_samples", "Samples", 16, 1, 256, 1),
-        Param("stdev", "Input noise (std, normalised units)", 0.09, 0.0, 1.0, 0.01),
-        Param("seed", "Random seed", 0, 0, 2**31 - 1, 1),
-    ),
-    evals_per_image=lambda p, size: int(p["n_samples"]),
-    batched_internally=True,
-))
+register(
+    Method(
+        key="occlusion",
+        label="Occlusion",
+        compute=_occlusion,
+        description="Drop in the class logit when a square window is set to the mean image, averaged over the windows covering each pixel.",
+        reference="Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
+        params=(
+            Param("window", "Window size (pixels)", 32, 4, 224, 4),
+            Param("stride", "Stride (pixels)", 16, 2, 224, 2),
+        ),
+        family="perturbation",
+        evals_per_image=_occlusion_evals,
+        batched_internally=True,
+    )
+)
+register(
+    Method(
+        key="gradient_shap",
+        label="GradientSHAP",
+        compute=_gradient_shap,
+        description="Expected gradients: input-minus-baseline times gradients at random points between noisy input and black/mean/white baselines.",
+        reference="Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions",
+        params=(
+            Param("n_samples", "Samples", 16, 1, 256, 1),
+            Param("stdev", "Input noise (std, normalised units)", 0.09, 0.0, 1.0, 0.01),
+            Param("seed", "Random seed", 0, 0, 2**31 - 1, 1),
+        ),
+        evals_per_image=lambda p, size: int(p["n_samples"]),
+        batched_internally=True,
+    )
+)

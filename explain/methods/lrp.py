@@ -42,7 +42,10 @@ class ExactMergeBatchNorm(SequentialMergeBatchNorm):
     @staticmethod
     def merge_batch_norm(modules: Any, batch_norm: nn.Module) -> None:
         SequentialMergeBatchNorm.merge_batch_norm(modules, batch_norm)
-        if not isinstance(batch_norm, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) or batch_norm.running_var is None:
+        if (
+            not isinstance(batch_norm, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))
+            or batch_norm.running_var is None
+        ):
             raise TypeError(f"{type(batch_norm).__name__} is not a BatchNorm with running statistics")
         batch_norm.running_var.data = torch.full_like(batch_norm.running_var.data, 1.0 - batch_norm.eps)
 
@@ -192,7 +195,9 @@ def input_bounds(bundle: ModelBundle, device: torch.device) -> tuple[torch.Tenso
 
 COMPOSITES: dict[str, Callable[[ModelBundle, torch.device, list[Canonizer]], Composite]] = {
     "epsilon_plus_flat": lambda bundle, device, canonizers: EpsilonPlusFlat(canonizers=canonizers),
-    "epsilon_gamma_box": lambda bundle, device, canonizers: EpsilonGammaBox(*input_bounds(bundle, device), canonizers=canonizers),
+    "epsilon_gamma_box": lambda bundle, device, canonizers: EpsilonGammaBox(
+        *input_bounds(bundle, device), canonizers=canonizers
+    ),
     "epsilon_alpha2_beta1": lambda bundle, device, canonizers: EpsilonAlpha2Beta1(canonizers=canonizers),
 }
 

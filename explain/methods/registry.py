@@ -255,7 +255,11 @@ def attribute(
     if spec.sees_rectifiers:
         bundle = bundle.with_rectifiers()
     n = images.shape[0]
-    per_chunk = n if spec.batched_internally else max(1, bundle.batch_size // max(1, spec.evals_per_image(resolved, images.shape[-1])))
+    per_chunk = (
+        n
+        if spec.batched_internally
+        else max(1, bundle.batch_size // max(1, spec.evals_per_image(resolved, images.shape[-1])))
+    )
     per_chunk = min(per_chunk, bundle.batch_size)
     maps = []
     with bundle.lock:

@@ -44,7 +44,9 @@ def other_classes(targets: Sequence[int], num_classes: int, seed: int, digests: 
         raise ValueError("the random-logit check needs a model with at least two classes")
     out = []
     for i, target in enumerate(targets):
-        name = int.from_bytes(digests[i].encode("utf-8"), "big") if i < len(digests) else i  # any length: SeedSequence takes it
+        name = (
+            int.from_bytes(digests[i].encode("utf-8"), "big") if i < len(digests) else i
+        )  # any length: SeedSequence takes it
         draw = int(np.random.default_rng([seed, name]).integers(num_classes - 1))
         out.append(draw + (draw >= int(target)))  # skip the target: uniform over the others
     return out

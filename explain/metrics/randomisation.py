@@ -147,7 +147,9 @@ def randomised_bundles(bundle: ModelBundle, example: torch.Tensor, order: str, m
     under its lock."""
     with bundle.lock:
         model = copy.deepcopy(bundle.model)
-        rectifier = None if bundle.rectifier_model is None else share_tensors(model, copy.deepcopy(bundle.rectifier_model))
+        rectifier = (
+            None if bundle.rectifier_model is None else share_tensors(model, copy.deepcopy(bundle.rectifier_model))
+        )
     layers = group_layers(model, forward_order(model, example.to(bundle.device, torch.float32)))
     steps = plan_steps(layers, order, max_steps)
     trained: dict[str, dict[str, torch.Tensor]] = {}  # independent: the trained state of the last step's modules
@@ -180,7 +182,10 @@ def randomised_maps(data: MetricInput, params: Mapping[str, Any], order: str,
     per_map = data.passes_per_map
     total = int(params["max_steps"]) * len(targets) * per_map
     done = 0
-    for step, random_bundle in randomised_bundles(data.bundle, images[:1], order, int(params["max_steps"]), int(params["seed"])):
+    for step, random_bundle in randomised_bundles(
+        data.bundle, images[:1], order, int(params["max_steps"]), int(params["seed"])
+    ):
+
         def progress(finished: int, n: int, before: int = done) -> None:
             if data.progress is not None:
                 data.progress(before + finished * per_map, total)
@@ -237,8 +242,12 @@ def randomisation_strip(data: MetricInput, params: Mapping[str, Any], index: int
     for step, randomised in randomised_maps(quiet, params, order, slice(index, index + 1)):
         maps.append(np.asarray(randomised[0]))
         captions.append(("up to " if order == "cascading" else "only ") + step.label)
-    return Strip(np.stack([picture] * len(maps)), tuple(captions), maps=np.stack(maps),
-                 note=f"{data.method.label}: |map| of each model, each scaled to its own range; layers named by the deepest one randomised.")
+    return Strip(
+        np.stack([picture] * len(maps)),
+        tuple(captions),
+        maps=np.stack(maps),
+        note=f"{data.method.label}: |map| of each model, each scaled to its own range; layers named by the deepest one randomised.",
+    )
 
 
 PARAMS = (

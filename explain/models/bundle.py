@@ -97,7 +97,9 @@ class ModelBundle:
 
     @property
     def card(self) -> ModelCard:
-        return ModelCard(self.name, self.weights, str(self.device), self.model_id, self.num_classes, self.num_parameters)
+        return ModelCard(
+            self.name, self.weights, str(self.device), self.model_id, self.num_classes, self.num_parameters
+        )
 
     def cam_feature_maps(self, output: torch.Tensor) -> torch.Tensor:
         """The CAM layer's output (or its gradient) as (N, C, h, w) feature maps."""

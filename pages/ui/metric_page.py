@@ -82,8 +82,16 @@ def render_group(keys: Sequence[str], page: str, title: str) -> None:
                        run and chosen[metric.key], show_units)
 
 
-def metric_results(metric: MetricFamily, page: str, prepared: PreparedImages, subject: Any, methods: tuple[MethodSpec, ...],
-                   params: dict[str, Any], run: bool, show_units: bool) -> None:
+def metric_results(
+    metric: MetricFamily,
+    page: str,
+    prepared: PreparedImages,
+    subject: Any,
+    methods: tuple[MethodSpec, ...],
+    params: dict[str, Any],
+    run: bool,
+    show_units: bool,
+) -> None:
     """One family's analysis for these settings: started on `run`, drawn live (figures,
     score table, Add to report, the per-image view) while it matches them."""
     try:
@@ -97,8 +105,10 @@ def metric_results(metric: MetricFamily, page: str, prepared: PreparedImages, su
         for info in metric.scores:
             first = next(iter(result.curves.get(info.key, {}).values()), None)
             if first is not None and first.skipped:
-                st.warning(f"{info.short_name}: {len(first.skipped)} of {len(names)} image(s) skipped, as the reference "
-                           "does: " + "; ".join(f"{names[s.index]}: {s.reason}" for s in first.skipped))
+                st.warning(
+                    f"{info.short_name}: {len(first.skipped)} of {len(names)} image(s) skipped, as the reference "
+                    "does: " + "; ".join(f"{names[s.index]}: {s.reason}" for s in first.skipped)
+                )
         figures = list(result.figures(show_units).items())
         for start in range(0, len(figures), FIGURES_PER_ROW):
             row = figures[start : start + FIGURES_PER_ROW]

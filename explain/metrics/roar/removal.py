@@ -27,7 +27,9 @@ def pixel_order(maps: np.ndarray, seed: int) -> np.ndarray:
     return order.astype(np.int32 if scores.shape[1] > 32767 else np.int16)
 
 
-def degrade(images: torch.Tensor, order: np.ndarray, fraction: float, fill: torch.Tensor, keep: bool = False) -> torch.Tensor:
+def degrade(
+    images: torch.Tensor, order: np.ndarray, fraction: float, fill: torch.Tensor, keep: bool = False
+) -> torch.Tensor:
     """Replace the top `fraction` of pixels (per `order`) by `fill` (one value per channel);
     with `keep`, keep the top fraction and replace all the others (KAR)."""
     n, c, h, w = images.shape
