@@ -9,7 +9,8 @@ Occlusion run) and forward+backward passes to the input (what the gradient metho
 run). Sizes are interleaved within each repeat, so load drifts hit them alike; the
 figure is the median over repeats of milliseconds per image, and its ratio to the best
 size. One thread by default: with two threads on a shared 2-core machine, OpenMP's
-barriers wait on descheduled threads and the figures swing tenfold. Run with EXPLAIN_MALLOC_THRESHOLD=off to see the sizes without the allocator fix.
+barriers wait on descheduled threads and the figures swing tenfold. Run with
+EXPLAIN_MALLOC_THRESHOLD=off to see the sizes without the allocator fix.
 """
 
 from __future__ import annotations

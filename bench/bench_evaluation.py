@@ -2,7 +2,8 @@
 against what it has to compute, the Ray executor against the local one, SIC/AIC against
 the PAIR reference, and CPU batch sizes.
 
-    .venv/bin/python bench/bench_evaluation.py [--images 32] [--ray-images 1000] [--ray-repeats 1] [--pic-images 1] [--repeats 3]
+    .venv/bin/python bench/bench_evaluation.py [--images 32] [--ray-images 1000] [--ray-repeats 1] [--pic-images 1] \
+        [--repeats 3]
     .venv/bin/python bench/bench_evaluation.py --batches      # only (d)
 
 Models: the small CNN trained on the bundled MNIST subset for 1, 2 and 3 epochs (the
@@ -152,7 +153,8 @@ def part_a(ckpts: list[Path], images: int, repeats: int, work: Path) -> None:
     passes = 1 + len(METHODS) + metric_passes(first.methods, first.metrics, 1, 28)
     print(
         f"\n(a) local executor, 3 small-CNN checkpoints x {images} MNIST images x {', '.join(METHODS)}, "
-        f"deletion/insertion (32 steps), chunks of {first.chunk_size}; 1 thread, CPU seconds, median of {repeats}; {load()}"
+        f"deletion/insertion (32 steps), chunks of {first.chunk_size}; 1 thread, CPU seconds, median of {repeats}; "
+        f"{load()}"
     )
     print(f"    {passes:.0f} passes per image and model: 1 prediction, {len(METHODS)} forward+backward, "
           f"{passes - 1 - len(METHODS):.0f} forward")

@@ -64,7 +64,8 @@ def main() -> None:
     x = bundle.preprocess_batch([explain.load_sample(n) for n in names])
     maps = {m: explain.attribute(bundle, x, m) for m in args.methods}
     print(
-        f"model {bundle.name} on {bundle.device}, batch size {bundle.batch_size}, torch threads {torch.get_num_threads()}"
+        f"model {bundle.name} on {bundle.device}, batch size {bundle.batch_size}, torch threads "
+        f"{torch.get_num_threads()}"
     )
     print(f"images {names}, methods {args.methods}")
 
@@ -147,7 +148,8 @@ def pic_comparison(
     print(f"\n[SIC+AIC] {k} image(s) x {len(maps)} method(s), {len(DEFAULT_THRESHOLDS)} thresholds, "
           f"{torch.get_num_threads()} torch threads (the CPU pool as many)")
     print(
-        f"  ours      : {wall:8.3f} s wall, {cpu:8.3f} s CPU, {wall / pairs:.3f} s per image and method (median of {len(ours)})"
+        f"  ours      : {wall:8.3f} s wall, {cpu:8.3f} s CPU, {wall / pairs:.3f} s per image and method (median of "
+        f"{len(ours)})"
     )
     print(f"  reference : {ref_wall:8.3f} s wall, {ref_cpu:8.3f} s CPU, {ref_wall / pairs:.3f} s per image and method "
           f"(saliency.metrics.pic, SIC + AIC)")

@@ -42,11 +42,13 @@ def main() -> None:
     settings = roar.RoarSettings(methods=tuple(MethodSpec.of(m) for m in roar.DEFAULT_METHODS))
     threads = args.threads or training_threads()
     print(
-        f"torch {torch.__version__}, {threads} thread(s), {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}"
+        f"torch {torch.__version__}, {threads} thread(s), {os.cpu_count()} CPU(s), load average "
+        f"{os.getloadavg()[0]:.1f}"
     )
     print(f"{dataset.describe()}; loaded in {load_s:.1f} s")
     print(
-        f"methods: {', '.join(m.ident for m in settings.all_methods)}; fractions: {', '.join(f'{f:.0%}' for f in settings.fractions)}; "
+        f"methods: {', '.join(m.ident for m in settings.all_methods)}; fractions: "
+        f"{', '.join(f'{f:.0%}' for f in settings.fractions)}; "
         f"recipe: {settings.recipe}"
     )
     analysis = RoarAnalysis.of(dataset, settings)
@@ -65,7 +67,8 @@ def main() -> None:
         print(f"  {name:<12} {t[name]:7.1f} s  ({t[name] / total:5.1%})")
     print(
         f"  median per retraining + evaluation: {statistics.median(per_training):.2f} s "
-        f"(base model training {t['base_model']:.2f} s; ratio {statistics.median(per_training) / max(t['base_model'], 1e-9):.2f})"
+        f"(base model training {t['base_model']:.2f} s; ratio "
+        f"{statistics.median(per_training) / max(t['base_model'], 1e-9):.2f})"
     )
     n_images = len(dataset.train_y) + len(dataset.test_y)
     print(f"  attribution: {t['attribution'] / n_images / len(settings.all_methods) * 1e3:.2f} ms per image and method "

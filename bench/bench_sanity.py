@@ -63,7 +63,8 @@ def main() -> None:
 
     copying = median_cpu_seconds(copy_and_randomise, args.repeats)
     print(
-        f"copy of the model + re-initialising all {len(layers)} layers: {copying:.3f} s (once per run; each step re-draws only its layers)"
+        f"copy of the model + re-initialising all {len(layers)} layers: {copying:.3f} s (once per run; each step "
+        "re-draws only its layers)"
     )
     print(f"\n{'method':18s} {'run s':>8s} {'passes':>7s} {'bare s':>8s} {'ratio':>6s} {'similarities s':>15s}")
     for key in [k for k in args.methods.split(",") if k]:

@@ -269,7 +269,8 @@ def bench_forms(bundle: explain.ModelBundle, repeats: int) -> None:
         t = interleaved({k: make(m) for k, m in forms.items()}, repeats)
         print(
             f"  {label:17s} fast {t['fast'] / len(x) * 1e3:5.1f} ({t['fast'] / t['before']:.2f}x), "
-            f"split {t['split'] / len(x) * 1e3:5.1f} ({t['split'] / t['before']:.2f}x), before {t['before'] / len(x) * 1e3:5.1f}"
+            f"split {t['split'] / len(x) * 1e3:5.1f} ({t['split'] / t['before']:.2f}x), before "
+            f"{t['before'] / len(x) * 1e3:5.1f}"
         )
 
 
@@ -308,7 +309,8 @@ def bench_allocator(threads: int, repeats: int) -> None:
     for label, rows in results.items():
         med = {k: statistics.median(r[k] for r in rows) for k in ("user", "sys", "wall")}
         print(
-            f"  threshold {rows[0]['threshold']!s:>10}: user {med['user'] * 1e3:5.1f} ms, sys {med['sys'] * 1e3:5.1f} ms, "
+            f"  threshold {rows[0]['threshold']!s:>10}: user {med['user'] * 1e3:5.1f} ms, sys {med['sys'] * 1e3:5.1f} "
+            "ms, "
             f"wall {med['wall'] * 1e3:5.1f} ms per image"
         )
 

@@ -149,7 +149,8 @@ def open_results() -> None:
     labels = {
         str(
             p
-        ): f"{EvaluationResult.open(p).title} · {time.strftime('%Y-%m-%d %H:%M', time.localtime((p / '_manifest.json').stat().st_mtime))}"
+        ): f"{EvaluationResult.open(p).title} · "
+           f"{time.strftime('%Y-%m-%d %H:%M', time.localtime((p / '_manifest.json').stat().st_mtime))}"
         for p in runs
     }
     c1, c2 = st.columns(2)

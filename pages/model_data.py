@@ -141,7 +141,8 @@ with st.form(f"byom_settings:{suffix}", border=True):
     layers = cam_layer_options(base)
     if layers:
         layer = st.selectbox(
-            "CAM layer (convolutional layers, last first; the first one feeds the pooling + linear head that CAM needs)",
+            "CAM layer (convolutional layers, last first; the first one feeds the pooling + linear head that CAM "
+            "needs)",
             layers,
             index=layers.index(bundle.cam_layer) if bundle.cam_layer in layers else 0,
             key=f"byom_cam_layer:{suffix}",

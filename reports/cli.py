@@ -343,7 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "list":
             for saved in store.list():
                 print(
-                    f"{saved.id}  {saved.created}  {saved.size_bytes / 2**20:.1f} MB  {saved.title}  {share_link(saved.id, args.base_url)}"
+                    f"{saved.id}  {saved.created}  {saved.size_bytes / 2**20:.1f} MB  {saved.title}  "
+                    f"{share_link(saved.id, args.base_url)}"
                 )
         elif args.command == "delete":
             store.delete(args.id)

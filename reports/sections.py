@@ -357,7 +357,8 @@ def roar_section(result: RoarResult, title: str = "ROAR: remove and retrain") ->
         description=(
             f"For each method and fraction, the most important pixels of every train and test image are "
             f"{'kept (the rest replaced' if settings.mode == 'kar' else 'replaced'} by the per-channel mean"
-            f"{')' if settings.mode == 'kar' else ''}, the same network is retrained from scratch and its test accuracy "
+            f"{')' if settings.mode == 'kar' else ''}, the same network is retrained from scratch and its test "
+            "accuracy "
             f"reported (Hooker et al., NeurIPS 2019). Dataset: {result.analysis.dataset_name}. Network: "
             f"{result.architecture}; unmodified test accuracy {base}. The dashed grey line is the random ranking: a "
             "faithful method makes accuracy fall faster than it."
@@ -458,7 +459,8 @@ def benchmark_section(
             f"{len(result.models)} checkpoint(s) ({', '.join(result.models)}) explained on {manifest.get('images', 0)} "
             f"image(s) of {manifest.get('data', {}).get('label', '')} by {len(methods)} method(s), explaining "
             f"{'each image’s label' if settings.get('class_mode') == 'label' else 'each image’s top-1 prediction'}. "
-            f"Scores are each metric's per-image area under its curve; {'; '.join(f'{s.name}: {s.direction}' for s in result.scores)}."
+            "Scores are each metric's per-image area under its curve; "
+            f"{'; '.join(f'{s.name}: {s.direction}' for s in result.scores)}."
             + state
         ),
         context=make_context(

@@ -216,7 +216,8 @@ def test_a_one_pixel_wide_image_costs_little_to_preprocess():
             image = explain.load_image_bytes(data, name + ".png")
             started = time.perf_counter()
             batch = bundle.preprocess_batch([image])
-            result[name] = [time.perf_counter() - started, list(batch.shape), float(bundle.to_display(batch)[0, ..., 0].mean())]
+            shown = float(bundle.to_display(batch)[0, ..., 0].mean())
+            result[name] = [time.perf_counter() - started, list(batch.shape), shown]
     """)
     for name in files:
         seconds, shape, red = measured[name]

@@ -163,7 +163,8 @@ from tests.synthetic import PatchCNN, bundle_of
 from tests.test_jobs import photos
 bundle = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
 prepared = prepare_images(bundle, photos())
-job = default_runner().submit(AttributionMaps(prepared.subject(), (MethodSpec.of("occlusion", {"window": 4, "stride": 2}),)), prepared)
+occlusion = MethodSpec.of("occlusion", {"window": 4, "stride": 2})
+job = default_runner().submit(AttributionMaps(prepared.subject(), (occlusion,)), prepared)
 job.wait()
 """
     cache = tmp_path / "cache"

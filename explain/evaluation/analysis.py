@@ -202,7 +202,8 @@ class Evaluation(Analysis):
 
     # ------------------------------------------------------------------ manifest
     def _passes_per_image(self) -> float:
-        """Model passes per image (one model, all methods and metrics) at a nominal size, for progress inside a chunk."""
+        """Model passes per image (one model, all methods and metrics) at a nominal size,
+        for progress inside a chunk."""
         maps = sum(get_method(s.key).evals_per_image(s.resolved, 224) for s in self.methods)
         return float(max(1, 1 + maps + metric_passes(self.methods, self.metrics, 1, 224)))
 

@@ -259,7 +259,8 @@ register(
         key="cam",
         label="CAM",
         compute=_cam,
-        description="Feature maps before global average pooling weighted by the linear head's weights for the class; upsampled bilinearly.",
+        description="Feature maps before global average pooling weighted by the linear head's weights for the class; "
+                    "upsampled bilinearly.",
         reference="Zhou et al. 2016, Learning Deep Features for Discriminative Localization",
         family="cam",
         requires="linear_head",
@@ -275,7 +276,8 @@ register_cam_variant(
     "XGrad-CAM",
     _xgradcam_weights,
     True,
-    "ReLU of the feature maps weighted by their gradients averaged with the maps' own normalised activations as weights",
+    "ReLU of the feature maps weighted by their gradients averaged with the maps' own normalised activations "
+    "as weights",
     "Fu et al. 2020, Axiom-based Grad-CAM",
 )
 register_cam_variant(
@@ -288,7 +290,8 @@ register_cam_variant(
     "Eigen-CAM",
     _eigencam_weights,
     False,
-    "ReLU of the channel-centred feature maps projected on their first principal component (no gradient, class-agnostic)",
+    "ReLU of the channel-centred feature maps projected on their first principal component (no gradient, "
+    "class-agnostic)",
     "Muhammad & Yeasin 2020, Eigen-CAM",
     centred=True,
 )

@@ -149,7 +149,8 @@ register(
         key="integrated_gradients",
         label="Integrated Gradients",
         compute=_integrated_gradients,
-        description="Path integral of gradients from the mean image (zero after normalisation) to the input; sums to f(x) - f(baseline).",
+        description="Path integral of gradients from the mean image (zero after normalisation) to the input; sums to "
+                    "f(x) - f(baseline).",
         reference="Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks",
         params=(
             Param("n_steps", "Integration steps", 32, 2, 512, 1),
@@ -171,7 +172,8 @@ def _token_layer(bundle: ModelBundle) -> str | None:
     if bundle.cam_reshape is None:
         return None
     return (
-        f"Captum's Guided Grad-CAM needs convolutional feature maps; {bundle.name}'s CAM layer gives transformer tokens "
+        f"Captum's Guided Grad-CAM needs convolutional feature maps; {bundle.name}'s CAM layer gives transformer "
+        "tokens "
         f"(the in-house CAM methods reshape them)."
     )
 
@@ -200,7 +202,8 @@ register(
         key="occlusion",
         label="Occlusion",
         compute=_occlusion,
-        description="Drop in the class logit when a square window is set to the mean image, averaged over the windows covering each pixel.",
+        description="Drop in the class logit when a square window is set to the mean image, averaged over the windows "
+                    "covering each pixel.",
         reference="Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
         params=(
             Param("window", "Window size (pixels)", 32, 4, 224, 4),
@@ -216,7 +219,8 @@ register(
         key="gradient_shap",
         label="GradientSHAP",
         compute=_gradient_shap,
-        description="Expected gradients: input-minus-baseline times gradients at random points between noisy input and black/mean/white baselines.",
+        description="Expected gradients: input-minus-baseline times gradients at random points between noisy input "
+                    "and black/mean/white baselines.",
         reference="Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions",
         params=(
             Param("n_samples", "Samples", 16, 1, 256, 1),

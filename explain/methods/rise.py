@@ -74,7 +74,8 @@ register(
         compute=_rise,
         description=(
             "Class probability of the image under random smooth masks, averaged with the masks as weights: "
-            "sum_i f_c(x * M_i) M_i / (N p). The default of 500 masks keeps it to about 500 forward passes per image on a CPU; "
+            "sum_i f_c(x * M_i) M_i / (N p). The default of 500 masks keeps it to about 500 forward passes per image "
+            "on a CPU; "
             "the paper used 4,000 to 8,000 (less noise)."
         ),
         reference="Petsiuk et al. 2018, RISE: Randomized Input Sampling for Explanation of Black-box Models",

@@ -262,7 +262,8 @@ register(
             "gradient x (x - background) at random points between a background image and the input; "
             "summed over channels. Adds up to f(x) - E[f(background)] in expectation."
         ),
-        reference="Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions; Erion et al. 2021 (expected gradients)",
+        reference="Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions; Erion et al. 2021 "
+                  "(expected gradients)",
         params=(
             Param(
                 "n_samples",

@@ -90,7 +90,8 @@ register_metric(
         label="Method agreement",
         scores=(SPEARMAN, TOP_K),
         compute=agreement_pairs,
-        description="For every image and pair of methods, the rank correlation of their |maps| and the overlap (IoU) of "
+        description="For every image and pair of methods, the rank correlation of their |maps| and the overlap (IoU) "
+                    "of "
         "their most important pixels; averaged over the images.",
         params=(
             Param(

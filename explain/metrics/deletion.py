@@ -52,7 +52,8 @@ INSERTION = MetricInfo(
     higher_is_better=True,
     x_label="fraction of pixels inserted",
     y_label="probability of the explained class",
-    description="Most relevant pixels first put back into a blurred image; a faithful map makes the probability rise fast.",
+    description="Most relevant pixels first put back into a blurred image; a faithful map makes the probability rise "
+                "fast.",
     reference=DELETION.reference,
 )
 
@@ -252,7 +253,8 @@ register_metric(
         label="Deletion & insertion",
         scores=(DELETION, INSERTION),
         compute=_compute,
-        description="Pixels are ranked by attribution. Deletion replaces the most relevant first with a substrate; insertion "
+        description="Pixels are ranked by attribution. Deletion replaces the most relevant first with a substrate; "
+                    "insertion "
         "starts from a blurred image and puts them back. y = probability of the explained class.",
         params=(
             Param(
@@ -260,7 +262,8 @@ register_metric(
                 "Deletion substrate",
                 "zero",
                 choices=SUBSTRATES,
-                help="zero: 0 after normalisation (the normalisation mean colour); blur: Gaussian blur (sigma 5); mean: the image's mean colour",
+                help="zero: 0 after normalisation (the normalisation mean colour); blur: Gaussian blur (sigma 5); "
+                     "mean: the image's mean colour",
             ),
             Param(
                 "steps",

@@ -37,7 +37,8 @@ IROF = MetricInfo(
     x_label="fraction of superpixels removed (most relevant first)",
     y_label="fraction of the class probability lost",
     description="Superpixels removed most relevant first; a faithful map makes the class lose its probability early.",
-    reference="Rieger, Hansen. IROF: a low resource evaluation metric for explanation methods. ICLR 2020 workshop (arXiv:2003.08747).",
+    reference="Rieger, Hansen. IROF: a low resource evaluation metric for explanation methods. ICLR 2020 workshop "
+              "(arXiv:2003.08747).",
 )
 
 
@@ -91,7 +92,8 @@ register_metric(
         label="IROF",
         scores=(IROF,),
         compute=_compute,
-        description="The image is cut into superpixels (SLIC), which are removed most relevant first (mean attribution) "
+        description="The image is cut into superpixels (SLIC), which are removed most relevant first (mean "
+                    "attribution) "
         "and replaced by the image's mean colour; y = fraction of the explained class's probability lost.",
         params=(
             Param("n_segments", "Superpixels (approximately)", 50, 4, 400, 1, help="SLIC's target number of segments"),

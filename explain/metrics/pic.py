@@ -63,7 +63,8 @@ SIC = MetricInfo(
     higher_is_better=True,
     x_label="normalised information (lossless WebP size)",
     y_label="normalised softmax score (median over images)",
-    description="Softmax information curve: how much of the class score comes back as the most salient pixels are revealed.",
+    description="Softmax information curve: how much of the class score comes back as the most salient pixels are "
+                "revealed.",
     reference=_REFERENCE,
     aggregate="median",
     score="aggregate_auc",
@@ -74,7 +75,8 @@ AIC = MetricInfo(
     higher_is_better=True,
     x_label="normalised information (lossless WebP size)",
     y_label="accuracy: top-1 equals the original's (mean over images)",
-    description="Accuracy information curve: how soon the model's original top-1 decision comes back as salient pixels are revealed.",
+    description="Accuracy information curve: how soon the model's original top-1 decision comes back as salient "
+                "pixels are revealed.",
     reference=_REFERENCE,
     score="aggregate_auc",
 )
@@ -548,7 +550,8 @@ register_metric(
         label="SIC / AIC",
         scores=(SIC, AIC),
         compute=_compute,
-        description="Start from a blurred image (interpolated from random seed pixels) and reveal the most salient pixels in "
+        description="Start from a blurred image (interpolated from random seed pixels) and reveal the most salient "
+                    "pixels in "
         "growing fractions. x = information of the revealed image (lossless WebP size), normalised between the "
         "fully blurred image and the original; y = softmax score of the explained class (SIC, median over images) "
         "or whether the top-1 class equals the original's (AIC, mean over images).",

@@ -246,7 +246,8 @@ def randomisation_strip(data: MetricInput, params: Mapping[str, Any], index: int
         np.stack([picture] * len(maps)),
         tuple(captions),
         maps=np.stack(maps),
-        note=f"{data.method.label}: |map| of each model, each scaled to its own range; layers named by the deepest one randomised.",
+        note=f"{data.method.label}: |map| of each model, each scaled to its own range; layers named by the deepest "
+             "one randomised.",
     )
 
 

@@ -183,7 +183,8 @@ register_metric(
         label="Robustness",
         scores=(INFIDELITY, SENSITIVITY),
         compute=robustness_values,
-        description="Captum's infidelity (Gaussian input perturbations against the map's prediction of the logit change) "
+        description="Captum's infidelity (Gaussian input perturbations against the map's prediction of the logit "
+                    "change) "
         "and max-sensitivity (largest relative change of the map over small uniform input perturbations).",
         params=(
             Param(

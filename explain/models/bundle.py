@@ -106,7 +106,8 @@ class ModelBundle:
         maps = CAM_RESHAPES[self.cam_reshape](output) if self.cam_reshape else output
         if maps.dim() != 4:
             raise ValueError(
-                f"the CAM layer {self.cam_layer!r} gives outputs of shape {tuple(output.shape)}, not feature maps (N, C, h, w)"
+                f"the CAM layer {self.cam_layer!r} gives outputs of shape {tuple(output.shape)}, not feature maps (N, "
+                "C, h, w)"
             )
         return maps
 

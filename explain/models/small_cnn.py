@@ -114,7 +114,10 @@ class TrainRecipe:
 
 def architecture_name(dataset: LabelledImages, recipe: TrainRecipe) -> str:
     """What identifies the architecture in cache keys and reports."""
-    return f"SmallCNN(in={dataset.channels}, classes={dataset.num_classes}, width={recipe.width}, input={dataset.image_size})"
+    return (
+        f"SmallCNN(in={dataset.channels}, classes={dataset.num_classes}, width={recipe.width}, "
+        f"input={dataset.image_size})"
+    )
 
 
 def new_model(dataset: LabelledImages, recipe: TrainRecipe, seed: int) -> SmallCNN:

@@ -104,11 +104,13 @@ def beeswarm_figure(summary: GridSummary, max_features: int = 20) -> go.Figure:
     fig.update_yaxes(tickvals=list(range(len(order))),
                      ticktext=[cell_label(int(j), summary.grid) for j in order[::-1]], range=[-0.7, len(order) - 0.3])
     fig.update_xaxes(
-        title=f"SHAP value of the cell (impact on the explained class{', ' + _escape(summary.method) if summary.method else ''})"
+        title="SHAP value of the cell (impact on the explained "
+              f"class{', ' + _escape(summary.method) if summary.method else ''})"
     )
     return readable(
         fig,
-        title=f"Grid cells by mean |SHAP| ({summary.grid[0]} x {summary.grid[1]} grid, {len(summary.image_names)} images)",
+        title=f"Grid cells by mean |SHAP| ({summary.grid[0]} x {summary.grid[1]} grid, {len(summary.image_names)} "
+              "images)",
         height=max(300, 28 * len(order) + 110),
     )
 

@@ -62,7 +62,8 @@ def upload_gate(config: OperatorConfig) -> bool:
         return False
     if config.auth == "password":
         st.info(
-            "Uploading models and data is locked on this instance. Enter the upload password to unlock it for this session."
+            "Uploading models and data is locked on this instance. Enter the upload password to unlock it for this "
+            "session."
         )
         client = client_address()
         wait = PASSWORD_GUESSES.wait_seconds(client)

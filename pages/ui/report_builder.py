@@ -93,5 +93,6 @@ def add_to_report(make_section: Callable[[], "reports.Section"], key: str, label
     report = draft()
     verb = report.add(section)
     st.toast(
-        f"{verb} “{section.title}” in the report ({len(report.sections)} section(s)); open the Reports page to export it."
+        f"{verb} “{section.title}” in the report ({len(report.sections)} section(s)); open the Reports page to export "
+        "it."
     )

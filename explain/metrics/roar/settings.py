@@ -35,7 +35,8 @@ METRICS = {
         higher_is_better=False,
         x_label="fraction of pixels removed",
         y_label="test accuracy after retraining",
-        description="Area under test accuracy vs fraction of pixels removed (0 = base model); lower means the ranking found the pixels the task needs.",
+        description="Area under test accuracy vs fraction of pixels removed (0 = base model); lower means the ranking "
+                    "found the pixels the task needs.",
         reference=_HOOKER,
         score="aggregate_auc",
         unit="repeat",
@@ -46,7 +47,8 @@ METRICS = {
         higher_is_better=True,
         x_label="fraction of pixels kept",
         y_label="test accuracy after retraining",
-        description="Area under test accuracy vs fraction of pixels kept (the rest removed); higher means the kept pixels suffice.",
+        description="Area under test accuracy vs fraction of pixels kept (the rest removed); higher means the kept "
+                    "pixels suffice.",
         reference=_HOOKER,
         score="aggregate_auc",
         unit="repeat",
