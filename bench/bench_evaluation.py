@@ -44,6 +44,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -140,9 +141,9 @@ def part_a(ckpts: list[Path], images: int, repeats: int, work: Path) -> None:
         for r in range(repeats + 1):  # the first round warms up (oneDNN kernels per shape, imports)
             out = work / f"a{r}"
             analysis = settings(ckpts, images, out)
-            o = cpu_seconds(lambda: run_directly(analysis, options))
+            o = cpu_seconds(partial(run_directly, analysis, options))
             chunks = run_images(analysis)
-            b = cpu_seconds(lambda: bare_passes(analysis, chunks))
+            b = cpu_seconds(partial(bare_passes, analysis, chunks))
             shutil.rmtree(out)
             if r:
                 ours.append(o)

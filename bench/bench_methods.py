@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -78,9 +79,9 @@ def main() -> None:
         if not method.is_available(bundle):
             continue
         explain.attribute(bundle, x[:1], key)  # warm-up
-        seconds = median_seconds(lambda: explain.attribute(bundle, x, key), args.repeats) / n
+        seconds = median_seconds(partial(explain.attribute, bundle, x, key), args.repeats) / n
         passes = method.evals_per_image(method.resolve_params({}), bundle.input_size)
-        bare = median_seconds(lambda: forward_backward(bundle, passes * n), args.repeats) / n
+        bare = median_seconds(partial(forward_backward, bundle, passes * n), args.repeats) / n
         print(f"{key:24s} {seconds:9.3f} {passes:7d} {bare:8.3f} {seconds / bare:6.2f}")
 
 

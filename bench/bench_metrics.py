@@ -113,8 +113,8 @@ def pic_comparison(
     def run_reference() -> None:
         for i in range(k):
             cls = int(probabilities(originals[i : i + 1]).argmax())
-            sic = lambda b: probabilities(b)[:, cls]  # noqa: E731
-            aic = lambda b: (probabilities(b).argmax(1) == cls).astype(float)  # noqa: E731
+            sic = lambda b, cls=cls: probabilities(b)[:, cls]  # noqa: E731
+            aic = lambda b, cls=cls: (probabilities(b).argmax(1) == cls).astype(float)  # noqa: E731
             for m in maps:
                 for metric, pred in (("sic", sic), ("aic", aic)):
                     try:
@@ -141,7 +141,7 @@ def pic_comparison(
                 kept = [i for i in range(k) if (metric, m, i) in found]
                 if tuple(kept) != curves.kept:
                     raise AssertionError(f"{metric} {m}: the reference kept images {kept}, ours {list(curves.kept)}")
-                differences += [abs(auc - found[(metric, m, i)]) for i, auc in zip(kept, curves.aucs)]
+                differences += [abs(auc - found[(metric, m, i)]) for i, auc in zip(kept, curves.aucs, strict=True)]
     pairs = k * len(maps)
     out = {"ours": wall, "reference": ref_wall, "ratio": wall / ref_wall, "cpu_ratio": cpu / ref_cpu,
            "auc_difference": max(differences, default=float("nan")), "aucs": len(differences) // max(1, len(results))}

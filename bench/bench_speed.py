@@ -140,9 +140,9 @@ def whole_graph_gradcam(bundle: explain.ModelBundle, x: torch.Tensor, targets: l
     the whole network; chunks of `bundle.batch_size`."""
     maps = []
     layer = bundle.model.get_submodule(bundle.cam_layer)
-    for xc, tc in zip(x.split(bundle.batch_size), torch.tensor(targets).split(bundle.batch_size)):
+    for xc, tc in zip(x.split(bundle.batch_size), torch.tensor(targets).split(bundle.batch_size), strict=True):
         store = {}
-        handle = layer.register_forward_hook(lambda m, i, o: store.setdefault("a", o))
+        handle = layer.register_forward_hook(lambda m, i, o, store=store: store.setdefault("a", o))
         try:
             xc = xc.clone().requires_grad_(True)
             (grad,) = torch.autograd.grad(bundle.model(xc).gather(1, tc[:, None]).sum(), store["a"])
@@ -183,8 +183,8 @@ def peak_growth_kib(fn) -> float:
     earlier peak)."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
-        status = lambda key: int(next(l for l in Path("/proc/self/status").read_text().splitlines()  # noqa: E731
-                                      if l.startswith(key)).split()[1])
+        status = lambda key: int(next(line for line in Path("/proc/self/status").read_text().splitlines()  # noqa: E731
+                                      if line.startswith(key)).split()[1])
         before = status("VmRSS:")
         fn()
         return status("VmHWM:") - before
@@ -306,13 +306,11 @@ def bench_allocator(threads: int, repeats: int) -> None:
             out = subprocess.run([sys.executable, __file__, "--cpu-probe", "--threads", str(threads)], env=env,
                                  capture_output=True, text=True, check=True).stdout
             results[label].append(json.loads(out.strip().splitlines()[-1]))
-    for label, rows in results.items():
+    for rows in results.values():
         med = {k: statistics.median(r[k] for r in rows) for k in ("user", "sys", "wall")}
-        print(
-            f"  threshold {rows[0]['threshold']!s:>10}: user {med['user'] * 1e3:5.1f} ms, sys {med['sys'] * 1e3:5.1f} "
-            "ms, "
-            f"wall {med['wall'] * 1e3:5.1f} ms per image"
-        )
+        user, system, wall = (med[k] * 1e3 for k in ("user", "sys", "wall"))
+        threshold = rows[0]["threshold"]
+        print(f"  threshold {threshold!s:>10}: user {user:5.1f} ms, sys {system:5.1f} ms, wall {wall:5.1f} ms/image")
 
 
 def main() -> None:

@@ -79,7 +79,7 @@ def accuracy_table(result: EvaluationResult):
     table = result.accuracy().set_index("model")
     shown = table[["images", "accuracy"]].copy()
     shown["95 % interval"] = [f"[{lo:.3f}, {hi:.3f}]" if lo == lo else "—"
-                              for lo, hi in zip(table["accuracy_low"], table["accuracy_high"])]
+                              for lo, hi in zip(table["accuracy_low"], table["accuracy_high"], strict=True)]
     if (table["labelled"] != table["images"]).any():
         shown.insert(1, "labelled", table["labelled"])
     return shown

@@ -65,7 +65,7 @@ def draw(result, job) -> None:
         cells = [None, *specs]
         for start in range(0, len(cells), COLUMNS):
             columns = st.columns(COLUMNS)
-            for column, spec in zip(columns, cells[start : start + COLUMNS]):
+            for column, spec in zip(columns, cells[start : start + COLUMNS], strict=False):  # a last row fills fewer
                 with column:
                     if spec is None:
                         image_cell(view.display[row], name, view.top5[row])

@@ -229,7 +229,7 @@ if dataset is not None:
             with st.expander(f"{len(dataset.skipped)} files left out"):
                 st.text("\n".join(dataset.skipped))
         preview = st.columns(min(6, len(dataset)))
-        for column, image, label in zip(preview, dataset.images, dataset.labels):
+        for column, image, label in zip(preview, dataset.images, dataset.labels, strict=False):  # the first few
             column.image(image.image, caption=f"{image.name}" + (f" [{label}]" if label else ""), width="stretch")
         if st.button("Remove the dataset", key="byom_remove_dataset"):
             selection.set_dataset(None)

@@ -77,9 +77,11 @@ def draw(result, job) -> None:
         )
     n = len(view.names)
     st.subheader(f"Across {n} image{'s' if n != 1 else ''}")
-    st.caption(f"Features are the cells of a {cells} x {cells} grid (r1c1 = top left); explained: "
-               f"{result.analysis.subject.class_choice.describe(dict(zip(view.targets, view.target_names)))}. "
-               "Each dot is one image; colour is the cell's mean intensity.")
+    st.caption(
+        f"Features are the cells of a {cells} x {cells} grid (r1c1 = top left); explained: "
+        f"{result.analysis.subject.class_choice.describe(dict(zip(view.targets, view.target_names, strict=True)))}. "
+        "Each dot is one image; colour is the cell's mean intensity."
+    )
     chart, heat = st.columns([3, 2])
     chart.plotly_chart(beeswarm_figure(summary, max_features=int(shown)), key="shap_beeswarm", width="stretch")
     mean_image = view.display.astype(np.float64).mean(axis=0).round().astype(np.uint8)

@@ -241,12 +241,12 @@ def gallery_section(
 
 def _names(images: ImagesView) -> dict[int, str]:
     """Class index -> name for the classes a result explains (enough for `describe`)."""
-    return dict(zip(images.targets, images.target_names))
+    return dict(zip(images.targets, images.target_names, strict=True))
 
 
 def _explained_classes(images: ImagesView) -> str:
     return "; ".join(
-        f"{name}: {c} {label}" for name, c, label in zip(images.names, images.targets, images.target_names)
+        f"{name}: {c} {label}" for name, c, label in zip(images.names, images.targets, images.target_names, strict=True)
     )
 
 

@@ -106,7 +106,7 @@ def every_section_report(roar_store_root) -> reports.Report:
     )
     names = ["patch r3c4.png", "patch b.png", "patch c.png"]
     photos = [patch_photo(i, patch=(4 + 4 * i, 12 + 4 * i, 6, 16)) for i in range(3)]
-    prepared = prepare_images(bundle, [explain.NamedImage(n, im) for n, im in zip(names, photos)])
+    prepared = prepare_images(bundle, [explain.NamedImage(n, im) for n, im in zip(names, photos, strict=True)])
     subject = prepared.subject()
     methods = tuple(MethodSpec.of(m) for m in EVERY_METHOD)
     sections = [build_section(run_directly(AttributionMaps(subject, methods), prepared))]

@@ -52,7 +52,7 @@ def test_scorecam_weights_are_probability_gains_of_the_masked_image(patch_case):
     with torch.no_grad():
         baseline = model(torch.zeros(1, 3, 32, 32)).softmax(1)[0, 1]
         expected = []
-        for xi, a in zip(x, features):
+        for xi, a in zip(x, features, strict=True):
             low, high = a.amin(dim=(1, 2), keepdim=True), a.amax(dim=(1, 2), keepdim=True)
             masks = torch.where(high > low, (a - low) / (high - low).clamp_min(1e-12), torch.zeros_like(a))
             weights = model(xi[None] * masks[:, None]).softmax(1)[:, 1] - baseline
@@ -110,6 +110,6 @@ def test_cam_variants_agree_with_pytorch_grad_cam_on_the_default_model(default_b
             )
         ours = _normalised(explain.attribute(default_bundle, x, key))
         if key == "gradcam_plusplus":
-            assert all(np.corrcoef(o.ravel(), t.ravel())[0, 1] > 0.99 for o, t in zip(ours, theirs))
+            assert all(np.corrcoef(o.ravel(), t.ravel())[0, 1] > 0.99 for o, t in zip(ours, theirs, strict=True))
         else:
             np.testing.assert_allclose(ours, theirs, atol=1e-4, err_msg=key)

@@ -136,7 +136,7 @@ def test_lrp_maps_on_the_default_model_sit_on_the_object(default_bundle):
     names = list(OBJECT_BOXES)
     x = default_bundle.preprocess_batch([explain.load_sample(n) for n in names])
     maps = explain.attribute(default_bundle, x, "lrp")
-    for name, m in zip(names, maps):
+    for name, m in zip(names, maps, strict=True):
         r0, r1, c0, c1 = OBJECT_BOXES[name]
         inside = np.zeros(m.shape, bool)
         inside[r0:r1, c0:c1] = True

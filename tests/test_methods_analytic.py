@@ -91,7 +91,7 @@ def test_cam_methods_peak_inside_the_evidence_patch(method):
     patches = [(4, 12, 18, 26), (20, 28, 2, 10)]
     x = torch.cat([patch_image(patch=p, seed=i) for i, p in enumerate(patches)])
     maps = explain.attribute(bundle, x, method, target=1)
-    for m, (r0, r1, c0, c1) in zip(maps, patches):
+    for m, (r0, r1, c0, c1) in zip(maps, patches, strict=True):
         row, col = np.unravel_index(np.argmax(m), m.shape)
         assert r0 <= row < r1 and c0 <= col < c1, (method, row, col)
         inside = m[r0:r1, c0:c1].mean()

@@ -171,7 +171,7 @@ def test_sic_and_aic_agree_with_pair_saliency(trapz_alias):
                     pass
             assert tuple(kept) == ours_metric.kept
             assert len(kept) + len(ours_metric.skipped) == n
-            for r, curve, auc in zip(results, ours_metric.curves, ours_metric.aucs):
+            for r, curve, auc in zip(results, ours_metric.curves, ours_metric.aucs, strict=True):
                 np.testing.assert_allclose(curve, r.curve_y, atol=1e-3)
                 np.testing.assert_allclose(ours_metric.x, r.curve_x)
                 assert abs(auc - r.auc) < 1e-3

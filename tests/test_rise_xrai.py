@@ -96,7 +96,7 @@ def test_xrai_equals_pair_xrai_on_the_same_attribution(patch_bundle):
             for value in (0.0, 1.0)
         ]
     ).mean(0)
-    for image, attr, mine in zip(x, attribution, ours):
+    for image, attr, mine in zip(x, attribution, ours, strict=True):
         theirs = pair.XRAI().GetMask(
             image.permute(1, 2, 0).double().numpy(), None, base_attribution=attr.permute(1, 2, 0).double().numpy()
         )
@@ -123,7 +123,7 @@ def test_xrai_highlights_the_evidence_patch(patch_bundle):
     x = torch.cat([patch_image(patch=p, seed=i) for i, p in enumerate(patches)])
     for algorithm in ("full", "fast"):
         maps = explain.attribute(patch_bundle, x, "xrai", target=1, n_steps=16, algorithm=algorithm)
-        for m, (r0, r1, c0, c1) in zip(maps, patches):
+        for m, (r0, r1, c0, c1) in zip(maps, patches, strict=True):
             outside = np.ones(m.shape, bool)
             outside[r0:r1, c0:c1] = False
             assert m[r0:r1, c0:c1].mean() > 3 * m[outside].mean(), algorithm

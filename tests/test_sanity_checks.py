@@ -13,7 +13,7 @@ from scipy import ndimage
 from scipy.stats import spearmanr
 
 import explain
-from explain.analyses import MetricAnalysis, prepare_images, run_directly
+from explain.analyses import MetricAnalysis, prepare_images
 from explain.jobs import JobRunner, JobStore
 from explain.methods.registry import Method, MethodSpec, register, unregister
 from explain.metrics import ComparisonInput, MetricInput, Pairs, get_metric
@@ -74,7 +74,9 @@ def test_layers_run_in_forward_order_with_their_normalisation_and_steps_cut_from
     cascading, independent = plan_steps(layers, "cascading", 8), plan_steps(layers, "independent", 8)
     assert [len(s.layers) for s in cascading] == [1, 8, 15, 22, 29, 36, 43, 50]
     assert cascading[0].layers == (49,) and cascading[0].label == "_fc" and cascading[-1].x == 1.0
-    assert all(set(a.layers) < set(b.layers) for a, b in zip(cascading, cascading[1:]))  # nested, one more group each
+    assert all(
+        set(a.layers) < set(b.layers) for a, b in zip(cascading, cascading[1:], strict=False)
+    )  # nested, one more group each
     covered = [i for step in independent for i in step.layers]
     assert sorted(covered) == list(range(50)) and independent[0].layers == (49,)  # groups partition the layers
     assert [s.layers for s in plan_steps(layers, "independent", 400)] == [(i,) for i in range(49, -1, -1)]

@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import types
+from collections import deque
 import typing
 from typing import Any, ClassVar, Iterator, TypeVar
 
@@ -71,10 +72,8 @@ class Analysis:
 
 def run_directly(analysis: Analysis, inputs: Any, ctx: JobContext | None = None) -> Any:
     """Run an analysis in the calling thread with nothing persisted; returns the result."""
-    result = None
-    for result in analysis.run(inputs, ctx or JobContext.detached()):
-        pass
-    return result
+    last = deque(analysis.run(inputs, ctx or JobContext.detached()), maxlen=1)  # run to the end, keep the final
+    return last[0] if last else None
 
 
 def analysis_from_record(record: dict[str, Any]) -> Analysis:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import deque
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -72,7 +73,7 @@ def iter_maps(
         per_image = method.evals_per_image(params, size)
         keys = [
             cache_key(subject.model_id, ref.digest, t, spec.key, params)
-            for ref, t in zip(subject.images, subject.targets)
+            for ref, t in zip(subject.images, subject.targets, strict=True)
         ]
         missing = []
         for i, key in enumerate(keys):
@@ -90,7 +91,7 @@ def iter_maps(
             rows = missing[start : start + chunk]
             ctx.working_on(f"{method.label}: {', '.join(subject.images[i].name for i in rows)}")
             computed = attribute(bundle, prepared.batch[rows], spec.key, [subject.targets[i] for i in rows], **params)
-            for i, m in zip(rows, computed):
+            for i, m in zip(rows, computed, strict=True):
                 maps[spec.ident][i] = m
                 cache.put(keys[i], m)
                 disk.put_arrays(map_part_name(keys[i]), {"map": m})
@@ -102,9 +103,8 @@ def all_maps(
     prepared: PreparedImages, subject: Subject, specs: Sequence[MethodSpec], ctx: JobContext
 ) -> dict[str, np.ndarray]:
     """Every method's maps (see `iter_maps`), once all are ready."""
-    maps: dict[str, np.ndarray] = {}
-    for _, _, maps in iter_maps(prepared, subject, specs, ctx):
-        pass
+    last = deque(iter_maps(prepared, subject, specs, ctx), maxlen=1)  # run to the end, keep the final arrays
+    maps = last[0][2] if last else {}
     return maps or {spec.ident: np.zeros((0, *prepared.batch.shape[-2:]), np.float32) for spec in specs}
 
 
@@ -116,7 +116,7 @@ def stored_maps(subject: Subject, specs: Sequence[MethodSpec], ctx: JobContext) 
     out = {}
     for spec in specs:
         rows = []
-        for ref, target in zip(subject.images, subject.targets):
+        for ref, target in zip(subject.images, subject.targets, strict=True):
             found = find_map(cache, disk, cache_key(subject.model_id, ref.digest, target, spec.key, spec.resolved))
             if found is None:
                 return None

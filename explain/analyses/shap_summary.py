@@ -9,7 +9,7 @@ derived from the stored maps in milliseconds).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -101,7 +102,7 @@ class LocalExecutor:
                 if should_stop():
                     return
                 source = settings.models[task.model_index]
-                bundle = models.get(task.model_index, source, lambda: source.read(self.options.max_model_bytes))
+                bundle = models.get(task.model_index, source, partial(source.read, self.options.max_model_bytes))
                 report = None if progress is None else (lambda passes, t=task: progress(t.model_index, t.chunk, passes))
                 yield evaluate_chunk(
                     settings, bundle, task.model_index, source.name, task.chunk, index.raw(task.rows), report

@@ -135,7 +135,9 @@ class EvaluationResult:
         for s in self.scores:
             shown[f"{s.name}{s.arrow}"] = [
                 _interval(m, lo, hi)
-                for m, lo, hi in zip(table[f"{s.column} mean"], table[f"{s.column} low"], table[f"{s.column} high"])
+                for m, lo, hi in zip(
+                    table[f"{s.column} mean"], table[f"{s.column} low"], table[f"{s.column} high"], strict=True
+                )
             ]
         shown["images"] = table[f"{score.column} n"].astype(int)
         return shown

@@ -73,8 +73,15 @@ def score_by(rows: pd.DataFrame, column: str, by: list[str], seed: int = 0) -> p
     for key, group in rows.groupby(by, sort=True, dropna=False):
         values = group[column].to_numpy(dtype=np.float64)
         mean, low, high = bootstrap_ci(values, seed=seed)
-        out.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "n": int(np.isfinite(values).sum()),
-                    "mean": mean, "low": low, "high": high})
+        out.append(
+            {
+                **dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
+                "n": int(np.isfinite(values).sum()),
+                "mean": mean,
+                "low": low,
+                "high": high,
+            }
+        )
     return pd.DataFrame(out, columns=[*by, "n", "mean", "low", "high"])
 
 

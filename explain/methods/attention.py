@@ -36,7 +36,7 @@ def attention_matrices(model: torchvision.models.VisionTransformer, x: torch.Ten
             block.self_attention(
                 store["output"], store["output"], store["output"], need_weights=True, average_attn_weights=True
             )[1]
-            for block, store in zip(blocks, stores)
+            for block, store in zip(blocks, stores, strict=True)
         ]
 
 

@@ -121,7 +121,7 @@ def _gradient_shap(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p
     explainer = captum_attr.GradientShap(bundle.model)
     baselines = reference_images(bundle, x)
     maps = []
-    for xi, ti in zip(x.split(1), target.split(1)):
+    for xi, ti in zip(x.split(1), target.split(1), strict=True):
         with seeded(int(p["seed"]), x.device):
             maps.append(explainer.attribute(
                 xi, baselines=baselines, n_samples=int(p["n_samples"]), stdevs=float(p["stdev"]), target=ti,

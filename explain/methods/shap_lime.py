@@ -101,7 +101,7 @@ def _shap_gradient(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p
 
     maps = []
     x = x.detach()
-    for xi, ti in zip(x.split(1), target.tolist()):
+    for xi, ti in zip(x.split(1), target.tolist(), strict=True):
         with seeded(int(p["seed"]), x.device):  # per image: a map does not depend on its batch mates
             background = gradient_background(bundle, xi, p["background"], p["blur"])
             explainer = shap.GradientExplainer(
@@ -165,7 +165,7 @@ def partition_shap_values(
 
 def _shap_partition(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
     maps = []
-    for xi, ti in zip(x.split(1), target.tolist()):
+    for xi, ti in zip(x.split(1), target.tolist(), strict=True):
         values, _, _ = partition_shap_values(
             bundle,
             xi,
@@ -236,7 +236,7 @@ def lime_segment_weights(
 
 def _lime(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
     maps = []
-    for xi, ti in zip(x.split(1), target.tolist()):
+    for xi, ti in zip(x.split(1), target.tolist(), strict=True):
         segments, weights = lime_segment_weights(
             bundle, xi, ti, n_samples=p["n_samples"], n_segments=p["n_segments"], compactness=p["compactness"],
             hide=p["hide"], blur_fraction=p["blur"], output=p["output"], seed=int(p["seed"]),

@@ -171,7 +171,9 @@ def deletion_insertion(
             everyone = torch.arange(n, device=device).split(batch_size)
 
             def of_every_image(batch: torch.Tensor) -> torch.Tensor:
-                return torch.cat([probabilities(chunk, rows) for chunk, rows in zip(batch.split(batch_size), everyone)])
+                return torch.cat(
+                    [probabilities(chunk, rows) for chunk, rows in zip(batch.split(batch_size), everyone, strict=True)]
+                )
 
             original, blurred = of_every_image(x), of_every_image(starts[1])
             if substrate == "blur":
@@ -241,7 +243,7 @@ def _strip(data: MetricInput, params: Mapping[str, Any], index: int) -> Strip:
     target = int(data.targets[index])
     probs = bundle.probabilities(batch)[:, target].numpy()
     labels = [f"{kind} {fraction:.0%}" for kind in ("deleted", "inserted") for fraction in STRIP_FRACTIONS]
-    captions = tuple(f"{label} · p={p:.3f}" for label, p in zip(labels, probs))
+    captions = tuple(f"{label} · p={p:.3f}" for label, p in zip(labels, probs, strict=True))
     return Strip(
         bundle.to_display(batch), captions, note=f"p = probability of class {target}: {bundle.class_names[target]}."
     )

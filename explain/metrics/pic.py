@@ -415,7 +415,7 @@ def pic_metrics(
 
     def flush() -> None:
         p = _probabilities(bundle, np.stack([im for _, im in pending]))
-        for (j, i, t), row in zip((job for job, _ in pending), p):
+        for (j, i, t), row in zip((job for job, _ in pending), p, strict=True):
             scores[j, i, t] = row[targets[i]]
             top1[j, i, t] = row.argmax()
         pending.clear()
@@ -429,7 +429,9 @@ def pic_metrics(
 
     # Revealed images are made on the CPU pool while this thread runs the model on the previous batch.
     batch_size = forward_batch_size(bundle, images.shape[1:])
-    for done, ((j, i, t), (revealed, size)) in enumerate(zip(jobs, ordered_map(reveal, jobs, 2 * batch_size)), start=1):
+    for done, ((j, i, t), (revealed, size)) in enumerate(
+        zip(jobs, ordered_map(reveal, jobs, 2 * batch_size), strict=True), start=1
+    ):
         information[j, i, t] = size
         pending.append(((j, i, t), revealed))
         if len(pending) >= batch_size:
@@ -539,7 +541,7 @@ def _strip(data: MetricInput, params: Mapping[str, Any], index: int) -> Strip:
     target = int(data.targets[index])
     strip = pic_strip(data.bundle, data.images[index], data.maps[index], _seed_masks(data, params)[index], target)
     captions = tuple(f"{t:.1%} revealed · info {i:.2f} · p={s:.3f}"
-                     for t, i, s in zip(strip.thresholds, strip.information, strip.scores))
+                     for t, i, s in zip(strip.thresholds, strip.information, strip.scores, strict=True))
     return Strip(strip.images, captions, note=f"First: the fully blurred image (seed pixels only); last: the original. "
                                               f"p = probability of class {target}: {data.bundle.class_names[target]}.")
 

@@ -65,7 +65,7 @@ def random_logit_values(data: MetricInput, params: Mapping[str, Any]) -> dict[st
     progress = None if data.progress is None else scaled_progress(data.progress, per_map)
     maps = attribute(data.bundle, data.images, data.method.key, others, progress=progress, **data.method.resolved)
     out = {}
-    for s, info in zip(SIMILARITIES, INFOS):
+    for s, info in zip(SIMILARITIES, INFOS, strict=True):
         values = np.array([[s.compute(data.maps[i], maps[i])] for i in range(len(targets))])
         out[info.key] = Curves(info, data.method.ident, np.zeros(1), values, extra={"other classes": others})
     return out

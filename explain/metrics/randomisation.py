@@ -227,7 +227,7 @@ def randomisation_curves(data: MetricInput, params: Mapping[str, Any], order: st
         x.append(step.x)
         labels.append(step.label)
     out = {}
-    for s, info in zip(SIMILARITIES, INFOS[order]):
+    for s, info in zip(SIMILARITIES, INFOS[order], strict=True):
         curves = np.column_stack([np.ones(n), *(column[s.key] for column in columns)])
         out[info.key] = Curves(info, data.method.ident, np.array(x), curves, x_labels=tuple(labels))
     return out

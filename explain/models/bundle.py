@@ -188,8 +188,8 @@ class ModelBundle:
         probs = self.probabilities(batch)
         values, indices = probs.topk(min(k, probs.shape[1]), dim=1)
         return [
-            [(int(i), self.class_names[int(i)], float(v)) for v, i in zip(vs, ids)]
-            for vs, ids in zip(values, indices)
+            [(int(i), self.class_names[int(i)], float(v)) for v, i in zip(vs, ids, strict=True)]
+            for vs, ids in zip(values, indices, strict=True)
         ]
 
 

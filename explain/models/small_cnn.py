@@ -176,7 +176,7 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     """Fraction of `images` whose top-1 prediction equals the label."""
     device = next(model.parameters()).device
     correct = 0
-    for xs, ys in zip(images.split(batch_size), labels.split(batch_size)):
+    for xs, ys in zip(images.split(batch_size), labels.split(batch_size), strict=True):
         correct += int((model(xs.to(device)).argmax(1).cpu() == ys).sum())
     return correct / max(1, labels.numel())
 

@@ -62,7 +62,7 @@ def class_figure(table: pd.DataFrame, labels: Mapping[str, str], score_name: str
     methods = [m for m in labels if m in table.columns]
     values = table[methods].to_numpy(dtype=float)
     rows = [f"{label} (acc {acc:.2f}, {n} img)" if np.isfinite(acc) else f"{label} ({n} img)"
-            for label, acc, n in zip(table.index, table["accuracy"], table["images"])]
+            for label, acc, n in zip(table.index, table["accuracy"], table["images"], strict=True)]
     fig = go.Figure(
         go.Heatmap(
             z=values,

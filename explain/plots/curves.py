@@ -59,7 +59,7 @@ def curves_figure(
         label = labels.get(key, key)
         x = cs.x * x_scale
         if show_units and cs.num_units > 1:
-            for unit, curve in zip(cs.kept, cs.curves):
+            for unit, curve in zip(cs.kept, cs.curves, strict=True):
                 fig.add_trace(go.Scatter(
                     x=x, y=curve, mode="lines", line=dict(color=_rgba(colour, 0.35), width=1), legendgroup=key,
                     showlegend=False, hoverinfo="skip", name=f"{label} {cs.metric.unit} {unit + 1}",
@@ -160,7 +160,7 @@ def pairs_figure(pairs: Pairs, labels: Mapping[str, str], unit_names: Sequence[s
                 dict(
                     buttons=[
                         dict(label=label, method="restyle", args=[{"z": [np.asarray(matrix).tolist()], "text": [t]}])
-                        for (label, matrix), t in zip(views, text)
+                        for (label, matrix), t in zip(views, text, strict=True)
                     ],
                     direction="down",
                     x=1,

@@ -93,7 +93,9 @@ def beeswarm_figure(summary: GridSummary, max_features: int = 20) -> go.Figure:
         label = cell_label(int(j), summary.grid)
         texts.extend(
             f"{_escape(name)}<br>cell {label}, class {_escape(cls)}<br>SHAP {v:.3g}, intensity {c:.2f}"
-            for name, cls, v, c in zip(summary.image_names, summary.target_names, values, summary.intensity[:, j])
+            for name, cls, v, c in zip(
+                summary.image_names, summary.target_names, values, summary.intensity[:, j], strict=True
+            )
         )
     fig = go.Figure(go.Scatter(
         x=xs, y=ys, mode="markers", text=texts, hovertemplate="%{text}<extra></extra>",

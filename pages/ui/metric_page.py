@@ -64,7 +64,7 @@ def render_group(keys: Sequence[str], page: str, title: str) -> None:
     with st.form(f"{page}_settings", border=False):
         methods = selection.method_picker(bundle, default=_default_methods(metrics), key=f"{page}:methods")
         chosen, params = {}, {}
-        for column, metric in zip(st.columns(len(metrics)), metrics):
+        for column, metric in zip(st.columns(len(metrics)), metrics, strict=True):
             with column:
                 chosen[metric.key] = kept_widget(st.checkbox, metric.label, f"{page}:run:{metric.key}", True)
         for metric in metrics:
@@ -112,14 +112,14 @@ def metric_results(
         figures = list(result.figures(show_units).items())
         for start in range(0, len(figures), FIGURES_PER_ROW):
             row = figures[start : start + FIGURES_PER_ROW]
-            for column, (key, figure) in zip(st.columns(min(len(figures), FIGURES_PER_ROW)), row):
+            for column, (key, figure) in zip(st.columns(min(len(figures), FIGURES_PER_ROW)), row, strict=False):
                 column.plotly_chart(figure, key=f"{page}:{key}", config={"displaylogo": False})
         if figures:
             st.subheader("Scores")
             table = result.table()
             st.dataframe(highlight_best(table, table_metrics(result.curves)))
             st.caption(f"Over {len(names)} image(s); best in green. Explained classes: "
-                       + ", ".join(f"{n}: {c}" for n, c in zip(names, result.images.target_names)))
+                       + ", ".join(f"{n}: {c}" for n, c in zip(names, result.images.target_names, strict=True)))
         if result.complete and result.analysis.methods and not job.active:  # buttons only once the job has ended
             report_builder.add_to_report(lambda: build_section(result, show_units), key=page)
             if metric.detail is not None:

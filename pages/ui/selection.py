@@ -93,7 +93,7 @@ def dataset_image_picker() -> list[NamedImage]:
     dataset = current_dataset()
     if dataset is None or not len(dataset):
         return []
-    labels = {image.name: label for image, label in zip(dataset.images, dataset.labels)}
+    labels = {image.name: label for image, label in zip(dataset.images, dataset.labels, strict=True)}
     by_name = {image.name: image for image in dataset.images}
     chosen = kept_widget(
         st.sidebar.multiselect,
@@ -112,7 +112,7 @@ def image_labels(bundle: explain.ModelBundle, images: Sequence[NamedImage]) -> l
     dataset = current_dataset()
     if dataset is None:
         return [None] * len(images)
-    targets = dict(zip((im.digest for im in dataset.images), dataset.model_targets(bundle.class_names)))
+    targets = dict(zip((im.digest for im in dataset.images), dataset.model_targets(bundle.class_names), strict=True))
     return [targets.get(im.digest) for im in images]
 
 
