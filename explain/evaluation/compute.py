@@ -22,9 +22,8 @@ import pyarrow as pa
 import torch
 
 from ..data.datasets import label_indices
-from ..data.images import ImageLoadError
+from ..data.images import ImageLoadError, NamedImage
 from ..methods.registry import MethodSpec, MethodUnavailableError, attribute, get_method
-from ..metrics.base import Curves
 from ..metrics.executor import MetricBatch, PassCounter, every_curve
 from ..metrics.executor import metric_passes as family_passes
 from ..metrics.registry import get_metric
@@ -98,6 +97,55 @@ def metric_passes(methods: Sequence[MethodSpec], metrics: Sequence[Any], n: int,
     return sum(family_passes(get_metric(choice.key), choice.resolved, methods, n, size) for choice in metrics)
 
 
+@dataclass(frozen=True, eq=False)
+class DecodedChunk:
+    """A chunk's images that decoded (and, when the label is explained, have a label that
+    names a model class): the images, their raw entries, label indices, and why others were left out."""
+
+    images: list[NamedImage]
+    kept: list[RawImage]
+    label_index: list[int | None]
+    notes: list[str]
+
+
+def decode_chunk(raws: Sequence[RawImage], bundle: ModelBundle, class_mode: str) -> DecodedChunk:
+    """Decode a chunk's images; unreadable ones (and, for `class_mode` "label", unlabelled
+    ones) are left out with a note each."""
+    notes: list[str] = []
+    images, kept = [], []
+    for raw in raws:
+        try:
+            images.append(raw.decode())
+            kept.append(raw)
+        except ImageLoadError as exc:
+            notes.append(f"{raw.name}: {exc}")
+    label_index = label_indices([r.label for r in kept], bundle.class_names)
+    if class_mode == "label":
+        usable = [i for i, t in enumerate(label_index) if t is not None]
+        notes += [f"{kept[i].name}: its label {kept[i].label!r} names no class of {bundle.name}"
+                  for i in range(len(kept)) if label_index[i] is None]
+        return DecodedChunk([images[i] for i in usable], [kept[i] for i in usable], [label_index[i] for i in usable],
+                            notes)
+    return DecodedChunk(images, kept, label_index, notes)
+
+
+def chunk_maps(bundle: ModelBundle, batch: torch.Tensor, targets: torch.Tensor, methods: Sequence[MethodSpec],
+               progress: Callable[[int], None] | None, notes: list[str]) -> dict[str, np.ndarray]:
+    """Each available method's maps of the batch by ident; an unavailable one gets a note."""
+    maps: dict[str, np.ndarray] = {}
+    for spec in methods:
+        method = get_method(spec.key)
+        try:
+            method.check_available(bundle)
+        except MethodUnavailableError as exc:
+            notes.append(f"{spec.label} on {bundle.name}: {exc}")
+            continue
+        per_image = method.evals_per_image(spec.resolved, bundle.input_size)
+        maps[spec.ident] = attribute(bundle, batch, spec.key, targets.tolist(),
+                                     progress=_counter(progress, per_image), **spec.resolved)
+    return maps
+
+
 def evaluate_chunk(
     settings: Any,
     bundle: ModelBundle,
@@ -111,24 +159,8 @@ def evaluate_chunk(
     `progress(passes)` is called with the model passes done since its last call."""
     started = time.perf_counter()
     keys = score_keys(settings.metrics)
-    notes: list[str] = []
-    images, kept = [], []
-    for raw in raws:
-        try:
-            images.append(raw.decode())
-            kept.append(raw)
-        except ImageLoadError as exc:
-            notes.append(f"{raw.name}: {exc}")
-    label_index = label_indices([r.label for r in kept], bundle.class_names)
-    if settings.class_mode == "label":
-        usable = [i for i, t in enumerate(label_index) if t is not None]
-        notes += [f"{kept[i].name}: its label {kept[i].label!r} names no class of {bundle.name}"
-                  for i in range(len(kept)) if label_index[i] is None]
-        images, kept, label_index = (
-            [images[i] for i in usable],
-            [kept[i] for i in usable],
-            [label_index[i] for i in usable],
-        )
+    decoded = decode_chunk(raws, bundle, settings.class_mode)
+    images, kept, label_index, notes = decoded.images, decoded.kept, decoded.label_index, decoded.notes
     columns: dict[str, list] = {name: [] for name, _ in FIXED_COLUMNS}
     columns.update({SCORE_PREFIX + k: [] for k in keys})
     columns["skipped"] = []
@@ -148,38 +180,23 @@ def evaluate_chunk(
         base = {
             "model_index": model_index, "model": bundle.name, "model_id": bundle.model_id, "model_path": model_path,
         }
+        all_maps = chunk_maps(bundle, batch, targets, settings.methods, progress, notes)
         if saved is not None:
             saved["display"] = bundle.to_display(batch)
             saved["image_index"] = np.array([r.index for r in kept], dtype=np.int64)
-        all_maps: dict[str, np.ndarray] = {}
-        for spec in settings.methods:
-            method = get_method(spec.key)
-            try:
-                method.check_available(bundle)
-            except MethodUnavailableError as exc:
-                notes.append(f"{spec.label} on {bundle.name}: {exc}")
-                continue
-            per_image = method.evals_per_image(spec.resolved, bundle.input_size)
-            all_maps[spec.ident] = attribute(bundle, batch, spec.key, targets.tolist(),
-                                             progress=_counter(progress, per_image), **spec.resolved)
-            if saved is not None:
-                saved[f"map:{spec.ident}"] = all_maps[spec.ident]
+            saved.update({f"map:{ident}": maps for ident, maps in all_maps.items()})
         explained = [spec for spec in settings.methods if spec.ident in all_maps]
         scores = {spec.ident: {k: np.full(len(images), np.nan) for k in keys} for spec in explained}
         reasons: dict[str, list[list[str]]] = {spec.ident: [[] for _ in images] for spec in explained}
-
-        def record(ident: str, key: str, curves: Curves) -> None:
-            for unit, row in enumerate(curves.kept):
-                scores[ident][key][row] = curves.aucs[unit]
-                _add_curve(curve_columns, model_index, kept[row].index, ident, key, curves.x, curves.curves[unit])
-            for skip in curves.skipped:
-                reasons[ident][skip.index].append(f"{key}: {skip.reason}")
-
         metric_batch = MetricBatch(bundle, batch, targets, digests)
         for choice in settings.metrics:
             metric = get_metric(choice.key)
             for ident, key, curves in every_curve(metric, choice.resolved, metric_batch, all_maps, explained, progress):
-                record(ident, key, curves)
+                for unit, at in enumerate(curves.kept):
+                    scores[ident][key][at] = curves.aucs[unit]
+                    _add_curve(curve_columns, model_index, kept[at].index, ident, key, curves.x, curves.curves[unit])
+                for skip in curves.skipped:
+                    reasons[ident][skip.index].append(f"{key}: {skip.reason}")
         for spec in explained:
             for i, raw in enumerate(kept):
                 t, p = int(targets[i]), int(prediction[i])
