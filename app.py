@@ -35,7 +35,9 @@ def metric_pages() -> list:
         elif shared:
             slug = re.sub(r"[^a-z0-9]+", "_", slot.lower()).strip("_")
 
-            def page(keys: tuple[str, ...] = tuple(m.key for m in metrics), slug: str = slug, title: str = slot) -> None:
+            def page(
+                keys: tuple[str, ...] = tuple(m.key for m in metrics), slug: str = slug, title: str = slot
+            ) -> None:
                 render_metric_group(keys, page=slug, title=title)
             page.__name__ = f"metrics_{slug}"
             pages.append(st.Page(page, title=title, icon=icon, url_path=slug))

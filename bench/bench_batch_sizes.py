@@ -9,7 +9,8 @@ Occlusion run) and forward+backward passes to the input (what the gradient metho
 run). Sizes are interleaved within each repeat, so load drifts hit them alike; the
 figure is the median over repeats of milliseconds per image, and its ratio to the best
 size. One thread by default: with two threads on a shared 2-core machine, OpenMP's
-barriers wait on descheduled threads and the figures swing tenfold. Run with EXPLAIN_MALLOC_THRESHOLD=off to see the sizes without the allocator fix.
+barriers wait on descheduled threads and the figures swing tenfold. Run with
+EXPLAIN_MALLOC_THRESHOLD=off to see the sizes without the allocator fix.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: steady on a shared CPU)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (default 1: steady on a shared CPU)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     bundle = explain.load_model(device="cpu")
@@ -65,7 +68,10 @@ def main() -> None:
                 times[size].append((time.perf_counter() - start) / args.images)
         med = {size: statistics.median(t) for size, t in times.items()}
         best = min(med.values())
-        print(f"{label:17s} " + "  ".join(f"b{size}: {med[size] * 1e3:5.1f} ms ({med[size] / best:.2f})" for size in args.sizes))
+        print(
+            f"{label:17s} "
+            + "  ".join(f"b{size}: {med[size] * 1e3:5.1f} ms ({med[size] / best:.2f})" for size in args.sizes)
+        )
 
 
 if __name__ == "__main__":

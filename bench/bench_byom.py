@@ -66,15 +66,23 @@ def main() -> None:
         with torch.no_grad():
             model.eval()(torch.zeros(1, 3, 224, 224))
 
-    ours = median_seconds(lambda: load_uploaded_model(upload, allow_torchscript=False, max_bytes=2**30, device="cpu"), args.repeats)
+    ours = median_seconds(
+        lambda: load_uploaded_model(upload, allow_torchscript=False, max_bytes=2**30, device="cpu"), args.repeats
+    )
     bare = median_seconds(bare_model, args.repeats)
-    print(f"model upload (resnet18, {len(weights) / 2**20:.0f} MB): {ours:.3f} s, bare {bare:.3f} s, ratio {ours / bare:.2f}")
+    print(
+        f"model upload (resnet18, {len(weights) / 2**20:.0f} MB): {ours:.3f} s, bare {bare:.3f} s, ratio "
+        f"{ours / bare:.2f}"
+    )
 
     data = digits_zip(args.images)
     ours = median_seconds(lambda: dataset_from_zip(data, "digits.zip"), args.repeats)
     bare = median_seconds(lambda: bare_zip_decode(data), args.repeats)
-    print(f"dataset zip ({args.images} PNGs, {len(data) / 2**20:.1f} MB): {ours:.3f} s ({args.images / ours:.0f} images/s), "
-          f"bare {bare:.3f} s, ratio {ours / bare:.2f}")
+    print(
+        f"dataset zip ({args.images} PNGs, {len(data) / 2**20:.1f} MB): {ours:.3f} s ({args.images / ours:.0f} "
+        "images/s), "
+        f"bare {bare:.3f} s, ratio {ours / bare:.2f}"
+    )
 
 
 if __name__ == "__main__":

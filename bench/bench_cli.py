@@ -14,7 +14,8 @@ wait on each other's descheduling and the times swing tenfold) and the same
 environment otherwise, an empty `EXPLAIN_CACHE_DIR` each (results persist since the
 job store: a second run would only read them). Prints every wall time and CPU time (user + system of the child:
 on a machine shared with other jobs the wall time mostly measures how much of a core
-the run was given), the medians and their ratios (issue 15's target: ours <= 0.6x the base). Load averages are printed before and after.
+the run was given), the medians and their ratios (issue 15's target: ours <= 0.6x the base). Load averages are
+printed before and after.
 `--sections gallery,deletion_insertion` leaves out SIC/AIC, whose WebP encoding and
 Delaunay interpolation do not run the model.
 """
@@ -66,7 +67,9 @@ def main() -> None:
         base = Path(tmp) / "base"
         subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(base), args.base], cwd=ROOT, check=True)
         try:
-            head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+            head = subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+            ).stdout.strip()
             print(f"report CLI, 8 images, gradcam + integrated_gradients + vargrad, sections {args.sections}; "
                   f"OMP_NUM_THREADS={args.threads}; base {args.base}, ours {head} (+ working tree)")
             print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

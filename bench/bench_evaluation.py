@@ -2,7 +2,8 @@
 against what it has to compute, the Ray executor against the local one, SIC/AIC against
 the PAIR reference, and CPU batch sizes.
 
-    .venv/bin/python bench/bench_evaluation.py [--images 32] [--ray-images 1000] [--ray-repeats 1] [--pic-images 1] [--repeats 3]
+    .venv/bin/python bench/bench_evaluation.py [--images 32] [--ray-images 1000] [--ray-repeats 1] [--pic-images 1] \
+        [--repeats 3]
     .venv/bin/python bench/bench_evaluation.py --batches      # only (d)
 
 Models: the small CNN trained on the bundled MNIST subset for 1, 2 and 3 epochs (the
@@ -43,6 +44,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -99,8 +101,12 @@ def run_images(analysis: Evaluation) -> list[torch.Tensor]:
     source = analysis.models[0]
     bundle = load_bundle(source, source.read(), "cpu")
     with analysis.data.open() as index:
-        return [bundle.preprocess_batch([raw.decode().image for raw in index.raw(range(s, min(s + analysis.chunk_size, len(index))))])
-                for s in range(0, len(index), analysis.chunk_size)]
+        return [
+            bundle.preprocess_batch(
+                [raw.decode().image for raw in index.raw(range(s, min(s + analysis.chunk_size, len(index))))]
+            )
+            for s in range(0, len(index), analysis.chunk_size)
+        ]
 
 
 def bare_passes(analysis: Evaluation, chunks: list[torch.Tensor]) -> None:
@@ -135,9 +141,9 @@ def part_a(ckpts: list[Path], images: int, repeats: int, work: Path) -> None:
         for r in range(repeats + 1):  # the first round warms up (oneDNN kernels per shape, imports)
             out = work / f"a{r}"
             analysis = settings(ckpts, images, out)
-            o = cpu_seconds(lambda: run_directly(analysis, options))
+            o = cpu_seconds(partial(run_directly, analysis, options))
             chunks = run_images(analysis)
-            b = cpu_seconds(lambda: bare_passes(analysis, chunks))
+            b = cpu_seconds(partial(bare_passes, analysis, chunks))
             shutil.rmtree(out)
             if r:
                 ours.append(o)
@@ -146,8 +152,11 @@ def part_a(ckpts: list[Path], images: int, repeats: int, work: Path) -> None:
     o, b = statistics.median(ours), statistics.median(bare)
     first = settings(ckpts, images, work / "count")
     passes = 1 + len(METHODS) + metric_passes(first.methods, first.metrics, 1, 28)
-    print(f"\n(a) local executor, 3 small-CNN checkpoints x {images} MNIST images x {', '.join(METHODS)}, "
-          f"deletion/insertion (32 steps), chunks of {first.chunk_size}; 1 thread, CPU seconds, median of {repeats}; {load()}")
+    print(
+        f"\n(a) local executor, 3 small-CNN checkpoints x {images} MNIST images x {', '.join(METHODS)}, "
+        f"deletion/insertion (32 steps), chunks of {first.chunk_size}; 1 thread, CPU seconds, median of {repeats}; "
+        f"{load()}"
+    )
     print(f"    {passes:.0f} passes per image and model: 1 prediction, {len(METHODS)} forward+backward, "
           f"{passes - 1 - len(METHODS):.0f} forward")
     print(f"    ours (evaluate_chunk, Parquet parts) : {o:7.2f} s  {total / o:8.1f} images/s")
@@ -214,7 +223,10 @@ def part_d(repeats: int) -> None:
                     times[size].append((time.perf_counter() - start) / len(x))
             med = {size: statistics.median(t) for size, t in times.items()}
             best = min(med.values())
-            print(f"    {label:31s} {name:17s} " + "  ".join(f"b{s}: {med[s] * 1e3:6.2f} ({med[s] / best:.2f})" for s in sizes))
+            print(
+                f"    {label:31s} {name:17s} "
+                + "  ".join(f"b{s}: {med[s] * 1e3:6.2f} ({med[s] / best:.2f})" for s in sizes)
+            )
 
 
 def main() -> None:
@@ -224,7 +236,9 @@ def main() -> None:
     parser.add_argument("--ray-repeats", type=int, default=1, help="(b): rounds (each a run of minutes per executor)")
     parser.add_argument("--pic-images", type=int, default=1, help="(c): images (x 2 methods; the reference is slow)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--checkpoints", type=Path, default=None, help="folder of small_cnn-e1/e2/e3.pt (default: a temporary one)")
+    parser.add_argument(
+        "--checkpoints", type=Path, default=None, help="folder of small_cnn-e1/e2/e3.pt (default: a temporary one)"
+    )
     parser.add_argument("--batches", action="store_true", help="only (d): per-image cost by CPU batch size")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip, e.g. b,c")
     args = parser.parse_args()

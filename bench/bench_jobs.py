@@ -95,7 +95,10 @@ def main() -> None:
         complete.append(len(again.get("image")) == 3 * 4)
     print(f"gallery, {len(SAMPLES)} photos x 3 default methods, model loaded; medians of {args.repeats}:")
     print(f"  first paint (photos + top-5):   {statistics.median(first):6.2f} s   (target <= 3 s)")
-    print(f"  warm revisit (maps included):   {statistics.median(revisit):6.2f} s   (target <= 1 s; all maps shown: {all(complete)})")
+    print(
+        f"  warm revisit (maps included):   {statistics.median(revisit):6.2f} s   (target <= 1 s; all maps shown: "
+        f"{all(complete)})"
+    )
 
     bundle = explain.load_model(device="cpu")
     prepared = prepare_images(bundle, [explain.NamedImage(n, explain.load_sample(n)) for n in OVERHEAD_SAMPLES])
@@ -118,7 +121,10 @@ def main() -> None:
             fn()
             times[name].append(time.perf_counter() - start)
     d, j = statistics.median(times["direct"]), statistics.median(times["job"])
-    print(f"attribution analysis, {len(OVERHEAD_SAMPLES)} images x {', '.join(OVERHEAD_METHODS)}; medians of {args.repeats}:")
+    print(
+        f"attribution analysis, {len(OVERHEAD_SAMPLES)} images x {', '.join(OVERHEAD_METHODS)}; medians of "
+        f"{args.repeats}:"
+    )
     print(f"  called directly:   {d:6.2f} s")
     print(f"  as a stored job:   {j:6.2f} s   ratio {j / d:.3f}x   (target <= 1.05x)")
 

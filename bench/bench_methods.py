@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -54,16 +55,22 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--methods", default="", help="comma-separated keys (default: all)")
-    parser.add_argument("--arch", default="", help="torchvision architecture with random weights (default: the offline default model)")
+    parser.add_argument(
+        "--arch", default="", help="torchvision architecture with random weights (default: the offline default model)"
+    )
     args = parser.parse_args()
 
     bundle = random_weights_bundle(args.arch) if args.arch else explain.load_model()
     images = [explain.load_sample(SAMPLES[i % len(SAMPLES)]) for i in range(args.images)]
     x = bundle.preprocess_batch(images)
     n = x.shape[0]
-    print(f"model {bundle.name} on {bundle.device} ({torch.get_num_threads()} threads), batch size {bundle.batch_size}, "
-          f"{n} images, median of {args.repeats}")
-    per_pass = median_seconds(lambda: forward_backward(bundle, bundle.batch_size * 2), args.repeats) / (bundle.batch_size * 2)
+    print(
+        f"model {bundle.name} on {bundle.device} ({torch.get_num_threads()} threads), batch size {bundle.batch_size}, "
+        f"{n} images, median of {args.repeats}"
+    )
+    per_pass = median_seconds(lambda: forward_backward(bundle, bundle.batch_size * 2), args.repeats) / (
+        bundle.batch_size * 2
+    )
     print(f"bare forward+backward: {per_pass * 1000:.1f} ms per image\n")
     print(f"{'method':24s} {'s/image':>9s} {'passes':>7s} {'bare s':>8s} {'ratio':>6s}")
     wanted = [k for k in args.methods.split(",") if k] or [m.key for m in explain.list_methods()]
@@ -72,9 +79,9 @@ def main() -> None:
         if not method.is_available(bundle):
             continue
         explain.attribute(bundle, x[:1], key)  # warm-up
-        seconds = median_seconds(lambda: explain.attribute(bundle, x, key), args.repeats) / n
+        seconds = median_seconds(partial(explain.attribute, bundle, x, key), args.repeats) / n
         passes = method.evals_per_image(method.resolve_params({}), bundle.input_size)
-        bare = median_seconds(lambda: forward_backward(bundle, passes * n), args.repeats) / n
+        bare = median_seconds(partial(forward_backward, bundle, passes * n), args.repeats) / n
         print(f"{key:24s} {seconds:9.3f} {passes:7d} {bare:8.3f} {seconds / bare:6.2f}")
 
 

@@ -54,14 +54,19 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["gradcam", "saliency"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    parser.add_argument("--pic-images", type=int, default=1, help="images for the SIC/AIC comparison (the reference is slow)")
+    parser.add_argument(
+        "--pic-images", type=int, default=1, help="images for the SIC/AIC comparison (the reference is slow)"
+    )
     args = parser.parse_args()
 
     bundle = explain.load_model(explain.DEFAULT_MODEL)
     names = [n for n in SAMPLES if n in explain.sample_names()][: args.images]
     x = bundle.preprocess_batch([explain.load_sample(n) for n in names])
     maps = {m: explain.attribute(bundle, x, m) for m in args.methods}
-    print(f"model {bundle.name} on {bundle.device}, batch size {bundle.batch_size}, torch threads {torch.get_num_threads()}")
+    print(
+        f"model {bundle.name} on {bundle.device}, batch size {bundle.batch_size}, torch threads "
+        f"{torch.get_num_threads()}"
+    )
     print(f"images {names}, methods {args.methods}")
 
     # 1. Deletion + insertion against bare forward passes.
@@ -83,7 +88,9 @@ def main() -> None:
     pic_comparison(bundle, x[:k], {m: maps[m][:k] for m in args.methods}, args.repeats)
 
 
-def pic_comparison(bundle: explain.ModelBundle, xs: torch.Tensor, maps: dict[str, np.ndarray], repeats: int) -> dict[str, float]:
+def pic_comparison(
+    bundle: explain.ModelBundle, xs: torch.Tensor, maps: dict[str, np.ndarray], repeats: int
+) -> dict[str, float]:
     """SIC + AIC of `explain.metrics.pic_metrics` against the PAIR reference
     (`compute_pic_metric` once for SIC and once for AIC, per image and method) on the
     same images, maps, seed masks and thresholds: wall and CPU seconds (ours: median of
@@ -106,8 +113,8 @@ def pic_comparison(bundle: explain.ModelBundle, xs: torch.Tensor, maps: dict[str
     def run_reference() -> None:
         for i in range(k):
             cls = int(probabilities(originals[i : i + 1]).argmax())
-            sic = lambda b: probabilities(b)[:, cls]  # noqa: E731
-            aic = lambda b: (probabilities(b).argmax(1) == cls).astype(float)  # noqa: E731
+            sic = lambda b, cls=cls: probabilities(b)[:, cls]  # noqa: E731
+            aic = lambda b, cls=cls: (probabilities(b).argmax(1) == cls).astype(float)  # noqa: E731
             for m in maps:
                 for metric, pred in (("sic", sic), ("aic", aic)):
                     try:
@@ -134,17 +141,22 @@ def pic_comparison(bundle: explain.ModelBundle, xs: torch.Tensor, maps: dict[str
                 kept = [i for i in range(k) if (metric, m, i) in found]
                 if tuple(kept) != curves.kept:
                     raise AssertionError(f"{metric} {m}: the reference kept images {kept}, ours {list(curves.kept)}")
-                differences += [abs(auc - found[(metric, m, i)]) for i, auc in zip(kept, curves.aucs)]
+                differences += [abs(auc - found[(metric, m, i)]) for i, auc in zip(kept, curves.aucs, strict=True)]
     pairs = k * len(maps)
     out = {"ours": wall, "reference": ref_wall, "ratio": wall / ref_wall, "cpu_ratio": cpu / ref_cpu,
            "auc_difference": max(differences, default=float("nan")), "aucs": len(differences) // max(1, len(results))}
     print(f"\n[SIC+AIC] {k} image(s) x {len(maps)} method(s), {len(DEFAULT_THRESHOLDS)} thresholds, "
           f"{torch.get_num_threads()} torch threads (the CPU pool as many)")
-    print(f"  ours      : {wall:8.3f} s wall, {cpu:8.3f} s CPU, {wall / pairs:.3f} s per image and method (median of {len(ours)})")
+    print(
+        f"  ours      : {wall:8.3f} s wall, {cpu:8.3f} s CPU, {wall / pairs:.3f} s per image and method (median of "
+        f"{len(ours)})"
+    )
     print(f"  reference : {ref_wall:8.3f} s wall, {ref_cpu:8.3f} s CPU, {ref_wall / pairs:.3f} s per image and method "
           f"(saliency.metrics.pic, SIC + AIC)")
-    print(f"  ratio ours / reference: {out['ratio']:.3f} wall, {out['cpu_ratio']:.3f} CPU; {out['aucs']} per-image AUCs, "
-          f"largest difference {out['auc_difference']:.1e}")
+    print(
+        f"  ratio ours / reference: {out['ratio']:.3f} wall, {out['cpu_ratio']:.3f} CPU; {out['aucs']} per-image AUCs, "
+        f"largest difference {out['auc_difference']:.1e}"
+    )
     return out
 
 

@@ -42,7 +42,9 @@ def big_report(n_images: int = 16) -> reports.Report:
         figure = go.Figure([go.Scatter(x=x, y=np.sort(rng.random(101)), name=m) for m in METHODS])
         figure.update_layout(title=metric)
         figures.append(reports.Figure.of(figure))
-    table = reports.Table(("method", "deletion AUC", "insertion AUC"), tuple((m, rng.random(), rng.random()) for m in METHODS))
+    table = reports.Table(
+        ("method", "deletion AUC", "insertion AUC"), tuple((m, rng.random(), rng.random()) for m in METHODS)
+    )
     return reports.Report.assemble("bench", [gallery, reports.Section("curves", "Curves", (*figures, table))])
 
 
@@ -62,7 +64,7 @@ def main() -> None:
     print(f"16 images x 6 methods + 4 curve figures + AUC table: {size / 2**20:.2f} MB "
           f"({size / budget:.0%} of the 15 MB budget); median over {args.repeats} runs: "
           f"sections {statistics.median(build_times):.2f} s, HTML {statistics.median(render_times):.2f} s, "
-          f"total {statistics.median(b + r for b, r in zip(build_times, render_times)):.2f} s")
+          f"total {statistics.median(b + r for b, r in zip(build_times, render_times, strict=True)):.2f} s")
 
 
 if __name__ == "__main__":

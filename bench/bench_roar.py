@@ -20,7 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: EXPLAIN_TRAIN_THREADS or 1)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="intra-op threads (default: EXPLAIN_TRAIN_THREADS or 1)"
+    )
     parser.add_argument("--cache", default=None, help="cache dir (default: a fresh temporary one)")
     args = parser.parse_args()
     os.environ["EXPLAIN_CACHE_DIR"] = args.cache or tempfile.mkdtemp(prefix="bench_roar_")
@@ -39,10 +41,16 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     settings = roar.RoarSettings(methods=tuple(MethodSpec.of(m) for m in roar.DEFAULT_METHODS))
     threads = args.threads or training_threads()
-    print(f"torch {torch.__version__}, {threads} thread(s), {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"torch {torch.__version__}, {threads} thread(s), {os.cpu_count()} CPU(s), load average "
+        f"{os.getloadavg()[0]:.1f}"
+    )
     print(f"{dataset.describe()}; loaded in {load_s:.1f} s")
-    print(f"methods: {', '.join(m.ident for m in settings.all_methods)}; fractions: {', '.join(f'{f:.0%}' for f in settings.fractions)}; "
-          f"recipe: {settings.recipe}")
+    print(
+        f"methods: {', '.join(m.ident for m in settings.all_methods)}; fractions: "
+        f"{', '.join(f'{f:.0%}' for f in settings.fractions)}; "
+        f"recipe: {settings.recipe}"
+    )
     analysis = RoarAnalysis.of(dataset, settings)
     t0 = time.perf_counter()
     job = default_runner().submit(analysis, RoarInputs(dataset, threads=threads))
@@ -57,8 +65,11 @@ def main() -> None:
     print(f"\nwall time of the run: {total:.1f} s ({result.done} retrainings)")
     for name in ("base_model", "attribution", "retraining", "evaluation"):
         print(f"  {name:<12} {t[name]:7.1f} s  ({t[name] / total:5.1%})")
-    print(f"  median per retraining + evaluation: {statistics.median(per_training):.2f} s "
-          f"(base model training {t['base_model']:.2f} s; ratio {statistics.median(per_training) / max(t['base_model'], 1e-9):.2f})")
+    print(
+        f"  median per retraining + evaluation: {statistics.median(per_training):.2f} s "
+        f"(base model training {t['base_model']:.2f} s; ratio "
+        f"{statistics.median(per_training) / max(t['base_model'], 1e-9):.2f})"
+    )
     n_images = len(dataset.train_y) + len(dataset.test_y)
     print(f"  attribution: {t['attribution'] / n_images / len(settings.all_methods) * 1e3:.2f} ms per image and method "
           f"({n_images} images x {len(settings.all_methods)} rankings)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,11 @@ from explain.metrics import MetricInput, get_metric  # noqa: E402
 from explain.metrics.randomisation import forward_order, group_layers, layer_generator  # noqa: E402
 from explain.metrics.similarity import SIMILARITIES  # noqa: E402
 from explain.models.reinit import reinitialise  # noqa: E402
+
+
+def similarities_of(maps: np.ndarray, shuffled: np.ndarray) -> list[float]:
+    """Every similarity between each map and its shuffled copy (what the sanity checks compute per step)."""
+    return [s.compute(maps[i], shuffled[i]) for s in SIMILARITIES for i in range(len(maps))]
 
 
 def main() -> None:
@@ -62,19 +68,26 @@ def main() -> None:
                 reinitialise(model.get_submodule(name), layer_generator(0, index))
 
     copying = median_cpu_seconds(copy_and_randomise, args.repeats)
-    print(f"copy of the model + re-initialising all {len(layers)} layers: {copying:.3f} s (once per run; each step re-draws only its layers)")
+    print(
+        f"copy of the model + re-initialising all {len(layers)} layers: {copying:.3f} s (once per run; each step "
+        "re-draws only its layers)"
+    )
     print(f"\n{'method':18s} {'run s':>8s} {'passes':>7s} {'bare s':>8s} {'ratio':>6s} {'similarities s':>15s}")
     for key in [k for k in args.methods.split(",") if k]:
         spec = MethodSpec.of(key)
         maps = explain.attribute(bundle, x, key, targets.tolist())
         data = MetricInput(bundle, x, maps, targets, spec)
         metric.compute(MetricInput(bundle, x[:1], maps[:1], targets[:1], spec), params)  # warm-up
-        run = median_cpu_seconds(lambda: metric.compute(data, params), args.repeats)
+        run = median_cpu_seconds(partial(metric.compute, data, params), args.repeats)
         passes = metric.cost(params, n, spec, size)
-        bare = median_cpu_seconds(lambda: forward_backward(bundle, passes), args.repeats)
+        bare = median_cpu_seconds(partial(forward_backward, bundle, passes), args.repeats)
         shuffled = np.random.default_rng(0).permutation(maps.reshape(n, -1), axis=1).reshape(maps.shape)
-        similarities = median_cpu_seconds(lambda: [s.compute(maps[i], shuffled[i]) for s in SIMILARITIES for i in range(n)],
-                                   args.repeats) * args.steps
+        similarities = (
+            median_cpu_seconds(
+                partial(similarities_of, maps, shuffled), args.repeats
+            )
+            * args.steps
+        )
         print(f"{key:18s} {run:8.2f} {passes:7d} {bare:8.2f} {run / bare:6.2f} {similarities:15.2f}")
 
 

@@ -54,8 +54,11 @@ def main() -> None:
 
     bundle = explain.load_model()
     batch = bundle.preprocess_batch([explain.load_sample(n) for n in args.images])
-    print(f"model {bundle.name} on {bundle.device}, batch size {bundle.batch_size}, torch threads {torch.get_num_threads()}, "
-          f"{len(args.images)} images {args.images}")
+    print(
+        f"model {bundle.name} on {bundle.device}, batch size {bundle.batch_size}, torch threads "
+        f"{torch.get_num_threads()}, "
+        f"{len(args.images)} images {args.images}"
+    )
     print(f"{'method':<24}{'warm-up s':>10}{'s/image':>10}{'evals':>7}{'ms/eval':>9}{'ratio':>7}  defaults")
     for key in METHODS:
         method = explain.get_method(key)
@@ -74,7 +77,8 @@ def main() -> None:
         per_eval = seconds_per_eval(bundle, with_backward=key == "shap_gradient")
         evals = method.evals_per_image(params, bundle.input_size)
         shown = ", ".join(f"{k}={v}" for k, v in params.items())
-        print(f"{method.label:<24}{warmup:>10.2f}{median:>10.2f}{evals:>7}{per_eval * 1e3:>9.1f}{median / (evals * per_eval):>7.2f}  {shown}")
+        ratio = median / (evals * per_eval)
+        print(f"{method.label:<24}{warmup:>10.2f}{median:>10.2f}{evals:>7}{per_eval * 1e3:>9.1f}{ratio:>7.2f}  {shown}")
 
 
 if __name__ == "__main__":

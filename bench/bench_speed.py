@@ -124,8 +124,10 @@ def bench_deletion(bundle: explain.ModelBundle, n: int, repeats: int) -> None:
         return
     curves = np.asarray(quantus_run())
     mine = ours().deletion["gradcam"].curves
-    print(f"  check: Quantus curves {curves.shape}, ours {mine.shape}; mean |difference| of the probabilities at "
-          f"matching fractions {np.abs(curves - mine[:, 1:]).mean():.3f} (Quantus flips channel values, we flip pixels)")
+    print(
+        f"  check: Quantus curves {curves.shape}, ours {mine.shape}; mean |difference| of the probabilities at "
+        f"matching fractions {np.abs(curves - mine[:, 1:]).mean():.3f} (Quantus flips channel values, we flip pixels)"
+    )
     t = interleaved({"ours": ours, "quantus": quantus_run}, repeats)
     o, q = t["ours"] / (2 * n), t["quantus"] / n
     print(f"  ours   : {o * 1e3:7.1f} CPU ms per curve ({QUANTUS_STEPS + 1} passes, chunks of {bundle.batch_size})")
@@ -138,9 +140,9 @@ def whole_graph_gradcam(bundle: explain.ModelBundle, x: torch.Tensor, targets: l
     the whole network; chunks of `bundle.batch_size`."""
     maps = []
     layer = bundle.model.get_submodule(bundle.cam_layer)
-    for xc, tc in zip(x.split(bundle.batch_size), torch.tensor(targets).split(bundle.batch_size)):
+    for xc, tc in zip(x.split(bundle.batch_size), torch.tensor(targets).split(bundle.batch_size), strict=True):
         store = {}
-        handle = layer.register_forward_hook(lambda m, i, o: store.setdefault("a", o))
+        handle = layer.register_forward_hook(lambda m, i, o, store=store: store.setdefault("a", o))
         try:
             xc = xc.clone().requires_grad_(True)
             (grad,) = torch.autograd.grad(bundle.model(xc).gather(1, tc[:, None]).sum(), store["a"])
@@ -181,8 +183,8 @@ def peak_growth_kib(fn) -> float:
     earlier peak)."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
-        status = lambda key: int(next(l for l in Path("/proc/self/status").read_text().splitlines()  # noqa: E731
-                                      if l.startswith(key)).split()[1])
+        status = lambda key: int(next(line for line in Path("/proc/self/status").read_text().splitlines()  # noqa: E731
+                                      if line.startswith(key)).split()[1])
         before = status("VmRSS:")
         fn()
         return status("VmHWM:") - before
@@ -193,8 +195,12 @@ def peak_growth_kib(fn) -> float:
 
 
 def peak_mib(kind: str, targets: list[int], threads: int) -> float:
-    out = subprocess.run([sys.executable, __file__, "--probe", kind, ",".join(map(str, targets)), "--threads", str(threads)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--probe", kind, ",".join(map(str, targets)), "--threads", str(threads)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])["peak_mib"]
 
 
@@ -232,7 +238,9 @@ def bench_cache_hit(bundle: explain.ModelBundle, repeats: int) -> None:
     calls = []
     handle = bundle.model.register_forward_hook(lambda m, i, o: calls.append(1))
     try:
-        t = interleaved({"hit": lambda: explain.cached_attribute(cache, bundle, x, digests, "gradcam")}, max(repeats, 20))
+        t = interleaved(
+            {"hit": lambda: explain.cached_attribute(cache, bundle, x, digests, "gradcam")}, max(repeats, 20)
+        )
     finally:
         handle.remove()
     print(f"\n[3] 16-image cache hit, target=None: {t['hit'] * 1e3:.2f} CPU ms (target <= 5 ms), "
@@ -259,8 +267,11 @@ def bench_forms(bundle: explain.ModelBundle, repeats: int) -> None:
     print(f"\n[4] default model, {len(x)} images per pass (CPU ms per image; ratio to the form before)")
     for label, make in (("forward", forward), ("forward+backward", forward_backward)):
         t = interleaved({k: make(m) for k, m in forms.items()}, repeats)
-        print(f"  {label:17s} fast {t['fast'] / len(x) * 1e3:5.1f} ({t['fast'] / t['before']:.2f}x), "
-              f"split {t['split'] / len(x) * 1e3:5.1f} ({t['split'] / t['before']:.2f}x), before {t['before'] / len(x) * 1e3:5.1f}")
+        print(
+            f"  {label:17s} fast {t['fast'] / len(x) * 1e3:5.1f} ({t['fast'] / t['before']:.2f}x), "
+            f"split {t['split'] / len(x) * 1e3:5.1f} ({t['split'] / t['before']:.2f}x), before "
+            f"{t['before'] / len(x) * 1e3:5.1f}"
+        )
 
 
 def cpu_probe(threads: int) -> None:
@@ -295,10 +306,11 @@ def bench_allocator(threads: int, repeats: int) -> None:
             out = subprocess.run([sys.executable, __file__, "--cpu-probe", "--threads", str(threads)], env=env,
                                  capture_output=True, text=True, check=True).stdout
             results[label].append(json.loads(out.strip().splitlines()[-1]))
-    for label, rows in results.items():
+    for rows in results.values():
         med = {k: statistics.median(r[k] for r in rows) for k in ("user", "sys", "wall")}
-        print(f"  threshold {rows[0]['threshold']!s:>10}: user {med['user'] * 1e3:5.1f} ms, sys {med['sys'] * 1e3:5.1f} ms, "
-              f"wall {med['wall'] * 1e3:5.1f} ms per image")
+        user, system, wall = (med[k] * 1e3 for k in ("user", "sys", "wall"))
+        threshold = rows[0]["threshold"]
+        print(f"  threshold {threshold!s:>10}: user {user:5.1f} ms, sys {system:5.1f} ms, wall {wall:5.1f} ms/image")
 
 
 def main() -> None:

@@ -71,7 +71,9 @@ def check_device(text: str | None) -> torch.device | None:
     try:
         device = torch.device(text)
     except RuntimeError:
-        raise UsageError(f"--device {text!r}: not a device torch knows; use cpu or cuda (cuda:N for one GPU).") from None
+        raise UsageError(
+            f"--device {text!r}: not a device torch knows; use cpu or cuda (cuda:N for one GPU)."
+        ) from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:

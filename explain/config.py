@@ -80,7 +80,9 @@ ENV_NAMES = {
 }
 
 
-def read_operator_config(secrets: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> OperatorConfig:
+def read_operator_config(
+    secrets: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> OperatorConfig:
     """Settings from the secrets' `[explain]` table, overridden by `EXPLAIN_*` variables.
 
     Lists in environment variables: e-mails separated by commas, folders by
@@ -102,7 +104,9 @@ def read_operator_config(secrets: Mapping[str, Any] | None = None, environ: Mapp
         if auth == "password" and not password:
             raise ConfigError("auth = 'password' needs upload_password (or EXPLAIN_UPLOAD_PASSWORD)")
         if auth == "login" and "auth" not in (secrets or {}):
-            raise ConfigError("auth = 'login' needs an [auth] section in .streamlit/secrets.toml (Streamlit's OIDC login)")
+            raise ConfigError(
+                "auth = 'login' needs an [auth] section in .streamlit/secrets.toml (Streamlit's OIDC login)"
+            )
         return OperatorConfig(
             auth=auth,
             upload_password=password,
@@ -116,7 +120,9 @@ def read_operator_config(secrets: Mapping[str, Any] | None = None, environ: Mapp
             ),
         )
     except ConfigError as exc:
-        return OperatorConfig(auth="locked", error=f"The operator configuration is invalid ({exc}); uploads are disabled.")
+        return OperatorConfig(
+            auth="locked", error=f"The operator configuration is invalid ({exc}); uploads are disabled."
+        )
 
 
 def password_matches(config: OperatorConfig, attempt: str) -> bool:

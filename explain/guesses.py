@@ -75,7 +75,9 @@ class GuessLimiter:
     def _forget_idle(self, now: float) -> None:
         if len(self._records) < self.max_clients:
             return
-        for key in [k for k, r in self._records.items() if now - r.last_seen > self.forget_after and now >= r.blocked_until]:
+        for key in [
+            k for k, r in self._records.items() if now - r.last_seen > self.forget_after and now >= r.blocked_until
+        ]:
             del self._records[key]
         while len(self._records) >= self.max_clients:  # still full: drop the least recently seen
             del self._records[min(self._records, key=lambda k: self._records[k].last_seen)]

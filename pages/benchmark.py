@@ -13,7 +13,14 @@ import streamlit as st
 import explain
 from explain.data.datasets import DatasetError, DatasetLimits, allowed_folder
 from explain.evaluation import (
-    DataSource, Evaluation, EvaluationInputs, EvaluationResult, ExecutionOptions, MetricChoice, ResultsDir, model_sources,
+    DataSource,
+    Evaluation,
+    EvaluationInputs,
+    EvaluationResult,
+    ExecutionOptions,
+    MetricChoice,
+    ResultsDir,
+    model_sources,
     runs_dir,
 )
 from explain.metrics import get_metric, list_metrics
@@ -23,18 +30,25 @@ from explain.models.small_cnn import ARCHITECTURE
 from explain.models.zoo import zoo_weights_available
 from pages.ui import access, jobs, report_builder, selection
 from pages.ui.session import kept_widget, start_page
+from reports import build_section
 
 PAGE = "benchmark"
 OPENED_KEY = "benchmark:opened"
 OPEN, START = "Open results", "Start a run"
-MNIST_TEST, MNIST_ALL, SERVER_DATA = "MNIST subset: the 1,000 held-out images", "MNIST subset: all 5,000", "A labelled folder or zip on the server"
+MNIST_TEST, MNIST_ALL, SERVER_DATA = (
+    "MNIST subset: the 1,000 held-out images",
+    "MNIST subset: all 5,000",
+    "A labelled folder or zip on the server",
+)
 CHECKPOINTS, NAMED = "Checkpoint files on the server", "Named models"
 
 start_page()
 st.title("Benchmark")
-st.caption("Explanations of several checkpoints over a whole dataset: every model × image × method, each metric's "
-           "per-image AUC. Run `python -m explain evaluate` (also on a Ray cluster) and open its results here, or start "
-           "a run on this server.")
+st.caption(
+    "Explanations of several checkpoints over a whole dataset: every model × image × method, each metric's "
+    "per-image AUC. Run `python -m explain evaluate` (also on a Ray cluster) and open its results here, or start "
+    "a run on this server."
+)
 config = access.operator_config()
 allowed = access.uploads_allowed()
 
@@ -65,7 +79,7 @@ def accuracy_table(result: EvaluationResult):
     table = result.accuracy().set_index("model")
     shown = table[["images", "accuracy"]].copy()
     shown["95 % interval"] = [f"[{lo:.3f}, {hi:.3f}]" if lo == lo else "—"
-                              for lo, hi in zip(table["accuracy_low"], table["accuracy_high"])]
+                              for lo, hi in zip(table["accuracy_low"], table["accuracy_high"], strict=True)]
     if (table["labelled"] != table["images"]).any():
         shown.insert(1, "labelled", table["labelled"])
     return shown
@@ -81,11 +95,20 @@ def dashboard(result: EvaluationResult, running: bool = False) -> None:
         return
     scores = result.scores
     c1, c2, c3 = st.columns([2, 2, 1])
-    score_key = c1.selectbox("Score", [s.key for s in scores], format_func=lambda k: next(f"{s.name} ({s.direction})" for s in scores if s.key == k),
-                             key=f"{PAGE}:score")
+    score_key = c1.selectbox(
+        "Score",
+        [s.key for s in scores],
+        format_func=lambda k: next(f"{s.name} ({s.direction})" for s in scores if s.key == k),
+        key=f"{PAGE}:score",
+    )
     score = result.score(score_key)
-    model_index = c2.selectbox("Checkpoint (leaderboard, classes, worst images)", range(len(result.models)),
-                               index=len(result.models) - 1, format_func=lambda i: result.models[i], key=f"{PAGE}:model")
+    model_index = c2.selectbox(
+        "Checkpoint (leaderboard, classes, worst images)",
+        range(len(result.models)),
+        index=len(result.models) - 1,
+        format_func=lambda i: result.models[i],
+        key=f"{PAGE}:model",
+    )
     worst_k = c3.number_input("Worst images", 1, 12, 4, key=f"{PAGE}:worst")
     left, right = st.columns([3, 2])
     with left:
@@ -106,8 +129,10 @@ def dashboard(result: EvaluationResult, running: bool = False) -> None:
     for label, items in worst:
         st.markdown(f"**{label}**")
         pictures = [item["picture"] for item in items if item["picture"] is not None]
-        captions = [f"{item['image']} · label {item['label']} · pred {item['prediction_name']} · {item[score.column]:.3f}"
-                    for item in items]
+        captions = [
+            f"{item['image']} · label {item['label']} · pred {item['prediction_name']} · {item[score.column]:.3f}"
+            for item in items
+        ]
         if pictures:
             st.image(pictures, width=140, caption=captions)
         else:
@@ -116,18 +141,27 @@ def dashboard(result: EvaluationResult, running: bool = False) -> None:
         with st.expander(f"{result.manifest['notes_total']} note(s): images or methods left out"):
             st.write(result.manifest.get("notes", []))
     if not running:
-        report_builder.add_to_report(lambda: result.report_section(score.key, model_index, int(worst_k)), key=PAGE)
+        report_builder.add_to_report(lambda: build_section(result, score.key, model_index, int(worst_k)), key=PAGE)
 
 
 def open_results() -> None:
     runs = own_runs()
-    labels = {str(p): f"{EvaluationResult.open(p).title} · {time.strftime('%Y-%m-%d %H:%M', time.localtime((p / '_manifest.json').stat().st_mtime))}"
-              for p in runs}
+    labels = {
+        str(
+            p
+        ): f"{EvaluationResult.open(p).title} · "
+           f"{time.strftime('%Y-%m-%d %H:%M', time.localtime((p / '_manifest.json').stat().st_mtime))}"
+        for p in runs
+    }
     c1, c2 = st.columns(2)
     own = c1.selectbox("Runs of this app", list(labels), format_func=labels.get, index=None,
                        placeholder="none yet" if not runs else "choose a run", key=f"{PAGE}:own")
-    folder = c2.text_input("Or a results folder on the server", key=f"{PAGE}:folder", disabled=not (allowed and config.data_roots),
-                           help="inside the folders the operator allows (data_roots)")
+    folder = c2.text_input(
+        "Or a results folder on the server",
+        key=f"{PAGE}:folder",
+        disabled=not (allowed and config.data_roots),
+        help="inside the folders the operator allows (data_roots)",
+    )
     if not (allowed and config.data_roots):
         c2.caption("Reading server folders needs the operator's data_roots and the upload access of this instance.")
     if st.button("Open", key=f"{PAGE}:open", icon=":material/folder_open:"):
@@ -147,20 +181,41 @@ def open_results() -> None:
 
 def run_form() -> tuple[Evaluation | None, EvaluationInputs, bool]:
     with st.form(f"{PAGE}_settings", border=False):
-        kind = kept_widget(st.radio, "Models", f"{PAGE}:model_kind", CHECKPOINTS, options=[CHECKPOINTS, NAMED], horizontal=True)
+        kind = kept_widget(
+            st.radio, "Models", f"{PAGE}:model_kind", CHECKPOINTS, options=[CHECKPOINTS, NAMED], horizontal=True
+        )
         c1, c2, c3 = st.columns([3, 2, 1])
-        pattern = kept_widget(c1.text_input, "Checkpoint files (a glob inside an allowed server folder)", f"{PAGE}:glob", "ckpts/*.pt")
+        pattern = kept_widget(
+            c1.text_input, "Checkpoint files (a glob inside an allowed server folder)", f"{PAGE}:glob", "ckpts/*.pt"
+        )
         arch = kept_widget(c2.selectbox, "Architecture of the checkpoints", f"{PAGE}:arch", ARCHITECTURE,
                            options=[ARCHITECTURE, *architecture_names()])
         classes = kept_widget(c3.number_input, "Classes", f"{PAGE}:classes", 10, min_value=1, max_value=100_000)
-        names = [explain.DEFAULT_MODEL, *[n for n in explain.list_models() if n != explain.DEFAULT_MODEL and zoo_weights_available(n)]]
-        named = kept_widget(st.multiselect, "Named models (in order)", f"{PAGE}:named", [explain.DEFAULT_MODEL], options=names)
+        names = [
+            explain.DEFAULT_MODEL,
+            *[n for n in explain.list_models() if n != explain.DEFAULT_MODEL and zoo_weights_available(n)],
+        ]
+        named = kept_widget(
+            st.multiselect, "Named models (in order)", f"{PAGE}:named", [explain.DEFAULT_MODEL], options=names
+        )
         d1, d2, d3 = st.columns([2, 3, 1])
-        data_kind = kept_widget(d1.radio, "Images", f"{PAGE}:data", MNIST_TEST, options=[MNIST_TEST, MNIST_ALL, SERVER_DATA])
-        data_path = kept_widget(d2.text_input, "Labelled folder or .zip on the server (one sub-folder per class)", f"{PAGE}:data_path", "")
-        max_images = kept_widget(d3.number_input, "At most", f"{PAGE}:max_images", 200, min_value=1, max_value=config.max_dataset_images)
-        methods = kept_widget(st.multiselect, "Methods", f"{PAGE}:methods", ["saliency", "gradcam"],
-                              options=[m.key for m in explain.list_methods()], format_func=lambda k: explain.get_method(k).label)
+        data_kind = kept_widget(
+            d1.radio, "Images", f"{PAGE}:data", MNIST_TEST, options=[MNIST_TEST, MNIST_ALL, SERVER_DATA]
+        )
+        data_path = kept_widget(
+            d2.text_input, "Labelled folder or .zip on the server (one sub-folder per class)", f"{PAGE}:data_path", ""
+        )
+        max_images = kept_widget(
+            d3.number_input, "At most", f"{PAGE}:max_images", 200, min_value=1, max_value=config.max_dataset_images
+        )
+        methods = kept_widget(
+            st.multiselect,
+            "Methods",
+            f"{PAGE}:methods",
+            ["saliency", "gradcam"],
+            options=[m.key for m in explain.list_methods()],
+            format_func=lambda k: explain.get_method(k).label,
+        )
         metrics = kept_widget(st.multiselect, "Metrics", f"{PAGE}:metrics", ["deletion_insertion", "sic_aic"],
                               options=[m.key for m in list_metrics()], format_func=lambda k: get_metric(k).label)
         params = {}
@@ -169,9 +224,18 @@ def run_form() -> tuple[Evaluation | None, EvaluationInputs, bool]:
                 st.markdown(f"**{get_metric(key).label}**")
                 params[key] = selection.params_widgets(key, get_metric(key).params)
         e1, e2, e3 = st.columns(3)
-        class_mode = kept_widget(e1.radio, "Class explained", f"{PAGE}:class", "top1", options=["top1", "label"],
-                                 format_func={"top1": "each image's top-1", "label": "each image's label"}.get, horizontal=True)
-        chunk = kept_widget(e2.number_input, "Images per stored chunk", f"{PAGE}:chunk", 32, min_value=1, max_value=1024)
+        class_mode = kept_widget(
+            e1.radio,
+            "Class explained",
+            f"{PAGE}:class",
+            "top1",
+            options=["top1", "label"],
+            format_func={"top1": "each image's top-1", "label": "each image's label"}.get,
+            horizontal=True,
+        )
+        chunk = kept_widget(
+            e2.number_input, "Images per stored chunk", f"{PAGE}:chunk", 32, min_value=1, max_value=1024
+        )
         save_maps = kept_widget(e3.checkbox, "Keep the maps (worst images)", f"{PAGE}:save_maps", True)
         run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:", disabled=not allowed)
     limits = DatasetLimits(max_images=config.max_dataset_images, max_total_bytes=config.max_dataset_mb * 2**20)
@@ -179,25 +243,33 @@ def run_form() -> tuple[Evaluation | None, EvaluationInputs, bool]:
                                                         max_model_bytes=config.max_model_mb * 2**20),
                               data_roots=tuple(config.data_roots), limits=limits)
     if not allowed:
-        st.caption("Runs read server files and compute for minutes: they are locked like uploads on this instance; unlock "
-                   "them on the Model & data page.")
+        st.caption(
+            "Runs read server files and compute for minutes: they are locked like uploads on this instance; unlock "
+            "them on the Model & data page."
+        )
     if not methods or not metrics:
         st.info("Choose at least one method and one metric.")
         return None, inputs, False
     try:
         if kind == CHECKPOINTS:
             if not config.data_roots:
-                raise DatasetError("Checkpoint files must lie in a server folder the operator allows (data_roots); none is set.")
+                raise DatasetError(
+                    "Checkpoint files must lie in a server folder the operator allows (data_roots); none is set."
+                )
             root = config.data_roots[0]
             files = Path(pattern).expanduser() if Path(pattern).expanduser().is_absolute() else root / pattern
-            models = model_sources(weights=[str(files)], arch=arch, num_classes=None if arch == ARCHITECTURE else int(classes))
+            models = model_sources(
+                weights=[str(files)], arch=arch, num_classes=None if arch == ARCHITECTURE else int(classes)
+            )
             for source in models:
                 allowed_folder(Path(source.name).parent, config.data_roots)
         else:
             models = model_sources(names=named)
         if data_kind == SERVER_DATA:
             if not config.data_roots or not data_path.strip():
-                raise DatasetError("Enter a labelled folder or .zip inside the folders the operator allows (data_roots).")
+                raise DatasetError(
+                    "Enter a labelled folder or .zip inside the folders the operator allows (data_roots)."
+                )
             path = Path(data_path.strip()).expanduser()
             path = path if path.is_absolute() else config.data_roots[0] / path
             data = DataSource.of(str(path), int(max_images), config.data_roots, limits)  # checked against data_roots

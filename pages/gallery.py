@@ -11,6 +11,7 @@ from explain.plots.overlay import COLORMAPS, SIGN_MODES, DisplaySettings, overla
 from pages.ui import jobs, report_builder, selection
 from pages.ui.session import keep, kept, kept_widget
 from reports.sections import GALLERY_COLUMNS as COLUMNS  # image + methods per row, as in reports
+from reports import build_section
 
 PAGE = "gallery"
 
@@ -27,9 +28,17 @@ with st.expander("Display", expanded=False):
     display = DisplaySettings(
         colormap=kept_widget(c1.selectbox, "Colormap", "colormap", "jet", options=COLORMAPS),
         opacity=kept_widget(c2.slider, "Overlay opacity", "opacity", 0.6, min_value=0.0, max_value=1.0, step=0.05),
-        clip_percentile=kept_widget(c3.slider, "Clip at percentile", "clip_percentile", 99.0, min_value=90.0, max_value=100.0, step=0.5),
-        sign=kept_widget(c4.selectbox, "Values", "sign", "absolute", options=SIGN_MODES,
-                         help="absolute: |map|; positive: negatives cut; signed: diverging scale"),
+        clip_percentile=kept_widget(
+            c3.slider, "Clip at percentile", "clip_percentile", 99.0, min_value=90.0, max_value=100.0, step=0.5
+        ),
+        sign=kept_widget(
+            c4.selectbox,
+            "Values",
+            "sign",
+            "absolute",
+            options=SIGN_MODES,
+            help="absolute: |map|; positive: negatives cut; signed: diverging scale",
+        ),
     )
 
 try:
@@ -56,7 +65,7 @@ def draw(result, job) -> None:
         cells = [None, *specs]
         for start in range(0, len(cells), COLUMNS):
             columns = st.columns(COLUMNS)
-            for column, spec in zip(columns, cells[start : start + COLUMNS]):
+            for column, spec in zip(columns, cells[start : start + COLUMNS], strict=False):  # a last row fills fewer
                 with column:
                     if spec is None:
                         image_cell(view.display[row], name, view.top5[row])
@@ -68,7 +77,7 @@ def draw(result, job) -> None:
                         st.markdown(f"**{spec.label}**")
                         st.caption("computing…" if job.active else "not computed")
     if result.complete and result.analysis.methods and not job.active:  # buttons only once the job has ended
-        report_builder.add_to_report(lambda: result.report_section(display), key=PAGE)
+        report_builder.add_to_report(lambda: build_section(result, display), key=PAGE)
 
 
 def images_only() -> None:

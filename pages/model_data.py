@@ -20,7 +20,13 @@ from explain.models import (
     preprocessing_of,
     with_settings,
 )
-from explain.data.datasets import DatasetError, DatasetLimits, dataset_from_folder, dataset_from_uploads, dataset_from_zip
+from explain.data.datasets import (
+    DatasetError,
+    DatasetLimits,
+    dataset_from_folder,
+    dataset_from_uploads,
+    dataset_from_zip,
+)
 from pages.ui import access, model, selection, session
 
 KIND_LABELS = {"state_dict": "State dict + torchvision architecture", "torchscript": "TorchScript"}
@@ -75,20 +81,30 @@ else:
     kind = st.radio("Model file", kinds, format_func=KIND_LABELS.get, key="byom_kind", horizontal=True)
     if not config.allow_torchscript:
         st.caption("TorchScript uploads are disabled on this instance (they can run arbitrary operators).")
-    suffixes = ["pt", "pth", "bin", "safetensors"] if kind == "state_dict" else ["pt", "pth", "ts", "torchscript", "zip"]
-    model_file = st.file_uploader("Model file", type=suffixes, key=f"byom_model_file:{kind}", max_upload_size=config.max_model_mb)
+    suffixes = (
+        ["pt", "pth", "bin", "safetensors"] if kind == "state_dict" else ["pt", "pth", "ts", "torchscript", "zip"]
+    )
+    model_file = st.file_uploader(
+        "Model file", type=suffixes, key=f"byom_model_file:{kind}", max_upload_size=config.max_model_mb
+    )
     if kind == "state_dict":
         columns = st.columns(2)
         arch_names = architecture_names()
-        architecture = columns[0].selectbox("Architecture", arch_names, index=arch_names.index("resnet18"), key="byom_arch")
+        architecture = columns[0].selectbox(
+            "Architecture", arch_names, index=arch_names.index("resnet18"), key="byom_arch"
+        )
         num_classes = columns[1].number_input("Number of classes", 1, 100_000, 1000, key="byom_num_classes")
     else:
         architecture = None
-        num_classes = st.number_input("Number of classes (0: read from the model's output)", 0, 100_000, 0, key="byom_ts_classes")
+        num_classes = st.number_input(
+            "Number of classes (0: read from the model's output)", 0, 100_000, 0, key="byom_ts_classes"
+        )
         st.caption("CAM and Grad-CAM need hooks, which do not run inside compiled TorchScript: gradient, "
                    "perturbation and Captum methods work; Guided Backprop and DeepLIFT see the compiled "
                    "ReLUs as opaque. Upload a state dict for CAM methods.")
-    names_file = st.file_uploader("Class names (optional: one per line, or JSON)", type=["txt", "json", "csv"], key="byom_class_names")
+    names_file = st.file_uploader(
+        "Class names (optional: one per line, or JSON)", type=["txt", "json", "csv"], key="byom_class_names"
+    )
     if st.button("Load model", key="byom_load", type="primary"):
         try:
             if model_file is None:
@@ -106,8 +122,10 @@ else:
             st.error(str(exc))
         else:
             model.use_custom_model(bundle)
-            st.success(f"Loaded {bundle.name}: {bundle.num_classes} classes, {bundle.num_parameters / 1e6:.2f} M parameters. "
-                       f"It replaces the model for this session only.")
+            st.success(
+                f"Loaded {bundle.name}: {bundle.num_classes} classes, {bundle.num_parameters / 1e6:.2f} M parameters. "
+                f"It replaces the model for this session only."
+            )
 
 # ----------------------------------------------------------------------------- preprocessing and CAM layer
 base = model.base_bundle()
@@ -123,8 +141,11 @@ with st.form(f"byom_settings:{suffix}", border=True):
     layers = cam_layer_options(base)
     if layers:
         layer = st.selectbox(
-            "CAM layer (convolutional layers, last first; the first one feeds the pooling + linear head that CAM needs)",
-            layers, index=layers.index(bundle.cam_layer) if bundle.cam_layer in layers else 0, key=f"byom_cam_layer:{suffix}",
+            "CAM layer (convolutional layers, last first; the first one feeds the pooling + linear head that CAM "
+            "needs)",
+            layers,
+            index=layers.index(bundle.cam_layer) if bundle.cam_layer in layers else 0,
+            key=f"byom_cam_layer:{suffix}",
         )
     else:
         layer = None
@@ -135,12 +156,16 @@ st.caption(f"The model's defaults: input {defaults.input_size}, resize {defaults
            f"mean {defaults.mean}, std {defaults.std}, CAM layer {base.cam_layer}.")
 if applied:
     try:
-        preprocessing = Preprocessing(int(input_size), int(resize_size), parse_floats(mean_text, "Mean"), parse_floats(std_text, "Std"))
+        preprocessing = Preprocessing(
+            int(input_size), int(resize_size), parse_floats(mean_text, "Mean"), parse_floats(std_text, "Std")
+        )
         new_bundle = with_settings(base, preprocessing, layer)
     except CustomModelError as exc:
         st.error(str(exc))
     else:
-        named = st.session_state.get(model.CUSTOM_BUNDLE_KEY) is None or st.session_state.get(model.CUSTOM_BASE_KEY) is None
+        named = (
+            st.session_state.get(model.CUSTOM_BUNDLE_KEY) is None or st.session_state.get(model.CUSTOM_BASE_KEY) is None
+        )
         model.use_custom_model(None if named and new_bundle is base else base, new_bundle)
         st.success("Settings applied for this session.")
 
@@ -156,7 +181,9 @@ else:
     try:
         if data_source == "Zip of an image folder":
             st.caption("One sub-folder per class (cat/001.png, dog/002.jpg): folder names become the labels.")
-            archive = st.file_uploader("Zip archive", type=["zip"], key="byom_zip", max_upload_size=config.max_dataset_mb)
+            archive = st.file_uploader(
+                "Zip archive", type=["zip"], key="byom_zip", max_upload_size=config.max_dataset_mb
+            )
             if st.button("Load dataset", key="byom_load_zip"):
                 if archive is None:
                     raise DatasetError("Choose a zip file first.")
@@ -164,7 +191,12 @@ else:
                 loaded = dataset_from_zip(archive.getvalue(), archive.name, limits, report)
                 bar.empty()
         elif data_source == "Single images":
-            files = st.file_uploader("Images", type=list(explain.data.images.UPLOAD_EXTENSIONS), accept_multiple_files=True, key="byom_images")
+            files = st.file_uploader(
+                "Images",
+                type=list(explain.data.images.UPLOAD_EXTENSIONS),
+                accept_multiple_files=True,
+                key="byom_images",
+            )
             if st.button("Load images", key="byom_load_images"):
                 if not files:
                     raise DatasetError("Choose at least one image first.")
@@ -197,7 +229,7 @@ if dataset is not None:
             with st.expander(f"{len(dataset.skipped)} files left out"):
                 st.text("\n".join(dataset.skipped))
         preview = st.columns(min(6, len(dataset)))
-        for column, image, label in zip(preview, dataset.images, dataset.labels):
+        for column, image, label in zip(preview, dataset.images, dataset.labels, strict=False):  # the first few
             column.image(image.image, caption=f"{image.name}" + (f" [{label}]" if label else ""), width="stretch")
         if st.button("Remove the dataset", key="byom_remove_dataset"):
             selection.set_dataset(None)

@@ -56,7 +56,9 @@ with build_tab:
         st.markdown("**Sections, in report order**")
         for position, item in enumerate(draft.sections):
             include, title, up, down, remove = st.columns([1, 8, 1, 1, 1], vertical_alignment="center")
-            included = include.checkbox("Include", value=item.included, key=f"include:{item.id}", label_visibility="collapsed")
+            included = include.checkbox(
+                "Include", value=item.included, key=f"include:{item.id}", label_visibility="collapsed"
+            )
             draft.set_included(item.id, included)
             title.markdown(f"{position + 1}. {item.section.title}")
             if up.button("↑", key=f"up:{item.id}", disabled=position == 0, help="Move up"):
@@ -89,7 +91,9 @@ with build_tab:
                 "Download HTML", html, file_name=file_name(report.title), mime="text/html",
                 key="report_download", icon=":material/download:", width="stretch",
             )
-            if right.button("Save & share", key="report_save", icon=":material/share:", width="stretch", type="primary"):
+            if right.button(
+                "Save & share", key="report_save", icon=":material/share:", width="stretch", type="primary"
+            ):
                 try:
                     saved = store.save(report, html)
                 except OSError as exc:
@@ -103,8 +107,12 @@ with build_tab:
                 link = share_link(last, app_base_url())
                 st.code(link, language=None)
                 st.link_button("Open the shared view", link, icon=":material/open_in_new:")
-            st.caption(f"{len(chosen)} of {len(draft.sections)} section(s) · {size_mb:.1f} MB · opens offline in any browser")
-            if st.toggle("Preview", value=True, key="report_preview", help="Turn off to keep the page light for large reports"):
+            st.caption(
+                f"{len(chosen)} of {len(draft.sections)} section(s) · {size_mb:.1f} MB · opens offline in any browser"
+            )
+            if st.toggle(
+                "Preview", value=True, key="report_preview", help="Turn off to keep the page light for large reports"
+            ):
                 st.iframe(html, height=800)
 
 with saved_tab:
@@ -114,8 +122,11 @@ with saved_tab:
         st.caption("Every report saved on this server (this instance lists them all: `EXPLAIN_REPORTS_LIST=all`).")
     else:
         saved_reports = [r for r in store.list() if r.id in mine]
-        st.caption("The reports saved in this browser session. Others stay private to whoever holds their link; "
-                   "`python -m reports list` on the server lists them all (or set `EXPLAIN_REPORTS_LIST=all` on a private instance).")
+        st.caption(
+            "The reports saved in this browser session. Others stay private to whoever holds their link; "
+            "`python -m reports list` on the server lists them all (or set `EXPLAIN_REPORTS_LIST=all` on a private "
+            "instance)."
+        )
     if not saved_reports:
         st.info("No saved reports to show. **Save & share** stores one here.")
     else:

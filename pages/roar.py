@@ -16,6 +16,7 @@ from explain.models.small_cnn import TrainRecipe, architecture_name
 from explain.plots.curves import highlight_best, table_metrics
 from pages.ui import access, jobs, report_builder, selection
 from pages.ui.session import kept_widget, start_page
+from reports import build_section
 
 PAGE = "roar"
 
@@ -50,7 +51,9 @@ else:
                 "Model & data page first.")
         st.page_link("pages/model_data.py", label="Go to Model & data", icon="🧩")
         st.stop()
-    size = kept_widget(st.number_input, "Image size for training (pixels)", "roar_image_size", 32, min_value=8, max_value=128, step=4)
+    size = kept_widget(
+        st.number_input, "Image size for training (pixels)", "roar_image_size", 32, min_value=8, max_value=128, step=4
+    )
     try:
         dataset = session_dataset(own, own.id, int(size))
     except DatasetError as exc:
@@ -64,24 +67,34 @@ if dataset.skipped:
 with st.form("roar_settings", border=False):
     with st.expander("Training recipe and repeats"):
         c1, c2, c3, c4 = st.columns(4)
-        epochs = kept_widget(c1.number_input, "Epochs per retraining", "roar_epochs", TrainRecipe().epochs, min_value=1, max_value=50)
+        epochs = kept_widget(
+            c1.number_input, "Epochs per retraining", "roar_epochs", TrainRecipe().epochs, min_value=1, max_value=50
+        )
         repeats = kept_widget(c2.number_input, "Repeats (error bars)", "roar_repeats", 1, min_value=1, max_value=10)
         seed = kept_widget(c3.number_input, "Seed", "roar_seed", 0, min_value=0, max_value=2**31 - 1)
         mode = kept_widget(c4.radio, "Variant", "roar_mode", "roar", options=roar.MODES,
                            format_func={"roar": "ROAR (remove top)", "kar": "KAR (keep top)"}.get)
     recipe = TrainRecipe(epochs=int(epochs))
-    methods = selection.method_picker(roar.probe_bundle(dataset, recipe), default=roar.DEFAULT_METHODS, key="roar_methods")
+    methods = selection.method_picker(
+        roar.probe_bundle(dataset, recipe), default=roar.DEFAULT_METHODS, key="roar_methods"
+    )
     percent_text = kept_widget(st.text_input, "Fractions (% of pixels)", "roar_fractions", "10, 30, 50, 70, 90")
     allowed = access.uploads_allowed()
-    run = st.form_submit_button("Run (retrains the network)", type="primary", icon=":material/play_arrow:", disabled=not allowed)
+    run = st.form_submit_button(
+        "Run (retrains the network)", type="primary", icon=":material/play_arrow:", disabled=not allowed
+    )
 if not allowed:
     st.caption("Running ROAR retrains networks for minutes: it is locked like uploads on this instance; unlock it on "
                "the Model & data page.")
 
 try:
     settings = roar.RoarSettings(
-        methods=tuple(MethodSpec.of(s.key, dict(s.params)) for s in methods), fractions=roar.parse_percentages(percent_text),
-        repeats=int(repeats), seed=int(seed), mode=mode, recipe=recipe,
+        methods=tuple(MethodSpec.of(s.key, dict(s.params)) for s in methods),
+        fractions=roar.parse_percentages(percent_text),
+        repeats=int(repeats),
+        seed=int(seed),
+        mode=mode,
+        recipe=recipe,
     )
 except ValueError as exc:
     st.error(str(exc))
@@ -98,7 +111,7 @@ def draw(result, job) -> None:
         st.dataframe(highlight_best(result.table(), table_metrics(result.curves)), key="roar_table")
     st.caption(f"{metric.name}: {metric.description} ({metric.direction}). {result.done}/{result.total} retrainings.")
     if result.done and (job is None or not job.active):  # a stopped run's partial curves may go in too
-        report_builder.add_to_report(result.report_section, key=PAGE)
+        report_builder.add_to_report(lambda: build_section(result), key=PAGE)
 
 
 def stored_so_far() -> None:

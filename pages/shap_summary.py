@@ -13,6 +13,7 @@ from explain.methods.shap_lime import SHAP_METHODS
 from explain.plots.shap import beeswarm_figure, cell_importance_figure, shap_image_figure
 from pages.ui import jobs, report_builder, selection
 from pages.ui.session import kept_widget
+from reports import build_section
 
 PAGE = "shap_summary"
 
@@ -26,10 +27,17 @@ with st.form("shap_settings", border=False):
                          format_func=lambda k: explain.get_method(k).label)
     top_k = kept_widget(middle.number_input, "Classes per image", "shap_top_k", min(2, bundle.num_classes), min_value=1,
                         max_value=min(5, bundle.num_classes), help="The image plot shows the top-k predicted classes.")
-    plotted_count = kept_widget(right.number_input, "Images with a per-image plot", "shap_plotted", 6, min_value=1, max_value=64)
+    plotted_count = kept_widget(
+        right.number_input, "Images with a per-image plot", "shap_plotted", 6, min_value=1, max_value=64
+    )
     whole = False
     if dataset is not None and len(dataset):
-        whole = kept_widget(st.checkbox, f"Summarise the whole dataset {dataset.name} ({len(dataset)} images)", "shap_whole_dataset", False)
+        whole = kept_widget(
+            st.checkbox,
+            f"Summarise the whole dataset {dataset.name} ({len(dataset)} images)",
+            "shap_whole_dataset",
+            False,
+        )
     spec = explain.get_method(method)
     with st.expander("Explainer parameters"):
         st.caption(spec.description)
@@ -46,7 +54,9 @@ if whole:
     labels = selection.image_labels(bundle, images)
 prepared = selection.prepared_images(bundle, images)
 try:
-    pending = ShapSummary(prepared.subject(choice, labels), MethodSpec.of(method, params), int(top_k), int(plotted_count))
+    pending = ShapSummary(
+        prepared.subject(choice, labels), MethodSpec.of(method, params), int(top_k), int(plotted_count)
+    )
 except ValueError as exc:
     st.error(str(exc))
     st.stop()
@@ -56,15 +66,22 @@ def draw(result, job) -> None:
     view = result.images
     summary = result.summary(int(cells))
     st.subheader("Per image")
-    st.caption("Red pixels raise the class score, blue pixels lower it; the maps of one image share one symmetric scale.")
+    st.caption(
+        "Red pixels raise the class score, blue pixels lower it; the maps of one image share one symmetric scale."
+    )
     for i in range(result.per_class.shape[0]):
-        st.plotly_chart(shap_image_figure(view.display[i], result.per_class[i], result.class_titles(i), image_title=view.names[i]),
-                        key=f"shap_image_{i}", width="stretch")
+        st.plotly_chart(
+            shap_image_figure(view.display[i], result.per_class[i], result.class_titles(i), image_title=view.names[i]),
+            key=f"shap_image_{i}",
+            width="stretch",
+        )
     n = len(view.names)
     st.subheader(f"Across {n} image{'s' if n != 1 else ''}")
-    st.caption(f"Features are the cells of a {cells} x {cells} grid (r1c1 = top left); explained: "
-               f"{result.analysis.subject.class_choice.describe(dict(zip(view.targets, view.target_names)))}. "
-               "Each dot is one image; colour is the cell's mean intensity.")
+    st.caption(
+        f"Features are the cells of a {cells} x {cells} grid (r1c1 = top left); explained: "
+        f"{result.analysis.subject.class_choice.describe(dict(zip(view.targets, view.target_names, strict=True)))}. "
+        "Each dot is one image; colour is the cell's mean intensity."
+    )
     chart, heat = st.columns([3, 2])
     chart.plotly_chart(beeswarm_figure(summary, max_features=int(shown)), key="shap_beeswarm", width="stretch")
     mean_image = view.display.astype(np.float64).mean(axis=0).round().astype(np.uint8)
@@ -73,7 +90,14 @@ def draw(result, job) -> None:
         f"{rank}. {label}: mean |SHAP| {value:.3g}" for rank, (label, value) in enumerate(summary.ranked(5), start=1)
     ))
     if not job.active:  # buttons only once the job has ended
-        report_builder.add_to_report(lambda: result.report_section(int(cells), int(shown)), key=PAGE)
+        report_builder.add_to_report(lambda: build_section(result, int(cells), int(shown)), key=PAGE)
 
 
-jobs.follow(PAGE, pending, prepared, run, draw, lambda: st.info(f"Press Run to explain {len(prepared)} image(s) with {spec.label}."))
+jobs.follow(
+    PAGE,
+    pending,
+    prepared,
+    run,
+    draw,
+    lambda: st.info(f"Press Run to explain {len(prepared)} image(s) with {spec.label}."),
+)

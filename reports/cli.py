@@ -25,7 +25,14 @@ from typing import Sequence
 
 import explain
 from explain.analyses import (
-    AttributionMaps, ClassChoice, MetricAnalysis, PreparedImages, RoarAnalysis, RoarInputs, ShapSummary, analysis_from_record,
+    AttributionMaps,
+    ClassChoice,
+    MetricAnalysis,
+    PreparedImages,
+    RoarAnalysis,
+    RoarInputs,
+    ShapSummary,
+    analysis_from_record,
     prepare_images,
 )
 import explain.evaluation  # noqa: F401  (registers the evaluation analysis: `--jobs` may name one)
@@ -44,6 +51,7 @@ from .render import render_report
 from .report import Report
 from .sections import Section
 from .store import ReportStore, share_link
+from .dispatch import build_section
 
 DEFAULT_SAMPLES = ("chelsea", "coffee", "astronaut")
 IMAGE_SECTIONS = ("gallery", "shap_summary")
@@ -104,8 +112,12 @@ def load_bundle(args: argparse.Namespace) -> explain.ModelBundle:
         if args.class_names:
             names = tuple(parse_class_names(Path(args.class_names).read_bytes(), Path(args.class_names).name))
         upload = UploadedModel(
-            filename=Path(path).name, data=Path(path).read_bytes(), kind="state_dict" if args.weights else "torchscript",
-            architecture=args.arch, num_classes=args.num_classes, class_names=names,
+            filename=Path(path).name,
+            data=Path(path).read_bytes(),
+            kind="state_dict" if args.weights else "torchscript",
+            architecture=args.arch,
+            num_classes=args.num_classes,
+            class_names=names,
         )
         print(f"loading {upload.filename}...", file=sys.stderr)
         # Your own file on your own machine: TorchScript is allowed here (the app asks its operator).
@@ -137,15 +149,17 @@ def image_sections(args: argparse.Namespace, sections: list[str], runner: JobRun
     for name in sections:
         if name == "gallery":
             result = run_job(runner, AttributionMaps(subject, specs), prepared, "attributions", args.quiet)
-            built[name] = result.report_section(DisplaySettings(colormap=args.colormap, sign=args.sign))
+            built[name] = build_section(result, DisplaySettings(colormap=args.colormap, sign=args.sign))
         elif name == "shap_summary":
             shap_method = args.shap_method
-            analysis = ShapSummary(subject, MethodSpec.of(shap_method, params.get(shap_method, {})), top_k=min(2, bundle.num_classes))
-            built[name] = run_job(runner, analysis, prepared, "SHAP summary", args.quiet).report_section()
+            shap = ShapSummary(
+                subject, MethodSpec.of(shap_method, params.get(shap_method, {})), top_k=min(2, bundle.num_classes)
+            )
+            built[name] = build_section(run_job(runner, shap, prepared, "SHAP summary", args.quiet))
         elif name in metric_keys:
-            analysis = MetricAnalysis.of(name, subject, specs, params[name])
-            result = run_job(runner, analysis, prepared, get_metric(name).label, args.quiet)
-            built[name] = result.report_section(show_units=args.show_units)
+            metric = MetricAnalysis.of(name, subject, specs, params[name])
+            result = run_job(runner, metric, prepared, get_metric(name).label, args.quiet)
+            built[name] = build_section(result, show_units=args.show_units)
     return built
 
 
@@ -164,7 +178,7 @@ def roar_section(args: argparse.Namespace, runner: JobRunner) -> Section:
     dataset = mnist_subset()
     analysis = RoarAnalysis.of(dataset, settings)
     device = str(args.device or explain.models.default_device())
-    return run_job(runner, analysis, RoarInputs(dataset, device), "ROAR retrainings", args.quiet).report_section()
+    return build_section(run_job(runner, analysis, RoarInputs(dataset, device), "ROAR retrainings", args.quiet))
 
 
 def benchmark_section(args: argparse.Namespace) -> Section:
@@ -179,8 +193,10 @@ def benchmark_section(args: argparse.Namespace) -> Section:
     if args.results_score is not None and args.results_score not in keys:
         raise UsageError(f"--results-score {args.results_score!r}: the run has {', '.join(keys)}")
     if args.results_model is not None and not 0 <= args.results_model < len(result.models):
-        raise UsageError(f"--results-model {args.results_model}: the run has {len(result.models)} model(s), numbered from 0")
-    return result.report_section(args.results_score, args.results_model)
+        raise UsageError(
+            f"--results-model {args.results_model}: the run has {len(result.models)} model(s), numbered from 0"
+        )
+    return build_section(result, args.results_score, args.results_model)
 
 
 def stored_sections(keys: Sequence[str], runner: JobRunner) -> list[Section]:
@@ -196,7 +212,7 @@ def stored_sections(keys: Sequence[str], runner: JobRunner) -> list[Section]:
         job = runner.find(analysis_from_record(record))
         if job is None or job.state != DONE:
             raise UsageError(f"job {key} has not finished (state: {record.get('state')}); run it again to complete it")
-        built.append(job.result.report_section())
+        built.append(build_section(job.result))
     return built
 
 
@@ -226,34 +242,63 @@ def build_report(args: argparse.Namespace, runner: JobRunner | None = None) -> t
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m reports", description="Self-contained HTML reports of image-classifier explanations.")
+    parser = argparse.ArgumentParser(
+        prog="python -m reports", description="Self-contained HTML reports of image-classifier explanations."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="compute (or read from the store) and write a report")
     build.add_argument("--model", default=explain.DEFAULT_MODEL, help="model name (default %(default)s)")
-    build.add_argument("--weights", default=None, help="your model: a state-dict file (.pt/.pth/.safetensors) for --arch")
+    build.add_argument(
+        "--weights", default=None, help="your model: a state-dict file (.pt/.pth/.safetensors) for --arch"
+    )
     build.add_argument("--arch", default=None, help="torchvision architecture of --weights (e.g. resnet18)")
-    build.add_argument("--num-classes", type=int, default=None, help="class count of --weights (default: from --class-names)")
+    build.add_argument(
+        "--num-classes", type=int, default=None, help="class count of --weights (default: from --class-names)"
+    )
     build.add_argument("--torchscript", default=None, help="your model as a TorchScript file")
     build.add_argument("--class-names", default=None, help="class names: one per line, or JSON")
-    build.add_argument("--images", default="samples", help="folder, image file, comma-separated sample names, or 'samples'")
+    build.add_argument(
+        "--images", default="samples", help="folder, image file, comma-separated sample names, or 'samples'"
+    )
     build.add_argument("--max-images", type=int, default=None, help="use at most this many images")
-    build.add_argument("--methods", default="gradcam,integrated_gradients,smoothgrad", help="comma-separated method keys")
-    build.add_argument("--param", action="append", default=[], metavar="OWNER.NAME=VALUE",
-                       help="a method's or a metric's parameter, e.g. smoothgrad.n_samples=32 or sic_aic.seed=1 (repeatable)")
-    build.add_argument("--sections", default="gallery", help="comma-separated, in order; available: " + ", ".join(section_names()))
-    build.add_argument("--jobs", default="", help="build from these stored jobs instead (comma-separated keys; no model needed)")
+    build.add_argument(
+        "--methods", default="gradcam,integrated_gradients,smoothgrad", help="comma-separated method keys"
+    )
+    build.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="OWNER.NAME=VALUE",
+        help="a method's or a metric's parameter, e.g. smoothgrad.n_samples=32 or sic_aic.seed=1 (repeatable)",
+    )
+    build.add_argument(
+        "--sections", default="gallery", help="comma-separated, in order; available: " + ", ".join(section_names())
+    )
+    build.add_argument(
+        "--jobs", default="", help="build from these stored jobs instead (comma-separated keys; no model needed)"
+    )
     build.add_argument("--target", type=int, default=None, help="class index to explain (default: each image's top-1)")
     build.add_argument("--show-units", action="store_true", help="metric sections: draw each image's curve too")
-    build.add_argument("--shap-method", default=SHAP_METHODS[0], choices=SHAP_METHODS, help="the SHAP summary's explainer")
-    build.add_argument("--roar-methods", default=",".join(ROAR_METHODS), help="ROAR: rankings besides the random baseline")
+    build.add_argument(
+        "--shap-method", default=SHAP_METHODS[0], choices=SHAP_METHODS, help="the SHAP summary's explainer"
+    )
+    build.add_argument(
+        "--roar-methods", default=",".join(ROAR_METHODS), help="ROAR: rankings besides the random baseline"
+    )
     build.add_argument("--roar-fractions", default="10, 30, 50, 70, 90", help="ROAR: percentages of pixels")
     build.add_argument("--roar-epochs", type=int, default=3, help="ROAR: epochs per retraining")
     build.add_argument("--roar-repeats", type=int, default=1, help="ROAR: retrainings per point")
     build.add_argument("--roar-mode", default="roar", choices=("roar", "kar"))
     build.add_argument("--results", default=None, help="benchmark: a results directory of python -m explain evaluate")
-    build.add_argument("--results-score", default=None, help="benchmark: the score ranking the leaderboard (default: the first)")
-    build.add_argument("--results-model", type=int, default=None,
-                       help="benchmark: the model (0-based) of the leaderboard, per-class and worst images (default: the last)")
+    build.add_argument(
+        "--results-score", default=None, help="benchmark: the score ranking the leaderboard (default: the first)"
+    )
+    build.add_argument(
+        "--results-model",
+        type=int,
+        default=None,
+        help="benchmark: the model (0-based) of the leaderboard, per-class and worst images (default: the last)",
+    )
     build.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     build.add_argument("--colormap", default="jet", choices=COLORMAPS)
     build.add_argument("--sign", default="absolute", choices=SIGN_MODES)
@@ -283,7 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = args.out or (None if args.save else "report.html")
             if out:
                 Path(out).write_text(html, encoding="utf-8")
-                print(f"wrote {out} ({len(html.encode()) / 2**20:.1f} MB) in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+                print(
+                    f"wrote {out} ({len(html.encode()) / 2**20:.1f} MB) in {time.perf_counter() - started:.1f} s",
+                    file=sys.stderr,
+                )
                 print(out)
             if args.save:
                 saved = store.save(report, html)
@@ -294,7 +342,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{record.get('key')}  {created}  {record.get('state', '?'):9s}  {record.get('title', '')}")
         elif args.command == "list":
             for saved in store.list():
-                print(f"{saved.id}  {saved.created}  {saved.size_bytes / 2**20:.1f} MB  {saved.title}  {share_link(saved.id, args.base_url)}")
+                print(
+                    f"{saved.id}  {saved.created}  {saved.size_bytes / 2**20:.1f} MB  {saved.title}  "
+                    f"{share_link(saved.id, args.base_url)}"
+                )
         elif args.command == "delete":
             store.delete(args.id)
             print(f"deleted {args.id}", file=sys.stderr)

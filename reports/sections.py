@@ -1,5 +1,6 @@
 """Report sections: small frozen records of plain data, and the functions that build
-them from the backend's plain results.
+them from the backend's plain results (each registered for its result type with
+`dispatch.section_builder`; `dispatch.build_section(result)` picks it).
 
 A section is a title, a short description, what produced it (model, images,
 methods, settings) and a list of blocks. A block is one of three kinds, each
@@ -14,12 +15,24 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
 
 import explain
+from explain.analyses.attribution import AttributionResult
+from explain.analyses.inputs import ImagesView
+from explain.analyses.metric import MetricResult
+from explain.analyses.roar import RoarResult
+from explain.analyses.shap_summary import ShapSummaryResult
+from explain.evaluation.results import EvaluationResult, Score
 from explain.methods.registry import MethodSpec
+from explain.metrics.base import Curves
 from explain.models.bundle import ModelCard
+from explain.plots.curves import best_methods
 from explain.plots.overlay import DisplaySettings, overlay
+from explain.plots.shap import beeswarm_figure, cell_importance_figure, shap_image_figure
 
+from .dispatch import section_builder
 from .encode import image_data_uri
 
 REPORT_TEMPLATE = "plotly"  # plotly's own default look, whatever process built the figure
@@ -110,7 +123,7 @@ class Figure:
     full_width: bool = False
 
     @classmethod
-    def of(cls, figure: Any, caption: str = "", full_width: bool = False) -> "Figure":
+    def of(cls, figure: go.Figure, caption: str = "", full_width: bool = False) -> "Figure":
         """From a `plotly.graph_objects.Figure`; its RGB image traces are stored as JPEG/PNG.
         The report's own template replaces the one the figure was built with: inside the
         app that is Streamlit's, whose placeholder colours (#000001...) only Streamlit's
@@ -120,7 +133,7 @@ class Figure:
         return cls(figure_json=figure.to_json(), caption=caption, full_width=full_width)
 
 
-def compact_images(figure: Any) -> Any:
+def compact_images(figure: go.Figure) -> go.Figure:
     """A copy of `figure` whose image traces given as uint8 RGB pixels (`z`) carry them
     as a `source` data URI instead (JPEG, PNG when small): a 224 px photo is ~15 kB
     rather than ~200 kB of base64 pixels. Same pixel size, so axes and overlays match."""
@@ -150,11 +163,13 @@ class Table:
                 raise ValueError(f"a row has {len(row)} values for {len(self.columns)} columns")
 
     @classmethod
-    def of_frame(cls, frame: Any, caption: str = "", float_format: str = "{:.3f}") -> "Table":
+    def of_frame(cls, frame: pd.DataFrame, caption: str = "", float_format: str = "{:.3f}") -> "Table":
         """From a pandas DataFrame; a named index becomes the first column."""
         if frame.index.name is not None:
             frame = frame.reset_index()
-        rows = tuple(tuple(v.item() if isinstance(v, np.generic) else v for v in row) for row in frame.itertuples(index=False))
+        rows = tuple(
+            tuple(v.item() if isinstance(v, np.generic) else v for v in row) for row in frame.itertuples(index=False)
+        )
         return cls(tuple(str(c) for c in frame.columns), rows, caption, float_format)
 
     def formatted_rows(self) -> list[list[str]]:
@@ -181,7 +196,10 @@ class Section:
     context: SectionContext = field(default_factory=SectionContext)
 
 
-def gallery_section(result: Any, display: DisplaySettings | None = None, title: str = "Attribution gallery") -> Section:
+@section_builder(AttributionResult)
+def gallery_section(
+    result: AttributionResult, display: DisplaySettings | None = None, title: str = "Attribution gallery"
+) -> Section:
     """The gallery as the page shows it, from an `explain.analyses.AttributionResult`:
     one row per image (photo and its top-5), one column per method (heatmap over the
     photo, captioned with the class explained)."""
@@ -191,7 +209,9 @@ def gallery_section(result: Any, display: DisplaySettings | None = None, title: 
     cells, notes, captions = [], [], []
     for row, name in enumerate(images.names):
         class_caption = images.explained(row)
-        cells.append((images.display[row], *(overlay(images.display[row], result.maps[s.ident][row], display) for s in shown)))
+        cells.append(
+            (images.display[row], *(overlay(images.display[row], result.maps[s.ident][row], display) for s in shown))
+        )
         notes.append(tuple(f"{label} ({p:.1%})" for _, label, p in images.top5[row]))
         captions.append((str(name), *([class_caption] * len(shown))))
     grid = ImageGrid(
@@ -219,18 +239,18 @@ def gallery_section(result: Any, display: DisplaySettings | None = None, title: 
     )
 
 
-def _names(images: Any) -> dict[int, str]:
+def _names(images: ImagesView) -> dict[int, str]:
     """Class index -> name for the classes a result explains (enough for `describe`)."""
-    return dict(zip(images.targets, images.target_names))
+    return dict(zip(images.targets, images.target_names, strict=True))
 
 
-def _explained_classes(images: Any) -> str:
-    return "; ".join(f"{name}: {c} {label}" for name, c, label in zip(images.names, images.targets, images.target_names))
+def _explained_classes(images: ImagesView) -> str:
+    return "; ".join(
+        f"{name}: {c} {label}" for name, c, label in zip(images.names, images.targets, images.target_names, strict=True)
+    )
 
 
-def _best_sentence(result_curves: Mapping[str, Mapping[str, Any]], labels: Mapping[str, str]) -> str:
-    from explain.plots.curves import best_methods
-
+def _best_sentence(result_curves: Mapping[str, Mapping[str, Curves]], labels: Mapping[str, str]) -> str:
     best = best_methods(result_curves, labels)
     parts = []
     for key, sets in result_curves.items():
@@ -240,7 +260,8 @@ def _best_sentence(result_curves: Mapping[str, Mapping[str, Any]], labels: Mappi
     return "; ".join(parts)
 
 
-def metric_section(result: Any, show_units: bool = False) -> Section:
+@section_builder(MetricResult)
+def metric_section(result: MetricResult, show_units: bool = False) -> Section:
     """Any registered metric's curves and score table, from an `explain.analyses.MetricResult`:
     one figure per score (aggregate curve with its band, per-image curves when
     `show_units`), one table; skipped images are named."""
@@ -251,31 +272,43 @@ def metric_section(result: Any, show_units: bool = False) -> Section:
         if first is not None:
             skipped += [f"{info.short_name} skipped {images.names[s.index]}: {s.reason}" for s in first.skipped]
     caption = f"Scores over {len(images.names)} image(s); " + _best_sentence(result.curves, labels) + "."
-    figures = tuple(Figure.of(fig, caption=metric.score(key).description) for key, fig in result.figures(show_units).items())
+    figures = tuple(
+        Figure.of(fig, caption=metric.score(key).description) for key, fig in result.figures(show_units).items()
+    )
     return Section(
         key=metric.key,
         title=metric.label,
         blocks=(*figures, Table.of_frame(result.table(), caption=caption)),
         description=" ".join([metric.description, *(s + "." for s in skipped), metric.reference]),
         context=make_context(
-            result.model, images.names, result.analysis.methods,
-            {**{p.label: result.params[p.name] for p in metric.params}, "classes explained": _explained_classes(images)},
+            result.model,
+            images.names,
+            result.analysis.methods,
+            {
+                **{p.label: result.params[p.name] for p in metric.params},
+                "classes explained": _explained_classes(images),
+            },
         ),
     )
 
 
-def shap_summary_section(result: Any, cells: int = 7, max_features: int = 15, title: str = "SHAP summary") -> Section:
+@section_builder(ShapSummaryResult)
+def shap_summary_section(
+    result: ShapSummaryResult, cells: int = 7, max_features: int = 15, title: str = "SHAP summary"
+) -> Section:
     """Per plotted image the SHAP image plot of its top-k classes, then across images the
     grid-cell beeswarm, the mean |SHAP| heatmap over the mean image and the ranked
     cells, from an `explain.analyses.ShapSummaryResult`."""
-    from explain.plots.shap import beeswarm_figure, cell_importance_figure, shap_image_figure
-
     images, analysis = result.images, result.analysis
     summary = result.summary(cells)
     plotted, k = result.per_class.shape[:2]
     per_image = tuple(
-        Figure.of(shap_image_figure(images.display[i], result.per_class[i], result.class_titles(i), image_title=str(images.names[i])),
-                  full_width=True)
+        Figure.of(
+            shap_image_figure(
+                images.display[i], result.per_class[i], result.class_titles(i), image_title=str(images.names[i])
+            ),
+            full_width=True,
+        )
         for i in range(plotted)
     )
     mean_image = images.display.astype(np.float64).mean(axis=0).round().astype(np.uint8)
@@ -306,7 +339,8 @@ def shap_summary_section(result: Any, cells: int = 7, max_features: int = 15, ti
     )
 
 
-def roar_section(result: Any, title: str = "ROAR: remove and retrain") -> Section:
+@section_builder(RoarResult)
+def roar_section(result: RoarResult, title: str = "ROAR: remove and retrain") -> Section:
     """The ROAR (or KAR) curves with the random baseline and the accuracy table, from an
     `explain.analyses.RoarResult`. The model is the small CNN retrained from scratch, so
     no model card is recorded."""
@@ -323,22 +357,37 @@ def roar_section(result: Any, title: str = "ROAR: remove and retrain") -> Sectio
         description=(
             f"For each method and fraction, the most important pixels of every train and test image are "
             f"{'kept (the rest replaced' if settings.mode == 'kar' else 'replaced'} by the per-channel mean"
-            f"{')' if settings.mode == 'kar' else ''}, the same network is retrained from scratch and its test accuracy "
+            f"{')' if settings.mode == 'kar' else ''}, the same network is retrained from scratch and its test "
+            "accuracy "
             f"reported (Hooker et al., NeurIPS 2019). Dataset: {result.analysis.dataset_name}. Network: "
             f"{result.architecture}; unmodified test accuracy {base}. The dashed grey line is the random ranking: a "
             "faithful method makes accuracy fall faster than it."
         ),
         context=make_context(
-            None, (), registered,
-            {"dataset": result.analysis.dataset_name, "network": result.architecture, "variant": settings.mode.upper(),
-             "fractions": ", ".join(f"{f:.0%}" for f in settings.fractions), "repeats": settings.repeats,
-             "seed": settings.seed, "epochs": settings.recipe.epochs},
+            None,
+            (),
+            registered,
+            {
+                "dataset": result.analysis.dataset_name,
+                "network": result.architecture,
+                "variant": settings.mode.upper(),
+                "fractions": ", ".join(f"{f:.0%}" for f in settings.fractions),
+                "repeats": settings.repeats,
+                "seed": settings.seed,
+                "epochs": settings.recipe.epochs,
+            },
         ),
     )
 
 
-def benchmark_section(result: Any, score_key: str | None = None, model_index: int | None = None, worst_k: int = 4,
-                      title: str = "Benchmark across checkpoints") -> Section:
+@section_builder(EvaluationResult)
+def benchmark_section(
+    result: EvaluationResult,
+    score_key: str | None = None,
+    model_index: int | None = None,
+    worst_k: int = 4,
+    title: str = "Benchmark across checkpoints",
+) -> Section:
     """A dataset-scale evaluation, from an `explain.evaluation.EvaluationResult`: each
     score against the checkpoints beside their accuracy, the leaderboard of one model
     (mean per-image AUC with a bootstrap 95 % interval), its per-class means and, when
@@ -349,30 +398,55 @@ def benchmark_section(result: Any, score_key: str | None = None, model_index: in
     accuracy = result.accuracy()
     blocks: list[Block] = []
     if not accuracy.empty:
-        shown = accuracy[["model", "images", "labelled", "accuracy", "accuracy_low", "accuracy_high", "mean_probability"]]
-        blocks.append(Table.of_frame(shown.rename(columns={"accuracy_low": "accuracy 95% low", "accuracy_high": "accuracy 95% high",
-                                                           "mean_probability": "mean top-1 probability"}),
-                                     caption="Checkpoints in order, with their accuracy on the labelled images."))
+        shown = accuracy[
+            ["model", "images", "labelled", "accuracy", "accuracy_low", "accuracy_high", "mean_probability"]
+        ]
+        blocks.append(
+            Table.of_frame(
+                shown.rename(
+                    columns={
+                        "accuracy_low": "accuracy 95% low",
+                        "accuracy_high": "accuracy 95% high",
+                        "mean_probability": "mean top-1 probability",
+                    }
+                ),
+                caption="Checkpoints in order, with their accuracy on the labelled images.",
+            )
+        )
     for s in result.scores:
-        blocks.append(Figure.of(result.checkpoint_figure(s), full_width=True,
-                                caption=f"{s.name} ({s.direction}) per method at each checkpoint, mean over images with "
-                                        "a seeded bootstrap 95 % interval; right: each checkpoint's accuracy."))
+        blocks.append(
+            Figure.of(
+                result.checkpoint_figure(s),
+                full_width=True,
+                caption=f"{s.name} ({s.direction}) per method at each checkpoint, mean over images with "
+                "a seeded bootstrap 95 % interval; right: each checkpoint's accuracy.",
+            )
+        )
     blocks.append(Table.of_frame(result.leaderboard_display(score, index),
                                  caption=f"Leaderboard of {model}, ranked by {score.name} ({score.direction}); "
                                          "mean per-image AUC [bootstrap 95 % interval]."))
     figure = result.class_figure(score, index)
     if figure is not None:
-        blocks.append(Figure.of(figure, full_width=True, caption=f"{score.name} of {model} per labelled class and method."))
+        blocks.append(
+            Figure.of(figure, full_width=True, caption=f"{score.name} of {model} per labelled class and method.")
+        )
     worst = result.worst(score, index, worst_k)
     if worst and any(item["picture"] is not None for _, items in worst for item in items):
         k = max(len(items) for _, items in worst)
-        blocks.append(ImageGrid(
-            column_labels=tuple(f"worst {i + 1}" for i in range(k)),
-            row_labels=tuple(label for label, _ in worst),
-            cells=tuple(tuple([item["picture"] for item in items] + [None] * (k - len(items))) for _, items in worst),
-            captions=tuple(tuple([_worst_caption(item, score) for item in items] + [""] * (k - len(items))) for _, items in worst),
-            max_columns=k,
-        ))
+        blocks.append(
+            ImageGrid(
+                column_labels=tuple(f"worst {i + 1}" for i in range(k)),
+                row_labels=tuple(label for label, _ in worst),
+                cells=tuple(
+                    tuple([item["picture"] for item in items] + [None] * (k - len(items))) for _, items in worst
+                ),
+                captions=tuple(
+                    tuple([_worst_caption(item, score) for item in items] + [""] * (k - len(items)))
+                    for _, items in worst
+                ),
+                max_columns=k,
+            )
+        )
     manifest = result.manifest
     settings = manifest.get("settings", {})
     methods = [MethodSpec.of(m["key"], m["params"]) for m in manifest.get("methods", [])]
@@ -385,18 +459,27 @@ def benchmark_section(result: Any, score_key: str | None = None, model_index: in
             f"{len(result.models)} checkpoint(s) ({', '.join(result.models)}) explained on {manifest.get('images', 0)} "
             f"image(s) of {manifest.get('data', {}).get('label', '')} by {len(methods)} method(s), explaining "
             f"{'each image’s label' if settings.get('class_mode') == 'label' else 'each image’s top-1 prediction'}. "
-            f"Scores are each metric's per-image area under its curve; {'; '.join(f'{s.name}: {s.direction}' for s in result.scores)}."
+            "Scores are each metric's per-image area under its curve; "
+            f"{'; '.join(f'{s.name}: {s.direction}' for s in result.scores)}."
             + state
         ),
         context=make_context(
-            None, (), methods,
-            {"results": str(result.root), "checkpoints": ", ".join(result.models), "data": manifest.get("data", {}).get("label", ""),
-             "images": manifest.get("images", 0), "class explained": settings.get("class_mode", ""),
-             "metrics": ", ".join(f"{s.name}" for s in result.scores), "bootstrap": "1,000 resamples, seed 0, 95 % percentile interval"},
+            None,
+            (),
+            methods,
+            {
+                "results": str(result.root),
+                "checkpoints": ", ".join(result.models),
+                "data": manifest.get("data", {}).get("label", ""),
+                "images": manifest.get("images", 0),
+                "class explained": settings.get("class_mode", ""),
+                "metrics": ", ".join(f"{s.name}" for s in result.scores),
+                "bootstrap": "1,000 resamples, seed 0, 95 % percentile interval",
+            },
         ),
     )
 
 
-def _worst_caption(item: Mapping[str, Any], score: Any) -> str:
+def _worst_caption(item: Mapping[str, Any], score: Score) -> str:
     label = "" if item.get("label") is None else f" · label {item['label']}"
     return f"{item['image']}{label} · pred {item['prediction_name']} · {score.name} {item[score.column]:.3f}"

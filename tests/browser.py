@@ -109,15 +109,18 @@ FIGURE_PROBLEMS_JS = r"""
   const out = {};
   for (const div of document.querySelectorAll('.js-plotly-plot')) {
     const svg = div.querySelector('svg.main-svg').getBoundingClientRect();
-    const boxes = sel => [...div.querySelectorAll(sel)].map(e => e.getBoundingClientRect()).filter(r => r.width > 0 && r.height > 0);
-    const overlap = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+    const boxes = sel => [...div.querySelectorAll(sel)].map(e => e.getBoundingClientRect())
+      .filter(r => r.width > 0 && r.height > 0);
+    const overlap = (a, b) => a.left < b.right - 1 && b.left < a.right - 1
+      && a.top < b.bottom - 1 && b.top < a.bottom - 1;
     const parts = {legend: boxes('g.legend rect.bg'), xtitle: boxes('.xtitle'), ytitle: boxes('.ytitle'),
                    title: boxes('.gtitle'), subtitles: boxes('.annotation-text-g'),
                    xticks: boxes('.xtick text'), yticks: boxes('.ytick text'), modebar: boxes('.modebar')};
     const problems = new Set();
     for (const name of ['legend', 'xtitle', 'ytitle', 'title', 'xticks', 'yticks'])
       for (const r of parts[name])
-        if (r.left < svg.left - 0.5 || r.right > svg.right + 0.5 || r.top < svg.top - 0.5 || r.bottom > svg.bottom + 0.5)
+        if (r.left < svg.left - 0.5 || r.right > svg.right + 0.5
+            || r.top < svg.top - 0.5 || r.bottom > svg.bottom + 0.5)
           problems.add(name + ' cut by the figure edge');
     const pairs = [['legend', 'xtitle'], ['legend', 'xticks'], ['legend', 'ytitle'], ['legend', 'title'],
                    ['ytitle', 'yticks'], ['xtitle', 'xticks'], ['modebar', 'title'], ['modebar', 'subtitles']];

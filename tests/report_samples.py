@@ -11,6 +11,7 @@ import explain
 import reports
 from tests.synthetic import PatchCNN, patch_image
 from tests.patience import generous
+from reports import build_section
 
 HOSTILE = "<script>alert('x')</script>"
 HOSTILE_IMG = '<img src=x onerror="alert(2)">'
@@ -39,8 +40,10 @@ def gallery_result(bundle: explain.ModelBundle, names=(f"a{HOSTILE}.png", "b.png
     return run_directly(AttributionMaps(prepared.subject(), tuple(MethodSpec.of(m) for m in methods)), prepared)
 
 
-def gallery(bundle: explain.ModelBundle, names=(f"a{HOSTILE}.png", "b.png"), methods=("gradcam", "saliency")) -> reports.Section:
-    return gallery_result(bundle, names, methods).report_section()
+def gallery(
+    bundle: explain.ModelBundle, names=(f"a{HOSTILE}.png", "b.png"), methods=("gradcam", "saliency")
+) -> reports.Section:
+    return build_section(gallery_result(bundle, names, methods))
 
 
 def curves(label: str = f"curve {HOSTILE}") -> reports.Section:
@@ -60,7 +63,9 @@ def curves(label: str = f"curve {HOSTILE}") -> reports.Section:
 def picture() -> reports.Section:
     """A plotly image (the way SHAP plots show photos) with a heatmap over it."""
     photo = np.asarray(explain.load_sample("coffee").resize((96, 64)))
-    figure = go.Figure([go.Image(z=photo), go.Heatmap(z=np.random.default_rng(0).random((8, 12)), x0=4, dx=8, y0=4, dy=8, opacity=0.4)])
+    figure = go.Figure(
+        [go.Image(z=photo), go.Heatmap(z=np.random.default_rng(0).random((8, 12)), x0=4, dx=8, y0=4, dy=8, opacity=0.4)]
+    )
     return reports.Section("picture", "Picture", (reports.Figure.of(figure, full_width=True),))
 
 
@@ -89,22 +94,31 @@ def every_section_report(roar_store_root) -> reports.Report:
     from explain.models.small_cnn import TrainRecipe
     from tests.test_roar import patch_dataset
 
-    bundle = explain.make_bundle("PatchCNN", PatchCNN(), ["grey-green", "red patch"], input_size=32, mean=(0.0, 0.0, 0.0),
-                                 std=(1.0, 1.0, 1.0), cam_layer="features", linear_head="fc", device="cpu")
+    bundle = explain.make_bundle(
+        "PatchCNN",
+        PatchCNN(),
+        ["grey-green", "red patch"],
+        input_size=32,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        cam_layer="features",
+        linear_head="fc",
+        device="cpu",
+    )
     names = ["patch r3c4.png", "patch b.png", "patch c.png"]
     photos = [patch_photo(i, patch=(4 + 4 * i, 12 + 4 * i, 6, 16)) for i in range(3)]
-    prepared = prepare_images(bundle, [explain.NamedImage(n, im) for n, im in zip(names, photos)])
+    prepared = prepare_images(bundle, [explain.NamedImage(n, im) for n, im in zip(names, photos, strict=True)])
     subject = prepared.subject()
     methods = tuple(MethodSpec.of(m) for m in EVERY_METHOD)
-    sections = [run_directly(AttributionMaps(subject, methods), prepared).report_section()]
+    sections = [build_section(run_directly(AttributionMaps(subject, methods), prepared))]
     for metric, params in (("deletion_insertion", {"steps": 8}), ("sic_aic", {}), ("irof", {"n_segments": 16})):
-        sections.append(run_directly(MetricAnalysis.of(metric, subject, methods, params), prepared).report_section())
+        sections.append(build_section(run_directly(MetricAnalysis.of(metric, subject, methods, params), prepared)))
     shap = ShapSummary(subject, MethodSpec.of("shap_gradient"), top_k=2)
-    sections.append(run_directly(shap, prepared).report_section(cells=4))
+    sections.append(build_section(run_directly(shap, prepared), cells=4))
     settings = roar.RoarSettings(methods=tuple(MethodSpec(m) for m in ("saliency", "gradcam", "input_x_gradient")),
                                  fractions=(0.1, 0.5), recipe=TrainRecipe(epochs=3, batch_size=32, width=4))
     dataset = patch_dataset()
     job = JobRunner(JobStore(roar_store_root)).submit(RoarAnalysis.of(dataset, settings), RoarInputs(dataset))
     assert job.wait(generous(30)) and job.state == "done", job.error
-    sections.append(job.result.report_section())
+    sections.append(build_section(job.result))
     return reports.Report.assemble("Every section", sections)

@@ -30,7 +30,8 @@ def test_browser_sees_gallery_with_heatmaps(tmp_path):
         # Images below the fold load lazily: ask for all of them, then wait until decoded.
         page.eval_on_selector_all('[data-testid="stMain"] img', "els => els.forEach(e => e.loading = 'eager')")
         page.wait_for_function(
-            "[...document.querySelectorAll('[data-testid=\"stMain\"] img')].every(e => e.complete && e.naturalWidth > 0)",
+            "[...document.querySelectorAll('[data-testid=\"stMain\"] img')]"
+            ".every(e => e.complete && e.naturalWidth > 0)",
             timeout=ms(5),
         )
         sizes = page.eval_on_selector_all(

@@ -93,7 +93,9 @@ def test_resnet18_state_dict_upload_round_trip(resnet18_bytes):
 
 def test_torchscript_upload_round_trip_with_preprocessing():
     at = model_page(secrets={"explain": {"allow_torchscript": True}})
-    at = upload_model(at, "cnn.pt", torchscript_bytes(SmallCNN(classes=3)), kind="torchscript", class_names=b"red\ngreen\nblue\n")
+    at = upload_model(
+        at, "cnn.pt", torchscript_bytes(SmallCNN(classes=3)), kind="torchscript", class_names=b"red\ngreen\nblue\n"
+    )
     assert not at.error, errors(at)
     assert at.session_state["custom_bundle"].class_names == ["red", "green", "blue"]
     base_id = suffix = at.session_state["custom_bundle"].model_id
@@ -103,7 +105,11 @@ def test_torchscript_upload_round_trip_with_preprocessing():
     [b for b in at.get("button") if getattr(b, "label", "") == "Apply"][0].click().run()
     assert not at.error, errors(at)
     bundle = at.session_state["custom_bundle"]
-    assert (bundle.input_size, bundle.resize_size, bundle.mean) == (32, 36, (0.5, 0.5, 0.5)) and bundle.model_id != base_id
+    assert (bundle.input_size, bundle.resize_size, bundle.mean) == (
+        32,
+        36,
+        (0.5, 0.5, 0.5),
+    ) and bundle.model_id != base_id
     maps = gallery_maps(at)
     assert maps["saliency"].shape == (1, 32, 32)
 
@@ -132,14 +138,25 @@ def _bad_model_cases(resnet18_bytes: bytes, tmp_path: Path) -> dict:
     return {
         "not a model": (dict(filename="photo.pt", data=png_bytes()), "not a PyTorch state dict"),
         "wrong classes": (dict(filename="r.pt", data=resnet18_bytes, classes=1000), r"fc.weight \(file \(10, 512\)"),
-        "wrong architecture": (dict(filename="r.pt", data=resnet18_bytes, classes=10, architecture="resnet34"), "missing: layer1.2.conv1.weight"),
-        "class names differ": (dict(filename="r.pt", data=resnet18_bytes, classes=10, class_names=b"a\nb\n"), r"differs from the class-names file \(2 names\)"),
-        "malicious pickle": (dict(filename="evil.pt", data=torch_bytes({"w": torch.zeros(1), "x": WritesAFile()})), "refused"),
+        "wrong architecture": (
+            dict(filename="r.pt", data=resnet18_bytes, classes=10, architecture="resnet34"),
+            "missing: layer1.2.conv1.weight",
+        ),
+        "class names differ": (
+            dict(filename="r.pt", data=resnet18_bytes, classes=10, class_names=b"a\nb\n"),
+            r"differs from the class-names file \(2 names\)",
+        ),
+        "malicious pickle": (
+            dict(filename="evil.pt", data=torch_bytes({"w": torch.zeros(1), "x": WritesAFile()})),
+            "refused",
+        ),
         "no file": (dict(filename="", data=None), "Choose a model file first"),
     }
 
 
-@pytest.mark.parametrize("case", ["not a model", "wrong classes", "wrong architecture", "class names differ", "malicious pickle", "no file"])
+@pytest.mark.parametrize(
+    "case", ["not a model", "wrong classes", "wrong architecture", "class names differ", "malicious pickle", "no file"]
+)
 def test_bad_model_uploads_get_messages_and_keep_the_loaded_model(case, resnet18_bytes, tmp_path):
     at = model_page(secrets={"explain": {"allow_torchscript": True}})
     at = upload_model(at, "good.pt", torchscript_bytes(SmallCNN(classes=3)), kind="torchscript")
@@ -205,7 +222,9 @@ def test_password_locks_uploads_until_given():
     assert "Wrong password" in errors(at)
     at.text_input(key="upload_password_attempt").set_value("s3cret").run()
     assert not at.error
-    assert {"Model file", "Zip archive", "Upload images (PNG, JPEG, WebP)"} <= {f.label for f in at.get("file_uploader")}
+    assert {"Model file", "Zip archive", "Upload images (PNG, JPEG, WebP)"} <= {
+        f.label for f in at.get("file_uploader")
+    }
 
 
 def test_login_mode_refuses_accounts_not_on_the_list():

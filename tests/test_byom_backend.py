@@ -19,7 +19,13 @@ from torch import nn
 import explain
 from explain import models as cm
 from explain.config import OperatorConfig, may_upload, password_matches, read_operator_config
-from explain.data.datasets import DatasetError, DatasetLimits, dataset_from_folder, dataset_from_uploads, dataset_from_zip
+from explain.data.datasets import (
+    DatasetError,
+    DatasetLimits,
+    dataset_from_folder,
+    dataset_from_uploads,
+    dataset_from_zip,
+)
 
 from .test_data import huge_png_header
 
@@ -83,7 +89,10 @@ def test_resnet18_state_dict_round_trip_gives_the_same_logits(resnet18_10, fmt):
     }[fmt]()
     filename = "weights.safetensors" if fmt == "safetensors" else "weights.pth"
     bundle = cm.load_uploaded_model(
-        cm.UploadedModel(filename, data, "state_dict", "resnet18", 10), allow_torchscript=False, max_bytes=2**30, device="cpu"
+        cm.UploadedModel(filename, data, "state_dict", "resnet18", 10),
+        allow_torchscript=False,
+        max_bytes=2**30,
+        device="cpu",
     )
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -125,16 +134,25 @@ def test_files_that_are_not_state_dicts_get_clear_messages(data, filename, messa
 
 def test_state_dict_that_does_not_fit_names_the_keys(resnet18_10):
     data = torch_bytes(resnet18_10.state_dict())
-    with pytest.raises(cm.CustomModelError, match=r"fc.weight \(file \(10, 512\), architecture \(1000, 512\)\).*set the number of classes to that") as info:
-        cm.load_uploaded_model(cm.UploadedModel("r.pt", data, "state_dict", "resnet18", 1000), allow_torchscript=False, max_bytes=2**30)
+    with pytest.raises(
+        cm.CustomModelError,
+        match=r"fc.weight \(file \(10, 512\), architecture \(1000, 512\)\).*set the number of classes to that",
+    ) as info:
+        cm.load_uploaded_model(
+            cm.UploadedModel("r.pt", data, "state_dict", "resnet18", 1000), allow_torchscript=False, max_bytes=2**30
+        )
     assert "10 outputs" in str(info.value)
     with pytest.raises(cm.CustomModelError, match=r"does not fit resnet34.*missing: layer1.2.conv1.weight"):
-        cm.load_uploaded_model(cm.UploadedModel("r.pt", data, "state_dict", "resnet34", 10), allow_torchscript=False, max_bytes=2**30)
+        cm.load_uploaded_model(
+            cm.UploadedModel("r.pt", data, "state_dict", "resnet34", 10), allow_torchscript=False, max_bytes=2**30
+        )
 
 
 def test_class_count_must_match_the_class_names(resnet18_10):
     upload = cm.UploadedModel("r.pt", torch_bytes(resnet18_10.state_dict()), "state_dict", "resnet18", 10, tuple("abc"))
-    with pytest.raises(cm.CustomModelError, match=r"number of classes \(10\) differs from the class-names file \(3 names\)"):
+    with pytest.raises(
+        cm.CustomModelError, match=r"number of classes \(10\) differs from the class-names file \(3 names\)"
+    ):
         cm.load_uploaded_model(upload, allow_torchscript=False, max_bytes=2**30)
 
 
@@ -175,12 +193,19 @@ def test_torchscript_class_count_is_checked_against_the_output():
         cm.load_uploaded_model(upload, allow_torchscript=True, max_bytes=2**30)
 
 
-@pytest.mark.parametrize("data, filename, expected", [
-    (b"cat\n\ndog\r\n  bird  \n", "classes.txt", ["cat", "dog", "bird"]),
-    (json.dumps(["cat", "dog"]).encode(), "classes.json", ["cat", "dog"]),
-    (json.dumps({"1": "dog", "0": "cat"}).encode(), "c.json", ["cat", "dog"]),
-    (json.dumps({"0": ["n01440764", "tench"], "1": ["n01443537", "goldfish"]}).encode(), "imagenet_class_index.json", ["tench", "goldfish"]),
-])
+@pytest.mark.parametrize(
+    "data, filename, expected",
+    [
+        (b"cat\n\ndog\r\n  bird  \n", "classes.txt", ["cat", "dog", "bird"]),
+        (json.dumps(["cat", "dog"]).encode(), "classes.json", ["cat", "dog"]),
+        (json.dumps({"1": "dog", "0": "cat"}).encode(), "c.json", ["cat", "dog"]),
+        (
+            json.dumps({"0": ["n01440764", "tench"], "1": ["n01443537", "goldfish"]}).encode(),
+            "imagenet_class_index.json",
+            ["tench", "goldfish"],
+        ),
+    ],
+)
 def test_class_names_are_parsed(data, filename, expected):
     assert cm.parse_class_names(data, filename) == expected
 
@@ -198,7 +223,9 @@ def test_bad_class_names_get_clear_messages(data, message):
 
 
 def test_settings_share_the_model_and_lock_but_not_the_cache_key(resnet18_10):
-    base = explain.make_bundle("r18", resnet18_10, [str(i) for i in range(10)], cam_layer="layer4", linear_head="fc", device="cpu")
+    base = explain.make_bundle(
+        "r18", resnet18_10, [str(i) for i in range(10)], cam_layer="layer4", linear_head="fc", device="cpu"
+    )
     same = cm.with_settings(base, cm.preprocessing_of(base), "layer4")
     assert same is base
     other = cm.with_settings(base, cm.Preprocessing(64, 72, (0.5,) * 3, (0.5,) * 3), "layer3.1.conv2")
@@ -234,7 +261,9 @@ def test_zip_of_class_folders_gives_labels():
     })
     dataset = dataset_from_zip(data, "pets.zip")
     assert [im.name for im in dataset.images] == ["pets/cat/1.png", "pets/cat/2.png", "pets/dog/1.jpg"]
-    assert dataset.labels == ("cat", "cat", "dog") and dataset.classes == ["cat", "dog"] and dataset.targets == [0, 0, 1]
+    assert (
+        dataset.labels == ("cat", "cat", "dog") and dataset.classes == ["cat", "dog"] and dataset.targets == [0, 0, 1]
+    )
     assert dataset.is_labelled and dataset.label_of("pets/dog/1.jpg") == "dog"
     assert dataset.model_targets(["Dog", "bird", "cat"]) == [2, 2, 0]
     assert dataset.images[0].image.getpixel((0, 0)) == (255, 0, 0)
@@ -288,7 +317,11 @@ def test_server_folder_must_lie_inside_the_allowed_roots(tmp_path):
     assert [im.name for im in dataset_from_folder(root / "mnist", [root]).images] == ["3/a.png", "7/b.png"]
     with pytest.raises(DatasetError, match="more than 1 images"):
         dataset_from_folder(root, [root], DatasetLimits(max_images=1))
-    for path, message in [(tmp_path, "outside the folders"), (root / "mnist" / ".." / "..", "outside"), (root / "nope", "not a folder")]:
+    for path, message in [
+        (tmp_path, "outside the folders"),
+        (root / "mnist" / ".." / "..", "outside"),
+        (root / "nope", "not a folder"),
+    ]:
         with pytest.raises(DatasetError, match=message):
             dataset_from_folder(path, [root])
     with pytest.raises(DatasetError, match="disabled"):

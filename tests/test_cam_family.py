@@ -34,10 +34,14 @@ def test_gradient_weighted_variants_match_their_closed_forms(patch_case):
     a0 = features[:, 0].numpy()
     c = 4.0 / a0[0].size
     for method in ("gradcam", "xgradcam", "layercam"):
-        np.testing.assert_allclose(explain.attribute(bundle, x, method, target=1), c * a0, rtol=1e-5, atol=1e-7, err_msg=method)
+        np.testing.assert_allclose(
+            explain.attribute(bundle, x, method, target=1), c * a0, rtol=1e-5, atol=1e-7, err_msg=method
+        )
     s = a0.reshape(2, -1).sum(1)[:, None, None]
     expected = a0[0].size * c / (2 + s * c) * a0
-    np.testing.assert_allclose(explain.attribute(bundle, x, "gradcam_plusplus", target=1), expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        explain.attribute(bundle, x, "gradcam_plusplus", target=1), expected, rtol=1e-5, atol=1e-7
+    )
 
 
 def test_scorecam_weights_are_probability_gains_of_the_masked_image(patch_case):
@@ -48,7 +52,7 @@ def test_scorecam_weights_are_probability_gains_of_the_masked_image(patch_case):
     with torch.no_grad():
         baseline = model(torch.zeros(1, 3, 32, 32)).softmax(1)[0, 1]
         expected = []
-        for xi, a in zip(x, features):
+        for xi, a in zip(x, features, strict=True):
             low, high = a.amin(dim=(1, 2), keepdim=True), a.amax(dim=(1, 2), keepdim=True)
             masks = torch.where(high > low, (a - low) / (high - low).clamp_min(1e-12), torch.zeros_like(a))
             weights = model(xi[None] * masks[:, None]).softmax(1)[:, 1] - baseline
@@ -80,7 +84,9 @@ def test_eigencam_of_a_rank_one_layer_is_the_centred_map_with_a_fixed_sign():
     expected = 3.0 * np.clip(red - red.mean(axis=(1, 2), keepdims=True), 0, None)  # |a| = |(1, 2, 2)| = 3
     np.testing.assert_allclose(explain.attribute(bundle, x, "eigencam", target=0), expected, rtol=1e-4, atol=1e-5)
     # Class-agnostic.
-    np.testing.assert_array_equal(explain.attribute(bundle, x, "eigencam", target=1), explain.attribute(bundle, x, "eigencam", target=0))
+    np.testing.assert_array_equal(
+        explain.attribute(bundle, x, "eigencam", target=1), explain.attribute(bundle, x, "eigencam", target=0)
+    )
 
 
 def _normalised(maps: np.ndarray) -> np.ndarray:
@@ -99,9 +105,11 @@ def test_cam_variants_agree_with_pytorch_grad_cam_on_the_default_model(default_b
     for key, peer in (("gradcam", GradCAM), ("xgradcam", XGradCAM), ("layercam", LayerCAM), ("eigencam", EigenCAM),
                       ("gradcam_plusplus", GradCAMPlusPlus)):
         with default_bundle.lock, peer(model=default_bundle.model, target_layers=[layer]) as cam:
-            theirs = cam(input_tensor=x.clone().requires_grad_(True), targets=[ClassifierOutputTarget(int(t)) for t in targets])
+            theirs = cam(
+                input_tensor=x.clone().requires_grad_(True), targets=[ClassifierOutputTarget(int(t)) for t in targets]
+            )
         ours = _normalised(explain.attribute(default_bundle, x, key))
         if key == "gradcam_plusplus":
-            assert all(np.corrcoef(o.ravel(), t.ravel())[0, 1] > 0.99 for o, t in zip(ours, theirs))
+            assert all(np.corrcoef(o.ravel(), t.ravel())[0, 1] > 0.99 for o, t in zip(ours, theirs, strict=True))
         else:
             np.testing.assert_allclose(ours, theirs, atol=1e-4, err_msg=key)

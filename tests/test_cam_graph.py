@@ -14,7 +14,9 @@ from tests.synthetic import bundle_of
 def reference_gradcam(bundle: explain.ModelBundle, x: torch.Tensor, target: torch.Tensor) -> np.ndarray:
     """Grad-CAM as before: the input requires grad, autograd records the whole network."""
     store = {}
-    handle = bundle.model.get_submodule(bundle.cam_layer).register_forward_hook(lambda m, i, o: store.setdefault("a", o))
+    handle = bundle.model.get_submodule(bundle.cam_layer).register_forward_hook(
+        lambda m, i, o: store.setdefault("a", o)
+    )
     try:
         x = x.clone().requires_grad_(True)
         logits = bundle.model(x)
@@ -22,7 +24,9 @@ def reference_gradcam(bundle: explain.ModelBundle, x: torch.Tensor, target: torc
     finally:
         handle.remove()
     cam = torch.relu(torch.einsum("nk,nkhw->nhw", grad.mean(dim=(2, 3)), store["a"].detach()))
-    return torch.nn.functional.interpolate(cam[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0].numpy()
+    return torch.nn.functional.interpolate(cam[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[
+        :, 0
+    ].numpy()
 
 
 def test_gradcam_records_only_the_head_and_gives_the_same_maps(default_bundle):

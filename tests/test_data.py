@@ -25,7 +25,9 @@ def huge_png_header(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def test_text_file_renamed_png_is_refused():
@@ -44,7 +46,9 @@ def test_empty_file_is_refused():
         explain.load_image_bytes(b"", "empty.png")
 
 
-@pytest.mark.parametrize("side, message", [(20000, "too large.*400000000 pixels"), (10000, "10000 x 10000.*100 megapixels")])
+@pytest.mark.parametrize(
+    "side, message", [(20000, "too large.*400000000 pixels"), (10000, "10000 x 10000.*100 megapixels")]
+)
 def test_huge_png_is_refused_before_decoding(side, message):
     with pytest.raises(explain.ImageLoadError, match=message):
         explain.load_image_bytes(huge_png_header(side, side), "bomb.png")

@@ -22,7 +22,14 @@ from streamlit.testing.v1 import AppTest
 
 from explain.analyses import run_directly
 from explain.evaluation import (
-    DataSource, Evaluation, EvaluationInputs, EvaluationResult, ExecutionOptions, MetricChoice, ResultsDir, model_sources,
+    DataSource,
+    Evaluation,
+    EvaluationInputs,
+    EvaluationResult,
+    ExecutionOptions,
+    MetricChoice,
+    ResultsDir,
+    model_sources,
     runs_dir,
 )
 from explain.evaluation import executors
@@ -31,6 +38,7 @@ from explain.evaluation.cli import main as explain_main
 from explain.methods.registry import MethodSpec
 from explain.metrics import pic
 from tests.patience import generous
+from reports import build_section
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -51,8 +59,15 @@ def checkpoints(tmp_path_factory) -> Path:
 def settings(checkpoints: Path, out: Path, *, images: int = 16, chunk: int = 8, methods=METHODS, metrics=METRICS,
              save_maps: bool = False, data: str = "mnist", weights: str = "*.pt") -> Evaluation:
     models = model_sources(weights=[str(checkpoints / weights)], arch="small_cnn")
-    return Evaluation.of(models, DataSource.of(data, images), tuple(MethodSpec.of(m) for m in methods),
-                         tuple(MetricChoice.of(k, p) for k, p in metrics), chunk_size=chunk, save_maps=save_maps, out=out)
+    return Evaluation.of(
+        models,
+        DataSource.of(data, images),
+        tuple(MethodSpec.of(m) for m in methods),
+        tuple(MetricChoice.of(k, p) for k, p in metrics),
+        chunk_size=chunk,
+        save_maps=save_maps,
+        out=out,
+    )
 
 
 LOCAL = EvaluationInputs("local", ExecutionOptions(device="cpu", threads=1))
@@ -97,7 +112,9 @@ def test_pandas_reads_rows_curves_and_manifest(results):
     assert [m["label"] for m in manifest["models"]] == list(rows["model"].unique())
     assert {"torch", "pyarrow", "pandas", "ray"} <= set(manifest["versions"])
     assert manifest["runs"][-1]["images_computed"] == 48 and manifest["runs"][-1]["seconds"] > 0
-    assert sorted(os.listdir(results.root / "_maps")) == [f"maps-m{m:04d}-c{c:06d}.npz" for m in range(3) for c in range(2)]
+    assert sorted(os.listdir(results.root / "_maps")) == [
+        f"maps-m{m:04d}-c{c:06d}.npz" for m in range(3) for c in range(2)
+    ]
 
 
 # ---------------------------------------------------------------------- executors
@@ -145,9 +162,32 @@ def _sorted_curves(result: EvaluationResult) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------- killed and resumed
 def _cli_args(checkpoints: Path, out: Path) -> list[str]:
-    return ["evaluate", "--weights", str(checkpoints / "*.pt"), "--arch", "small_cnn", "--data", "mnist", "--max-images", "8",
-            "--chunk-size", "2", "--methods", ",".join(METHODS), "--metrics", "deletion_insertion,sic_aic",
-            "--param", "deletion_insertion.steps=8", "--out", str(out), "--device", "cpu", "--threads", "1", "--quiet"]
+    return [
+        "evaluate",
+        "--weights",
+        str(checkpoints / "*.pt"),
+        "--arch",
+        "small_cnn",
+        "--data",
+        "mnist",
+        "--max-images",
+        "8",
+        "--chunk-size",
+        "2",
+        "--methods",
+        ",".join(METHODS),
+        "--metrics",
+        "deletion_insertion,sic_aic",
+        "--param",
+        "deletion_insertion.steps=8",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--quiet",
+    ]
 
 
 def _cli_settings(argv: list[str]) -> Evaluation:
@@ -283,13 +323,21 @@ print(json.dumps({"rss": seen, "chunks": len(chunks), "alive": sum(ref() is not 
 @pytest.mark.slow
 def test_resident_memory_stays_flat_in_the_number_of_images(checkpoints, tmp_path):
     """RSS after 2,000 images within 10 % of RSS after 200 (a fresh process; about 20 s)."""
-    process = subprocess.run([sys.executable, "-c", MEMORY_RUN, str(checkpoints / "small_cnn-e3.pt"), str(tmp_path / "memory")],
-                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=generous(60))
+    process = subprocess.run(
+        [sys.executable, "-c", MEMORY_RUN, str(checkpoints / "small_cnn-e3.pt"), str(tmp_path / "memory")],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=generous(60),
+    )
     assert process.returncode == 0, process.stderr[-2000:]
     found = json.loads(process.stdout.strip().splitlines()[-1])
     rss = {int(k): v for k, v in found["rss"].items()}
     assert max(rss) == 2000 and len(pd.read_parquet(tmp_path / "memory")) == 2000
-    assert rss[2000] <= 1.10 * rss[200], f"RSS {rss[200] / 1024:.0f} MiB after 200 images, {rss[2000] / 1024:.0f} MiB after 2,000"
+    assert rss[2000] <= 1.10 * rss[200], (
+        f"RSS {rss[200] / 1024:.0f} MiB after 200 images, {rss[2000] / 1024:.0f} MiB after 2,000"
+    )
     # Most of that RSS is torch, the data set and the allocator's pools, so a few MiB of
     # results kept by mistake would not show in it: no chunk's result outlives its writing.
     assert found["chunks"] == 20 and found["alive"] == 0
@@ -309,7 +357,12 @@ def test_sanity_check_metrics_flow_into_batch_rows(checkpoints, tmp_path):
     agreement = rows.pivot(index="image_index", columns="method", values="auc_agreement_spearman")
     np.testing.assert_allclose(agreement["saliency"], agreement["gradcam"], rtol=1e-12, atol=1e-15)
     assert rows["auc_agreement_topk"].between(0, 1).all()  # an intersection over union
-    assert rows[["auc_random_logit_spearman_abs", "auc_random_logit_spearman"]].apply(lambda c: c.between(-1, 1)).all().all()
+    assert (
+        rows[["auc_random_logit_spearman_abs", "auc_random_logit_spearman"]]
+        .apply(lambda c: c.between(-1, 1))
+        .all()
+        .all()
+    )
     board = result.leaderboard_display(result.score("agreement_spearman"), 0)
     assert list(board.index) == ["Saliency", "Grad-CAM"] or list(board.index) == ["Grad-CAM", "Saliency"]
 
@@ -348,7 +401,7 @@ def test_benchmark_page_shows_a_three_checkpoint_run_and_adds_it_to_the_report(r
     sections = at.session_state["report_draft"].sections
     assert [s.section.title for s in sections] == ["Benchmark across checkpoints"]
     page_section = sections[0].section
-    cli_section = EvaluationResult.open(run).report_section()
+    cli_section = build_section(EvaluationResult.open(run))
     assert page_section.description == cli_section.description
     assert [type(b).__name__ for b in page_section.blocks] == [type(b).__name__ for b in cli_section.blocks]
 
@@ -357,7 +410,10 @@ def test_report_cli_builds_the_benchmark_section(results, tmp_path, capsys):
     from reports import cli
 
     out = tmp_path / "bench.html"
-    assert cli.main(["build", "--sections", "benchmark", "--results", str(results.root), "--out", str(out), "--quiet"]) == 0
+    assert (
+        cli.main(["build", "--sections", "benchmark", "--results", str(results.root), "--out", str(out), "--quiet"])
+        == 0
+    )
     html = out.read_text()
     assert "Benchmark across checkpoints" in html and "Leaderboard of small_cnn-e3.pt" in html
     assert all(name in html for name in ("small_cnn-e1.pt", "small_cnn-e2.pt", "Grad-CAM", "Saliency"))

@@ -102,7 +102,11 @@ def test_display_settings_survive_a_page_switch_and_recompute_nothing(counted):
     assert not at.exception and len(images_on_page(at)) == 3 and counted.calls == []
     at.switch_page("pages/reports.py").run()
     at.switch_page("pages/gallery.py").run()
-    assert (at.selectbox(key="sign").value, at.selectbox(key="colormap").value, at.slider(key="opacity").value) == ("signed", "bwr", 0.3)
+    assert (at.selectbox(key="sign").value, at.selectbox(key="colormap").value, at.slider(key="opacity").value) == (
+        "signed",
+        "bwr",
+        0.3,
+    )
 
 
 def test_a_revisit_reads_the_finished_result_without_computing(counted):

@@ -158,8 +158,13 @@ def png_with_iccp(inflated_bytes: int) -> bytes:
     """A 4 x 4 PNG whose iCCP colour profile inflates to `inflated_bytes`."""
     ihdr = struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)
     rows = b"".join(b"\x00" + b"\x80" * 12 for _ in range(4))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(bytes(inflated_bytes), 9))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(bytes(inflated_bytes), 9))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_png_whose_colour_profile_inflates_to_100_mb_is_skipped_with_its_reason(tmp_path, capsys):
@@ -222,7 +227,10 @@ def test_elongated_crop_matches_resizing_the_whole_image():
     x = np.linspace(0, 255, 900)
     strip = Image.fromarray(np.repeat(np.stack([x, x[::-1], np.full_like(x, 90)], -1)[None], 60, 0).astype(np.uint8))
     expected = T.functional.center_crop(T.functional.resize(strip, 40, antialias=True), [32, 32])
-    for image, reference in ((strip, expected), (strip.transpose(Image.Transpose.TRANSPOSE), expected.transpose(Image.Transpose.TRANSPOSE))):
+    for image, reference in (
+        (strip, expected),
+        (strip.transpose(Image.Transpose.TRANSPOSE), expected.transpose(Image.Transpose.TRANSPOSE)),
+    ):
         got = np.asarray(bundle.crop(image)).astype(int)
         assert got.shape == (32, 32, 3) and np.abs(got - np.asarray(reference).astype(int)).max() <= 3
 
@@ -238,7 +246,9 @@ def test_non_finite_mean_or_std_is_refused(mean, std):
 # ----------------------------------------------------------------------------- 9, 10, 11: datasets
 
 def test_zip_entry_with_a_corrupt_deflate_stream_is_skipped_with_its_reason():
-    archive = bytearray(zip_bytes({"c/a.png": png_bytes((0, 255, 0)), "c/b.png": png_bytes((0, 0, 255), size=(64, 64))}))
+    archive = bytearray(
+        zip_bytes({"c/a.png": png_bytes((0, 255, 0)), "c/b.png": png_bytes((0, 0, 255), size=(64, 64))})
+    )
     info = zipfile.ZipFile(io.BytesIO(bytes(archive))).getinfo("c/b.png")
     start = info.header_offset + 30 + len(info.filename) + len(info.extra)
     archive[start : start + info.compress_size] = b"\xff" * info.compress_size  # invalid deflate blocks
@@ -386,13 +396,18 @@ def test_roar_jobs_are_capped_per_process_with_a_clear_message(roar_cache):
     while sum(job.state == "running" for job in jobs) < 2:  # the running two hold until released: no third starts
         assert time.monotonic() < deadline, [job.state for job in jobs]
         time.sleep(0.05)
-    assert sum(job.state == "running" for job in jobs) == POOL_SIZES["long"] and sum(job.state == "queued" for job in jobs) == 2
+    assert (
+        sum(job.state == "running" for job in jobs) == POOL_SIZES["long"]
+        and sum(job.state == "queued" for job in jobs) == 2
+    )
     with pytest.raises(JobLimitError, match="at most 4"):
         runner.submit(RoarAnalysis.of(data, roar_settings(seed=99)), inputs)
     assert runner.submit(RoarAnalysis.of(data, roar_settings(seed=0)), inputs) is jobs[0]
     release.set()
     assert all(job.wait(generous(5)) and job.state == "done" for job in jobs)
-    extra = runner.submit(RoarAnalysis.of(data, roar_settings(seed=99)), RoarInputs(data, rankers={"oracle": oracle_ranker}))
+    extra = runner.submit(
+        RoarAnalysis.of(data, roar_settings(seed=99)), RoarInputs(data, rankers={"oracle": oracle_ranker})
+    )
     assert extra.wait(generous(5)) and extra.state == "done"
 
 
@@ -442,7 +457,9 @@ def cli_error(args: list[str], capsys) -> str:
     ("cuda:7", "CUDA GPU"),
 ])
 def test_cli_refuses_a_device_it_cannot_use_in_one_line(device, message, capsys, tmp_path):
-    assert message in cli_error(["build", "--images", "coffee", "--device", device, "--out", str(tmp_path / "r.html")], capsys)
+    assert message in cli_error(
+        ["build", "--images", "coffee", "--device", device, "--out", str(tmp_path / "r.html")], capsys
+    )
 
 
 @pytest.mark.parametrize("count", ["0", "-1"])

@@ -15,6 +15,7 @@ from explain.methods.registry import MethodSpec
 from explain.metrics import MetricInput, get_metric
 from explain.metrics.irof import irof_curve, superpixels
 from tests.synthetic import bundle_of
+from reports import build_section
 
 SIZE = 32
 
@@ -94,11 +95,12 @@ def test_the_curve_matches_a_hand_computation(setup):
 
 def test_irof_runs_as_an_analysis_and_its_report_section_reads_the_metric(setup):
     bundle, prepared = setup
-    analysis = MetricAnalysis.of("irof", prepared.subject(), (MethodSpec.of("gradcam" if bundle.cam_layer else "saliency"),),
-                                 {"n_segments": 16})
+    analysis = MetricAnalysis.of(
+        "irof", prepared.subject(), (MethodSpec.of("gradcam" if bundle.cam_layer else "saliency"),), {"n_segments": 16}
+    )
     result = run_directly(analysis, prepared)
     curves = result.curves["irof"]["saliency"]
     assert curves.num_units == 3 and 0.0 <= curves.score <= 1.0
-    section = result.report_section()
+    section = build_section(result)
     assert section.key == "irof" and [b.kind for b in section.blocks] == ["figure", "table"]
     assert "IROF: higher is better" in section.blocks[-1].caption

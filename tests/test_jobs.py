@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 
 import explain
-from explain.analyses import AttributionMaps, ClassChoice, MetricAnalysis, ShapSummary, analysis_from_record, prepare_images
+from explain.analyses import (
+    AttributionMaps,
+    ClassChoice,
+    MetricAnalysis,
+    ShapSummary,
+    analysis_from_record,
+    prepare_images,
+)
 from explain.analyses import maps as maps_module
 from explain.jobs import JobContext, JobLimitError, JobRunner, JobStore, Progress
 from explain.methods.registry import MethodSpec
@@ -98,7 +105,9 @@ def test_a_pool_accepts_only_a_bounded_number_of_active_jobs(tmp_path):
 
 def run_module(*args: str, cache: Path) -> subprocess.Popen:
     env = {**os.environ, "EXPLAIN_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 @pytest.mark.slow
@@ -178,7 +187,8 @@ def held_after_two(*args, **kwargs):  # two maps (one per call) are stored, then
 maps_module.attribute = held_after_two
 bundle = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
 prepared = prepare_images(bundle, photos())
-job = default_runner().submit(AttributionMaps(prepared.subject(), (MethodSpec.of("occlusion", {"window": 4, "stride": 2}),)), prepared)
+occlusion = MethodSpec.of("occlusion", {"window": 4, "stride": 2})
+job = default_runner().submit(AttributionMaps(prepared.subject(), (occlusion,)), prepared)
 job.wait()
 """
     cache = tmp_path / "cache"
@@ -191,7 +201,9 @@ job.wait()
     assert stored == 2, stored
     computed = []
     original = maps_module.attribute
-    monkeypatch.setattr(maps_module, "attribute", lambda b, x, *a, **k: computed.append(len(x)) or original(b, x, *a, **k))
+    monkeypatch.setattr(
+        maps_module, "attribute", lambda b, x, *a, **k: computed.append(len(x)) or original(b, x, *a, **k)
+    )
     bundle = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
     prepared = prepare_images(bundle, photos())
     analysis = AttributionMaps(prepared.subject(), (MethodSpec.of("occlusion", {"window": 4, "stride": 2}),))
@@ -206,7 +218,10 @@ def photos() -> list[explain.NamedImage]:
     from PIL import Image
 
     rng = np.random.default_rng(1)
-    return [explain.NamedImage(f"p{i}", Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))) for i in range(12)]
+    return [
+        explain.NamedImage(f"p{i}", Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)))
+        for i in range(12)
+    ]
 
 
 def test_settings_round_trip_through_the_job_record(tmp_path):
@@ -214,12 +229,17 @@ def test_settings_round_trip_through_the_job_record(tmp_path):
     prepared = prepare_images(bundle, photos()[:2])
     subject = prepared.subject(ClassChoice("class", 1))
     specs = (MethodSpec.of("gradcam"), MethodSpec.of("smoothgrad", {"n_samples": 4}))
-    for analysis in (AttributionMaps(subject, specs), MetricAnalysis.of("deletion_insertion", subject, specs, {"steps": 8}),
-                     ShapSummary(subject, MethodSpec.of("shap_gradient"), top_k=1, plotted=2)):
+    for analysis in (
+        AttributionMaps(subject, specs),
+        MetricAnalysis.of("deletion_insertion", subject, specs, {"steps": 8}),
+        ShapSummary(subject, MethodSpec.of("shap_gradient"), top_k=1, plotted=2),
+    ):
         record = {"kind": analysis.kind, "settings": analysis.settings_record()}
         again = analysis_from_record(record)
         assert again == analysis and again.key == analysis.key
-    assert AttributionMaps(subject, specs).key != AttributionMaps(prepared.subject(), specs).key  # the class is part of it
+    assert (
+        AttributionMaps(subject, specs).key != AttributionMaps(prepared.subject(), specs).key
+    )  # the class is part of it
 
 
 def test_maps_of_one_analysis_serve_another_and_a_process_restart(tmp_path, monkeypatch):
@@ -235,7 +255,9 @@ def test_maps_of_one_analysis_serve_another_and_a_process_restart(tmp_path, monk
     default_cache().clear()  # as in a new process
     calls = []
     monkeypatch.setattr(maps_module, "attribute", lambda *a, **k: calls.append(a))
-    metric = JobRunner(JobStore(tmp_path)).submit(MetricAnalysis.of("deletion_insertion", prepared.subject(), specs, {"steps": 4}), prepared)
+    metric = JobRunner(JobStore(tmp_path)).submit(
+        MetricAnalysis.of("deletion_insertion", prepared.subject(), specs, {"steps": 4}), prepared
+    )
     assert metric.wait(generous(5)) and metric.state == "done", metric.error
     assert calls == [] and set(metric.result.curves["deletion"]) == {"gradcam", "saliency"}
 

@@ -83,7 +83,9 @@ def test_efficientnet_canonizer_keeps_the_function_and_restores_the_model(defaul
         after = model(x)
     torch.testing.assert_close(canonized, before, rtol=0, atol=1e-4)  # Zennit's plain merge is off by 0.02 here
     assert torch.equal(after, before)
-    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items()) and set(state) == set(model.state_dict())
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items()) and set(state) == set(
+        model.state_dict()
+    )
     assert not any("forward" in vars(m) or hasattr(m, "canonizer_sum") for m in model.modules())
 
 
@@ -134,7 +136,7 @@ def test_lrp_maps_on_the_default_model_sit_on_the_object(default_bundle):
     names = list(OBJECT_BOXES)
     x = default_bundle.preprocess_batch([explain.load_sample(n) for n in names])
     maps = explain.attribute(default_bundle, x, "lrp")
-    for name, m in zip(names, maps):
+    for name, m in zip(names, maps, strict=True):
         r0, r1, c0, c1 = OBJECT_BOXES[name]
         inside = np.zeros(m.shape, bool)
         inside[r0:r1, c0:c1] = True
@@ -168,11 +170,21 @@ def test_lrp_is_unavailable_with_the_reason_for_models_it_cannot_handle():
     assert "TorchScript" in lrp.unavailable_reason(scripted)
     with pytest.raises(explain.MethodUnavailableError, match="TorchScript"):
         explain.attribute(scripted, torch.zeros(1, 3, 8, 8), "lrp")
-    mobilenet = explain.make_bundle("m", torchvision.models.mobilenet_v3_small(num_classes=3), ["a", "b", "c"], input_size=32, device="cpu")
+    mobilenet = explain.make_bundle(
+        "m", torchvision.models.mobilenet_v3_small(num_classes=3), ["a", "b", "c"], input_size=32, device="cpu"
+    )
     assert "Hardswish" in lrp.unavailable_reason(mobilenet)
-    vit = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=1, hidden_dim=8, mlp_dim=8, num_classes=3)
-    assert "VisionTransformer is none of these" in lrp.unavailable_reason(explain.make_bundle("v", vit, ["a", "b", "c"], input_size=32, device="cpu"))
-    for supported in (torchvision.models.resnet18(num_classes=3), torchvision.models.vgg11_bn(num_classes=3), bias_free_cnn()):
+    vit = torchvision.models.VisionTransformer(
+        image_size=32, patch_size=8, num_layers=1, num_heads=1, hidden_dim=8, mlp_dim=8, num_classes=3
+    )
+    assert "VisionTransformer is none of these" in lrp.unavailable_reason(
+        explain.make_bundle("v", vit, ["a", "b", "c"], input_size=32, device="cpu")
+    )
+    for supported in (
+        torchvision.models.resnet18(num_classes=3),
+        torchvision.models.vgg11_bn(num_classes=3),
+        bias_free_cnn(),
+    ):
         assert lrp.unavailable_reason(explain.make_bundle("s", supported, ["a", "b", "c"], device="cpu")) is None
 
 

@@ -83,17 +83,30 @@ def test_vargrad_of_quadratic_equals_4_a2_sigma2():
     assert np.all(np.abs(sg - (2 * a * x).sum(1).numpy()) < 5 * standard_error)
 
 
-@pytest.mark.parametrize("method", ["gradcam", "cam", "gradcam_plusplus", "xgradcam", "layercam", "eigencam", "scorecam"])
+@pytest.mark.parametrize(
+    "method", ["gradcam", "cam", "gradcam_plusplus", "xgradcam", "layercam", "eigencam", "scorecam"]
+)
 def test_cam_methods_peak_inside_the_evidence_patch(method):
     bundle = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
     patches = [(4, 12, 18, 26), (20, 28, 2, 10)]
     x = torch.cat([patch_image(patch=p, seed=i) for i, p in enumerate(patches)])
     maps = explain.attribute(bundle, x, method, target=1)
-    for m, (r0, r1, c0, c1) in zip(maps, patches):
+    for m, (r0, r1, c0, c1) in zip(maps, patches, strict=True):
         row, col = np.unravel_index(np.argmax(m), m.shape)
         assert r0 <= row < r1 and c0 <= col < c1, (method, row, col)
         inside = m[r0:r1, c0:c1].mean()
-        assert inside > 3 * np.abs(np.delete(m.ravel(), np.ravel_multi_index(np.indices((r1 - r0, c1 - c0)).reshape(2, -1) + np.array([[r0], [c0]]), m.shape))).mean()
+        assert (
+            inside
+            > 3
+            * np.abs(
+                np.delete(
+                    m.ravel(),
+                    np.ravel_multi_index(
+                        np.indices((r1 - r0, c1 - c0)).reshape(2, -1) + np.array([[r0], [c0]]), m.shape
+                    ),
+                )
+            ).mean()
+        )
 
 
 def test_cam_equals_class_logit_after_pooling():

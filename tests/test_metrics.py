@@ -102,7 +102,9 @@ def test_bad_inputs_are_refused_with_clear_messages():
 
 
 def test_metric_metadata_gives_directions():
-    assert not DELETION.higher_is_better and INSERTION.higher_is_better and SIC.higher_is_better and AIC.higher_is_better
+    assert (
+        not DELETION.higher_is_better and INSERTION.higher_is_better and SIC.higher_is_better and AIC.higher_is_better
+    )
     assert DELETION.best({"a": 0.2, "b": 0.1, "c": float("nan")}) == "b"
     assert SIC.best({"a": 0.2, "b": 0.1}) == "a"
 
@@ -169,7 +171,7 @@ def test_sic_and_aic_agree_with_pair_saliency(trapz_alias):
                     pass
             assert tuple(kept) == ours_metric.kept
             assert len(kept) + len(ours_metric.skipped) == n
-            for r, curve, auc in zip(results, ours_metric.curves, ours_metric.aucs):
+            for r, curve, auc in zip(results, ours_metric.curves, ours_metric.aucs, strict=True):
                 np.testing.assert_allclose(curve, r.curve_y, atol=1e-3)
                 np.testing.assert_allclose(ours_metric.x, r.curve_x)
                 assert abs(auc - r.auc) < 1e-3

@@ -39,10 +39,14 @@ def previous_bundle(default_bundle):
 def test_both_forms_share_one_set_of_tensors(default_bundle):
     fast, split = default_bundle.model, default_bundle.rectifier_model
     assert split is not None and split is not fast
-    for (name, a), (other, b) in zip(fast.state_dict(keep_vars=True).items(), split.state_dict(keep_vars=True).items()):
+    for (name, a), (other, b) in zip(
+        fast.state_dict(keep_vars=True).items(), split.state_dict(keep_vars=True).items(), strict=True
+    ):
         assert name == other and a is b
     assert not any(p.requires_grad for p in split.parameters()) and not split.training
-    assert default_bundle.with_rectifiers().model is split and default_bundle.with_rectifiers().lock is default_bundle.lock
+    assert (
+        default_bundle.with_rectifiers().model is split and default_bundle.with_rectifiers().lock is default_bundle.lock
+    )
     assert default_bundle.with_rectifiers().model_id == default_bundle.model_id
 
 

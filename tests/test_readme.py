@@ -18,6 +18,20 @@ def test_readme_opens_with_setup_and_test_commands():
     assert "pip install" in test and "pytest" in test
 
 
-def test_ci_runs_the_readme_test_command():
-    ci_lines = [l for l in (ROOT / ".ci" / "run").read_text().splitlines() if l and not l.startswith(("#", "set ", "cd "))]
-    assert ci_lines == [readme_commands()[1]]
+CI_GATES = [".venv/bin/ruff check .", ".venv/bin/mypy"]
+
+
+def ci_commands() -> list[str]:
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    return [line for line in lines if line and not line.startswith(("#", "set ", "cd "))]
+
+
+def test_ci_runs_the_readme_test_command_last():
+    assert ci_commands()[-1] == readme_commands()[1]
+
+
+def test_ci_runs_lint_and_types_before_the_tests():
+    commands = ci_commands()
+    gate_positions = [commands.index(gate) for gate in CI_GATES]
+    assert gate_positions == sorted(gate_positions)
+    assert max(gate_positions) < len(commands) - 1

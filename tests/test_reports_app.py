@@ -149,7 +149,11 @@ def test_the_report_being_built_survives_page_switches_and_adds_from_every_page(
     assert [s.section.key for s in report.sections] == ["gallery", "sic_aic", "deletion_insertion", "roar"]
     assert [s.included for s in report.sections] == [False, True, True, True]
     rendered = at.session_state["report_render"]["report"]
-    assert [s.key for s in rendered.sections] == ["sic_aic", "deletion_insertion", "roar"] and rendered.title == "Kept title"
+    assert [s.key for s in rendered.sections] == [
+        "sic_aic",
+        "deletion_insertion",
+        "roar",
+    ] and rendered.title == "Kept title"
     assert "3 of 4 section(s)" in texts(at)
 
 

@@ -10,7 +10,15 @@ import pytest
 
 import reports
 from reports.store import STORE_ENV, ReportStore
-from tests.browser import ALL_FIGURES_DRAWN, FIGURE_PROBLEMS_JS, LEGEND_STYLES_JS, chromium_page, ms, require_chromium, running_app
+from tests.browser import (
+    ALL_FIGURES_DRAWN,
+    FIGURE_PROBLEMS_JS,
+    LEGEND_STYLES_JS,
+    chromium_page,
+    ms,
+    require_chromium,
+    running_app,
+)
 from tests.report_samples import EVERY_METHOD, HOSTILE, every_section_report, hostile_report
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

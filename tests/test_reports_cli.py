@@ -105,7 +105,9 @@ def test_cli_explains_your_own_state_dict_with_class_names(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     html = out.read_text()
     assert "resnet18 (mine.pth)" in html and "uploaded state dict mine.pth (sha256" in html
-    assert "3 classes" in html and any(f"class {i}: {n}" in html for i, n in enumerate(["cat &lt;b&gt;", "cup", "rocket"]))
+    assert "3 classes" in html and any(
+        f"class {i}: {n}" in html for i, n in enumerate(["cat &lt;b&gt;", "cup", "rocket"])
+    )
     assert cli.main(["build", "--weights", str(tmp_path / "mine.pth"), "--out", str(tmp_path / "x.html")]) == 2
     assert "--arch" in capsys.readouterr().err
     assert cli.main(["build", "--weights", str(tmp_path / "classes.txt"), "--arch", "resnet18", "--num-classes", "3",
@@ -125,9 +127,28 @@ def test_cli_builds_shap_and_roar_sections_and_rebuilds_a_report_from_stored_job
     monkeypatch.setattr(explain, "load_model", lambda name, device=None: hostile_bundle())
     monkeypatch.setattr(training, "mnist_subset", lambda: patch_dataset(n=96))
     out = tmp_path / "r.html"
-    code = cli.main(["build", "--images", "chelsea,coffee", "--methods", "saliency", "--sections", "gallery,shap_summary,irof,roar",
-                     "--param", "irof.n_segments=8", "--roar-methods", "saliency", "--roar-fractions", "50", "--roar-epochs", "1",
-                     "--out", str(out), "--quiet"])
+    code = cli.main(
+        [
+            "build",
+            "--images",
+            "chelsea,coffee",
+            "--methods",
+            "saliency",
+            "--sections",
+            "gallery,shap_summary,irof,roar",
+            "--param",
+            "irof.n_segments=8",
+            "--roar-methods",
+            "saliency",
+            "--roar-fractions",
+            "50",
+            "--roar-epochs",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     html = out.read_text()
     assert re.findall(r'data-key="(\w+)"', html) == ["gallery", "shap_summary", "irof", "roar"]

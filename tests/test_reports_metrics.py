@@ -16,6 +16,7 @@ from explain.methods.registry import MethodSpec
 from explain.metrics import AIC, DELETION, INSERTION, SIC, deletion_insertion, pic_metrics, random_seed_masks
 from reports import cli
 from tests.report_samples import HOSTILE, hostile_bundle, patch_photo
+from reports import build_section
 
 METHODS = ("gradcam", "saliency")
 NAMES = [f"red {HOSTILE}.png", "b.png", "c.png"]
@@ -40,9 +41,14 @@ def table_of(section: reports.Section) -> reports.Table:
 def test_deletion_insertion_section_carries_the_metric_numbers(setup):
     prepared, _ = setup
     result = metric_result(setup, "deletion_insertion", steps=8)
-    direct = deletion_insertion(prepared.bundle, prepared.batch, {m: explain.attribute(prepared.bundle, prepared.batch, m) for m in METHODS},
-                                list(result.images.targets), steps=8)
-    section = result.report_section()
+    direct = deletion_insertion(
+        prepared.bundle,
+        prepared.batch,
+        {m: explain.attribute(prepared.bundle, prepared.batch, m) for m in METHODS},
+        list(result.images.targets),
+        steps=8,
+    )
+    section = build_section(result)
     assert section.key == "deletion_insertion"
     assert [b.kind for b in section.blocks] == ["figure", "figure", "table"]
     table = table_of(section)
@@ -67,8 +73,10 @@ def test_sic_aic_section_carries_the_metric_numbers_and_skips(setup):
     result = metric_result(setup, "sic_aic")
     n, _, h, w = prepared.batch.shape
     maps = {m: explain.attribute(prepared.bundle, prepared.batch, m) for m in METHODS}
-    direct = pic_metrics(prepared.bundle, prepared.batch, maps, random_seed_masks(n, h, w, seed=0), list(result.images.targets))
-    section = result.report_section()
+    direct = pic_metrics(
+        prepared.bundle, prepared.batch, maps, random_seed_masks(n, h, w, seed=0), list(result.images.targets)
+    )
+    section = build_section(result)
     assert section.key == "sic_aic" and [b.kind for b in section.blocks] == ["figure", "figure", "table"]
     table = table_of(section)
     rows = {row[0]: row for row in table.rows}

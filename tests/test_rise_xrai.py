@@ -43,7 +43,9 @@ def test_rise_masks_are_seeded_smooth_and_kept_with_probability_p():
     assert float(first.mean()) == pytest.approx(0.3, abs=0.03)
     # Seeded, and chunking never changes a mask.
     again = RiseMasks(400, (32, 32), grid=4, p=0.3, seed=5)
-    torch.testing.assert_close(torch.cat([again.chunk(0, 150, torch.device("cpu")), again.chunk(150, 400, torch.device("cpu"))]), first)
+    torch.testing.assert_close(
+        torch.cat([again.chunk(0, 150, torch.device("cpu")), again.chunk(150, 400, torch.device("cpu"))]), first
+    )
     assert not torch.equal(RiseMasks(400, (32, 32), grid=4, p=0.3, seed=6).chunk(0, 400, torch.device("cpu")), first)
 
 
@@ -52,7 +54,9 @@ def test_rise_peaks_on_the_region_the_model_reads_and_ignores_the_batching():
     small = bundle_of(RegionScore(), 32, 2, batch_size=7)
     large = bundle_of(RegionScore(), 32, 2, batch_size=64)
     maps = explain.attribute(small, x, "rise", target=1, n_masks=600, grid=4, seed=3)
-    np.testing.assert_allclose(maps, explain.attribute(large, x, "rise", target=1, n_masks=600, grid=4, seed=3), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        maps, explain.attribute(large, x, "rise", target=1, n_masks=600, grid=4, seed=3), rtol=1e-5, atol=1e-6
+    )
     m = maps[0]
     r0, r1, c0, c1 = REGION
     row, col = np.unravel_index(np.argmax(m), m.shape)
@@ -87,11 +91,16 @@ def test_xrai_equals_pair_xrai_on_the_same_attribution(patch_bundle):
     x = torch.cat([patch_image(seed=0), patch_image(patch=(20, 28, 2, 10), seed=1)])
     ours = explain.attribute(patch_bundle, x, "xrai", target=1, n_steps=16)
     ig = IntegratedGradients(patch_bundle.model)
-    attribution = torch.stack([
-        ig.attribute(x, baselines=torch.full_like(x, value), target=1, n_steps=16, method="gausslegendre") for value in (0.0, 1.0)
-    ]).mean(0)
-    for image, attr, mine in zip(x, attribution, ours):
-        theirs = pair.XRAI().GetMask(image.permute(1, 2, 0).double().numpy(), None, base_attribution=attr.permute(1, 2, 0).double().numpy())
+    attribution = torch.stack(
+        [
+            ig.attribute(x, baselines=torch.full_like(x, value), target=1, n_steps=16, method="gausslegendre")
+            for value in (0.0, 1.0)
+        ]
+    ).mean(0)
+    for image, attr, mine in zip(x, attribution, ours, strict=True):
+        theirs = pair.XRAI().GetMask(
+            image.permute(1, 2, 0).double().numpy(), None, base_attribution=attr.permute(1, 2, 0).double().numpy()
+        )
         np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-9)
 
 
@@ -115,7 +124,7 @@ def test_xrai_highlights_the_evidence_patch(patch_bundle):
     x = torch.cat([patch_image(patch=p, seed=i) for i, p in enumerate(patches)])
     for algorithm in ("full", "fast"):
         maps = explain.attribute(patch_bundle, x, "xrai", target=1, n_steps=16, algorithm=algorithm)
-        for m, (r0, r1, c0, c1) in zip(maps, patches):
+        for m, (r0, r1, c0, c1) in zip(maps, patches, strict=True):
             outside = np.ones(m.shape, bool)
             outside[r0:r1, c0:c1] = False
             assert m[r0:r1, c0:c1].mean() > 3 * m[outside].mean(), algorithm

@@ -126,7 +126,10 @@ def test_stopped_run_resumes_with_only_the_missing_retrainings(dataset, tmp_path
     assert partial.done == 2 and not partial.complete
     table = partial.table()  # what the page shows: saliency done, the baseline not yet
     assert list(table.index) == ["Saliency", "Random (baseline)"]
-    assert table.loc["Saliency", ["20%", "60%"]].notna().all() and table.loc["Random (baseline)", ["20%", "60%"]].isna().all()
+    assert (
+        table.loc["Saliency", ["20%", "60%"]].notna().all()
+        and table.loc["Random (baseline)", ["20%", "60%"]].isna().all()
+    )
     assert np.isfinite(table.loc["Saliency", "ROAR AUC"]) and np.isnan(table.loc["Random (baseline)", "ROAR AUC"])
     trained.clear()
     resumed = JobRunner(JobStore(tmp_path)).submit(RoarAnalysis.of(dataset, s), RoarInputs(dataset))

@@ -64,8 +64,13 @@ def test_page_runs_a_tiny_job_and_shows_curves_and_auc(folder):
     assert len(at.get("plotly_chart")) == 1
     # A new session with the same settings shows the stored result at once, without a new job.
     again = roar_page(dataset)
-    for name, value in (("roar_source", OWN), ("roar_image_size", 16), ("roar_epochs", 1), ("roar_methods", ["saliency"]),
-                        ("roar_fractions", "50")):
+    for name, value in (
+        ("roar_source", OWN),
+        ("roar_image_size", 16),
+        ("roar_epochs", 1),
+        ("roar_methods", ["saliency"]),
+        ("roar_fractions", "50"),
+    ):
         again.session_state[name] = value
     again.run()
     assert list(again.dataframe[0].value.index) == ["Saliency", "Random (baseline)"]
@@ -73,7 +78,9 @@ def test_page_runs_a_tiny_job_and_shows_curves_and_auc(folder):
 
 
 def test_roar_runs_need_the_upload_access(folder):
-    at = roar_page(dataset_from_folder(folder, [folder]), secrets={"explain": {"auth": "password", "upload_password": "pw"}})
+    at = roar_page(
+        dataset_from_folder(folder, [folder]), secrets={"explain": {"auth": "password", "upload_password": "pw"}}
+    )
     button = [b for b in at.get("button") if getattr(b, "label", "") == RUN][0]
     assert button.disabled and "locked like uploads" in " ".join(c.value for c in at.caption)
 

@@ -13,7 +13,7 @@ from scipy import ndimage
 from scipy.stats import spearmanr
 
 import explain
-from explain.analyses import MetricAnalysis, prepare_images, run_directly
+from explain.analyses import MetricAnalysis, prepare_images
 from explain.jobs import JobRunner, JobStore
 from explain.methods.registry import Method, MethodSpec, register, unregister
 from explain.metrics import ComparisonInput, MetricInput, Pairs, get_metric
@@ -26,6 +26,7 @@ from explain.models.small_cnn import TrainRecipe, small_cnn_bundle, torch_thread
 from tests.synthetic import LinearClassifier, PatchCNN, bundle_of
 from tests.test_roar import patch_dataset
 from tests.patience import generous
+from reports import build_section
 
 RECIPE = TrainRecipe(epochs=3, batch_size=32, learning_rate=1e-2, width=8)
 
@@ -74,7 +75,9 @@ def test_layers_run_in_forward_order_with_their_normalisation_and_steps_cut_from
     cascading, independent = plan_steps(layers, "cascading", 8), plan_steps(layers, "independent", 8)
     assert [len(s.layers) for s in cascading] == [1, 8, 15, 22, 29, 36, 43, 50]
     assert cascading[0].layers == (49,) and cascading[0].label == "_fc" and cascading[-1].x == 1.0
-    assert all(set(a.layers) < set(b.layers) for a, b in zip(cascading, cascading[1:]))  # nested, one more group each
+    assert all(
+        set(a.layers) < set(b.layers) for a, b in zip(cascading, cascading[1:], strict=False)
+    )  # nested, one more group each
     covered = [i for step in independent for i in step.layers]
     assert sorted(covered) == list(range(50)) and independent[0].layers == (49,)  # groups partition the layers
     assert [s.layers for s in plan_steps(layers, "independent", 400)] == [(i,) for i in range(49, -1, -1)]
@@ -91,8 +94,12 @@ def test_gradients_fall_as_layers_are_randomised_and_guided_backprop_ignores_the
     """Adebayo et al.'s known result: randomising the logit layer alone changes the
     gradient map, Guided Backprop's hardly; both fall once the whole network is random."""
     bundle, x, targets = trained
-    gradient = run_metric("cascading_randomisation", bundle, x, targets, MethodSpec.of("saliency"))["cascading_spearman_abs"]
-    guided = run_metric("cascading_randomisation", bundle, x, targets, MethodSpec.of("guided_backprop"))["cascading_spearman_abs"]
+    gradient = run_metric("cascading_randomisation", bundle, x, targets, MethodSpec.of("saliency"))[
+        "cascading_spearman_abs"
+    ]
+    guided = run_metric("cascading_randomisation", bundle, x, targets, MethodSpec.of("guided_backprop"))[
+        "cascading_spearman_abs"
+    ]
     assert gradient.x_labels == ("trained model", "fc", "features.8", "features.4", "features.0")
     g, gbp = gradient.aggregate, guided.aggregate
     assert g[0] == gbp[0] == 1.0
@@ -126,7 +133,9 @@ def test_similarities_follow_their_definitions():
     assert by_key["spearman_abs"](a, b) == pytest.approx(spearmanr(np.abs(a).ravel(), np.abs(b).ravel()).statistic)
     assert by_key["spearman"](a, -a) == pytest.approx(-1.0) and by_key["spearman_abs"](a, -a) == pytest.approx(1.0)
     assert all(s.compute(a, 3 * a) == pytest.approx(1.0) for s in SIMILARITIES)  # the scale of a map is irrelevant
-    assert all(by_key[k](a, 3 * a + 1) == pytest.approx(1.0) for k in ("spearman", "ssim", "hog"))  # signed / min-max: the offset too
+    assert all(
+        by_key[k](a, 3 * a + 1) == pytest.approx(1.0) for k in ("spearman", "ssim", "hog")
+    )  # signed / min-max: the offset too
     flat = np.zeros_like(a)
     assert rank_correlation(a, flat) == 0.0 and rank_correlation(flat, flat) == 1.0
 
@@ -138,13 +147,17 @@ def test_the_random_logit_draws_another_class_uniformly_and_reproducibly():
     counts = np.bincount(others, minlength=10)
     assert counts[3] == 0 and np.delete(counts, 3).min() > 4000 / 9 * 0.8
     assert other_classes([1], 2, seed=5) == [0]  # two classes: the other one
-    assert other_classes([3, 3], 10, 0, digests[:2])[1] == other_classes([3], 10, 0, digests[1:2])[0]  # by content, not position
+    assert (
+        other_classes([3, 3], 10, 0, digests[:2])[1] == other_classes([3], 10, 0, digests[1:2])[0]
+    )  # by content, not position
 
 
 def test_random_logit_tells_a_class_sensitive_map_from_a_class_blind_one(trained):
     bundle, x, targets = trained
     gradcam = run_metric("random_logit", bundle, x, targets, MethodSpec.of("gradcam"))["random_logit_spearman_abs"]
-    guided = run_metric("random_logit", bundle, x, targets, MethodSpec.of("guided_backprop"))["random_logit_spearman_abs"]
+    guided = run_metric("random_logit", bundle, x, targets, MethodSpec.of("guided_backprop"))[
+        "random_logit_spearman_abs"
+    ]
     assert gradcam.curves.shape == (16, 1) and np.array_equal(gradcam.aucs, gradcam.curves[:, 0])
     assert gradcam.score < guided.score
 
@@ -185,8 +198,16 @@ def test_infidelity_and_sensitivity_equal_captums_direct_calls(trained):
     params = metric.resolve_params({"infidelity_samples": 12, "sensitivity_samples": 4, "seed": 3})
     maps = explain.attribute(bundle, x, "saliency", targets.tolist())
     ours = metric.compute(MetricInput(bundle, x, maps, targets, spec), params)
-    direct_infidelity = infidelity(bundle.model, gaussian_pixel_noise(0.1, 3), x, spread_over_channels(maps, x), target=targets,
-                                   n_perturb_samples=12, max_examples_per_batch=4 * 12, normalize=True)
+    direct_infidelity = infidelity(
+        bundle.model,
+        gaussian_pixel_noise(0.1, 3),
+        x,
+        spread_over_channels(maps, x),
+        target=targets,
+        n_perturb_samples=12,
+        max_examples_per_batch=4 * 12,
+        normalize=True,
+    )
     np.testing.assert_allclose(ours["infidelity"].aucs, direct_infidelity.numpy(), rtol=1e-6)
 
     def saliency(inputs, target):  # Captum hands a tuple first, then tensors; answers in kind
@@ -208,17 +229,25 @@ def test_the_exact_gradient_of_a_linear_model_has_zero_infidelity():
     bundle = bundle_of(model, 8, 3)
     x = torch.randn(5, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     targets = torch.tensor([0, 1, 2, 0, 1])
-    result = run_metric("robustness", bundle, x, targets, MethodSpec.of("saliency"), normalize=False, infidelity_noise=0.3)
+    result = run_metric(
+        "robustness", bundle, x, targets, MethodSpec.of("saliency"), normalize=False, infidelity_noise=0.3
+    )
     np.testing.assert_allclose(result["infidelity"].aucs, 0.0, atol=1e-8)
     np.testing.assert_allclose(result["sensitivity_max"].aucs, 0.0, atol=1e-6)  # a linear model's gradient never moves
 
 
 def test_sanity_checks_run_as_analyses_store_their_parts_and_build_report_sections(tmp_path):
     bundle = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
-    prepared = prepare_images(bundle, [explain.NamedImage(n, explain.load_sample(n)) for n in ("chelsea", "coffee", "astronaut")])
+    prepared = prepare_images(
+        bundle, [explain.NamedImage(n, explain.load_sample(n)) for n in ("chelsea", "coffee", "astronaut")]
+    )
     methods = (MethodSpec.of("saliency"), MethodSpec.of("gradcam"))
     runner = JobRunner(JobStore(tmp_path))
-    for key, params in (("cascading_randomisation", {"max_steps": 2}), ("agreement", {}), ("robustness", {"sensitivity_samples": 2})):
+    for key, params in (
+        ("cascading_randomisation", {"max_steps": 2}),
+        ("agreement", {}),
+        ("robustness", {"sensitivity_samples": 2}),
+    ):
         analysis = MetricAnalysis.of(key, prepared.subject(), methods, params)
         job = runner.submit(analysis, prepared)
         assert job.wait(generous(12)) and job.state == "done", job.error
@@ -228,12 +257,16 @@ def test_sanity_checks_run_as_analyses_store_their_parts_and_build_report_sectio
             for ident, curves in sets.items():
                 np.testing.assert_array_equal(again.result.curves[score][ident].curves, curves.curves)
                 assert again.result.curves[score][ident].x_labels == curves.x_labels
-        section = again.result.report_section()
+        section = build_section(again.result)
         assert section.key == key and [b.kind for b in section.blocks][-1] == "table"
         assert len([b for b in section.blocks if b.kind == "figure"]) == len(get_metric(key).scores)
     agreement = runner.find(MetricAnalysis.of("agreement", prepared.subject(), methods, {})).result
-    assert isinstance(agreement.pairs["agreement_topk"], Pairs) and agreement.pairs["agreement_topk"].values.shape == (3, 2, 2)
-    assert '"restyle"' in agreement.report_section().blocks[0].figure_json  # a menu switches to each image's matrix
+    assert isinstance(agreement.pairs["agreement_topk"], Pairs) and agreement.pairs["agreement_topk"].values.shape == (
+        3,
+        2,
+        2,
+    )
+    assert '"restyle"' in build_section(agreement).blocks[0].figure_json  # a menu switches to each image's matrix
 
 
 def test_the_sanity_checks_page_runs_every_check_and_shows_the_maps_as_layers_are_randomised():

@@ -13,7 +13,7 @@ from torch import nn
 import explain
 from explain.methods.shap_lime import TargetOutput, blur, lime_segment_weights, partition_shap_values
 from explain.plots.shap import beeswarm_figure, cell_importance_figure, shap_image_figure
-from explain.analyses.shap_grid import (
+from explain.plots.shap_grid import (
     beeswarm_offsets,
     cell_intensity,
     cell_values,
@@ -124,9 +124,13 @@ def test_lime_top_superpixel_lies_on_the_evidence_patch():
     best = max(weights, key=weights.get)
     top = segments == best
     assert (top & inside).sum() / top.sum() > 0.6
-    maps = explain.attribute(bundle, x, "lime", target=1, n_samples=200, n_segments=16, hide=hide, blur=0.15, output="logit")
+    maps = explain.attribute(
+        bundle, x, "lime", target=1, n_samples=200, n_segments=16, hide=hide, blur=0.15, output="logit"
+    )
     assert inside[maps[0] == maps[0].max()].mean() > 0.6
-    again = explain.attribute(bundle, x, "lime", target=1, n_samples=200, n_segments=16, hide=hide, blur=0.15, output="logit")
+    again = explain.attribute(
+        bundle, x, "lime", target=1, n_samples=200, n_segments=16, hide=hide, blur=0.15, output="logit"
+    )
     np.testing.assert_array_equal(maps, again)  # seeded
 
 
@@ -203,14 +207,18 @@ def test_shap_summary_explains_each_top_class_and_reuses_stored_maps(monkeypatch
 
     bundle = bundle_of(LinearClassifier((3, 8, 8), classes=4), 8, 4)
     rng = np.random.default_rng(0)
-    images = [explain.NamedImage(f"im{i}", Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))) for i in range(3)]
+    images = [
+        explain.NamedImage(f"im{i}", Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))) for i in range(3)
+    ]
     prepared = prepare_images(bundle, images)
     analysis = ShapSummary(prepared.subject(), MethodSpec.of("shap_gradient", {"n_samples": 4}), top_k=2, plotted=2)
     store = JobStore(tempfile.mkdtemp())
     ctx = JobContext(store.parts(analysis.key), store.shared)
     result = run_directly(analysis, prepared, ctx)
     assert result.per_class.shape == (2, 2, 8, 8) and result.maps.shape == (3, 8, 8)
-    direct = explain.attribute(bundle, prepared.batch[:2], "shap_gradient", target=result.classes[:, 1].tolist(), n_samples=4)
+    direct = explain.attribute(
+        bundle, prepared.batch[:2], "shap_gradient", target=result.classes[:, 1].tolist(), n_samples=4
+    )
     np.testing.assert_allclose(result.per_class[:, 1], direct, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(result.classes[:, 0], [row[0][0] for row in prepared.top5[:2]])
     default_cache().clear()

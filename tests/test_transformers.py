@@ -24,14 +24,18 @@ def small_vit(seed: int = 0, layers: int = 2, heads: int = 2) -> VisionTransform
     """A 32 x 32 ViT with 8 x 8 patches (a 4 x 4 grid). torchvision zero-initialises the
     head, which would make every gradient zero: it gets random weights here."""
     torch.manual_seed(seed)
-    model = VisionTransformer(image_size=32, patch_size=8, num_layers=layers, num_heads=heads, hidden_dim=16, mlp_dim=32, num_classes=4)
+    model = VisionTransformer(
+        image_size=32, patch_size=8, num_layers=layers, num_heads=heads, hidden_dim=16, mlp_dim=32, num_classes=4
+    )
     torch.nn.init.normal_(model.heads.head.weight)
     return model
 
 
 def small_swin(seed: int = 0) -> SwinTransformer:
     torch.manual_seed(seed)
-    return SwinTransformer(patch_size=[4, 4], embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=[2, 2], num_classes=4)
+    return SwinTransformer(
+        patch_size=[4, 4], embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=[2, 2], num_classes=4
+    )
 
 
 def transformer_bundle(name: str, model: torch.nn.Module) -> explain.ModelBundle:
@@ -64,7 +68,9 @@ def test_vit_token_grid_is_the_patch_embeddings_layout():
         tokens = model._process_input(x)
         tokens = torch.cat([model.class_token.expand(2, -1, -1), tokens], dim=1)
         grid = model.conv_proj(x)
-    torch.testing.assert_close(explain.ModelBundle.cam_feature_maps(transformer_bundle("vit_b_16", model), tokens), grid)
+    torch.testing.assert_close(
+        explain.ModelBundle.cam_feature_maps(transformer_bundle("vit_b_16", model), tokens), grid
+    )
 
 
 def test_cam_on_swin_is_exact_at_the_token_grid():
@@ -82,7 +88,9 @@ def test_cam_on_swin_is_exact_at_the_token_grid():
     features = store["tokens"].permute(0, 3, 1, 2)  # (N, C, h, w)
     token_map = torch.einsum("nc,nchw->nhw", model.head.weight[[1, 1]], features)
     torch.testing.assert_close(token_map.mean(dim=(1, 2)), logits[:, 1] - model.head.bias[1], rtol=1e-5, atol=1e-5)
-    upsampled = torch.nn.functional.interpolate(token_map[:, None], size=(32, 32), mode="bilinear", align_corners=False)[:, 0]
+    upsampled = torch.nn.functional.interpolate(
+        token_map[:, None], size=(32, 32), mode="bilinear", align_corners=False
+    )[:, 0]
     np.testing.assert_allclose(explain.attribute(bundle, x, "cam", target=1), upsampled.numpy(), rtol=1e-4, atol=1e-5)
 
 
@@ -137,7 +145,9 @@ def test_rollout_of_uniform_attention_has_its_closed_form():
 def test_methods_that_cannot_apply_say_why():
     vit = transformer_bundle("vit_b_16", small_vit())
     swin = transformer_bundle("swin_t", small_swin())
-    reasons = {key: explain.get_method(key).unavailable_reason(vit) for key in ("cam", "guided_gradcam", "attention_rollout")}
+    reasons = {
+        key: explain.get_method(key).unavailable_reason(vit) for key in ("cam", "guided_gradcam", "attention_rollout")
+    }
     assert "global average pooling" in reasons["cam"]
     assert "tokens" in reasons["guided_gradcam"]
     assert reasons["attention_rollout"] is None

@@ -1,7 +1,7 @@
 """Analyses: what pages, the report CLI and batch runs compute, each defined once as
-frozen settings + a run that yields partial results + a frozen result that builds its
-own figures and report section (see `base`). Importing this package registers every
-analysis kind."""
+frozen settings + a run that yields partial results + a frozen result that exposes
+plain data (figures, tables, image strips; `reports/` builds sections from them; see
+`base`). Importing this package registers every analysis kind."""
 
 from .attribution import AttributionMaps, AttributionResult
 from .base import ANALYSES, Analysis, analysis_from_record, register_analysis, run_directly

@@ -9,7 +9,7 @@ of the same images, classes and methods reuses them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -68,12 +68,6 @@ class AttributionResult:
 
     def is_ready(self, ident: str, row: int) -> bool:
         return row in self.ready.get(ident, frozenset())
-
-    def report_section(self, display: Any = None) -> Any:
-        """The gallery as a report section (`display`: an `explain.plots.overlay.DisplaySettings`)."""
-        from reports.sections import gallery_section
-
-        return gallery_section(self, display)
 
 
 @register_analysis

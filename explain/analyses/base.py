@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import types
+from collections import deque
 import typing
 from typing import Any, ClassVar, Iterator, TypeVar
 
@@ -88,10 +89,8 @@ class Analysis:
 
 def run_directly(analysis: Analysis, inputs: Any, ctx: JobContext | None = None) -> Any:
     """Run an analysis in the calling thread with nothing persisted; returns the result."""
-    result = None
-    for result in analysis.run(inputs, ctx or JobContext.detached()):
-        pass
-    return result
+    last = deque(analysis.run(inputs, ctx or JobContext.detached()), maxlen=1)  # run to the end, keep the final
+    return last[0] if last else None
 
 
 def analysis_from_record(record: dict[str, Any]) -> Analysis:
@@ -132,14 +131,14 @@ def _build(tp: Any, value: Any) -> Any:
     unions with None, and scalars; what settings use, nothing more."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return None if value is None else _build(args[0], value)
+        present = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _build(present[0], value)
     if origin is tuple:
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_build(args[0], v) for v in value)
-        return tuple(_build(a, v) for a, v in zip(args, value))
-    if dataclasses.is_dataclass(tp):
+        return tuple(_build(a, v) for a, v in zip(args, value, strict=True))
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
         fields = {f.name for f in dataclasses.fields(tp) if f.init}
         return tp(**{k: _build(hints[k], v) for k, v in value.items() if k in fields})

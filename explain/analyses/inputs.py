@@ -52,7 +52,7 @@ class ClassChoice:
         """In words, for captions; `class_names[i]` names class i."""
         if self.mode == "top1":
             return "each image's top-1 prediction"
-        if self.mode == "label":
+        if self.mode == "label" or self.index is None:
             return "each image's labelled class"
         return f"class {self.index}: {class_names[self.index]}"
 
@@ -103,13 +103,14 @@ class PreparedImages:
         index in the model's classes, for mode "label")."""
         if choice.mode == "top1":
             return tuple(row[0][0] for row in self.top5)
-        if choice.mode == "class":
+        if choice.mode == "class" and choice.index is not None:
             if not 0 <= choice.index < self.bundle.num_classes:
                 raise ValueError(f"class {choice.index} is out of range for {self.bundle.num_classes} classes")
             return (int(choice.index),) * len(self)
-        if labels is None or len(labels) != len(self) or any(label is None for label in labels):
+        known = [label for label in labels or () if label is not None]
+        if labels is None or len(known) != len(self):
             raise ValueError("explaining the labelled class needs a label that names a model class for every image")
-        return tuple(int(label) for label in labels)
+        return tuple(int(label) for label in known)
 
     def subject(self, choice: ClassChoice = ClassChoice(), labels: Sequence[int | None] | None = None) -> Subject:
         return Subject(self.bundle.model_id, self.bundle.name, self.refs, self.targets(choice, labels), choice)
@@ -133,7 +134,9 @@ def prepare_images(bundle: ModelBundle, images: Sequence[NamedImage]) -> Prepare
         raise ValueError("choose at least one image")
     batch = bundle.preprocess_batch([im.image for im in chosen])
     refs = tuple(ImageRef(im.name, im.digest) for im in chosen)
-    return PreparedImages(bundle, refs, batch, bundle.to_display(batch), tuple(predictions.top_k(bundle, batch, [r.digest for r in refs])))
+    return PreparedImages(
+        bundle, refs, batch, bundle.to_display(batch), tuple(predictions.top_k(bundle, batch, [r.digest for r in refs]))
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,7 +168,9 @@ class ImagesView:
         if arrays is None or record is None:
             return None
         top5 = tuple(tuple((int(c), str(n), float(p)) for c, n, p in row) for row in record["top5"])
-        return cls(tuple(record["names"]), arrays["display"], top5, tuple(record["targets"]), tuple(record["target_names"]))
+        return cls(
+            tuple(record["names"]), arrays["display"], top5, tuple(record["targets"]), tuple(record["target_names"])
+        )
 
     def explained(self, row: int) -> str:
         return f"class {self.targets[row]}: {self.target_names[row]}"

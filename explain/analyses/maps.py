@@ -1,15 +1,17 @@
 """Attribution maps for analyses: found in memory, then on disk, else computed.
 
 Maps are stored by content (model id, image digest, explained class, method, its
-version and resolved parameters, and the store's format) in the shared "maps" scope of the job store, one file per map, so
-every analysis and every job reuses every map already computed, across page switches,
-reloads and restarts. The process-wide `AttributionCache` sits in front of the disk.
+version and resolved parameters, and the store's format) in the shared "maps" scope of
+the job store, one file per map, so every analysis and every job reuses every map
+already computed, across page switches, reloads and restarts. The process-wide
+`AttributionCache` sits in front of the disk.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import deque
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -72,7 +74,10 @@ def iter_maps(
         method = get_method(spec.key)
         params = spec.resolved
         per_image = method.evals_per_image(params, size)
-        keys = [cache_key(subject.model_id, ref.digest, t, spec.key, params) for ref, t in zip(subject.images, subject.targets)]
+        keys = [
+            cache_key(subject.model_id, ref.digest, t, spec.key, params)
+            for ref, t in zip(subject.images, subject.targets, strict=True)
+        ]
         missing = []
         for i, key in enumerate(keys):
             found = find_map(cache, disk, key, (height, width))
@@ -89,7 +94,7 @@ def iter_maps(
             rows = missing[start : start + chunk]
             ctx.working_on(f"{method.label}: {', '.join(subject.images[i].name for i in rows)}")
             computed = attribute(bundle, prepared.batch[rows], spec.key, [subject.targets[i] for i in rows], **params)
-            for i, m in zip(rows, computed):
+            for i, m in zip(rows, computed, strict=True):
                 maps[spec.ident][i] = m
                 cache.put(keys[i], m)
                 disk.put_arrays(map_part_name(keys[i]), {"map": m})
@@ -97,11 +102,12 @@ def iter_maps(
             yield spec, rows, maps
 
 
-def all_maps(prepared: PreparedImages, subject: Subject, specs: Sequence[MethodSpec], ctx: JobContext) -> dict[str, np.ndarray]:
+def all_maps(
+    prepared: PreparedImages, subject: Subject, specs: Sequence[MethodSpec], ctx: JobContext
+) -> dict[str, np.ndarray]:
     """Every method's maps (see `iter_maps`), once all are ready."""
-    maps: dict[str, np.ndarray] = {}
-    for _, _, maps in iter_maps(prepared, subject, specs, ctx):
-        pass
+    last = deque(iter_maps(prepared, subject, specs, ctx), maxlen=1)  # run to the end, keep the final arrays
+    maps = last[0][2] if last else {}
     return maps or {spec.ident: np.zeros((0, *prepared.batch.shape[-2:]), np.float32) for spec in specs}
 
 
@@ -113,7 +119,7 @@ def stored_maps(subject: Subject, specs: Sequence[MethodSpec], ctx: JobContext) 
     out = {}
     for spec in specs:
         rows = []
-        for ref, target in zip(subject.images, subject.targets):
+        for ref, target in zip(subject.images, subject.targets, strict=True):
             found = find_map(cache, disk, cache_key(subject.model_id, ref.digest, target, spec.key, spec.resolved))
             if found is None:
                 return None

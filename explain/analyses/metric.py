@@ -23,8 +23,10 @@ import torch
 from ..jobs.context import JobContext
 from ..methods.registry import MethodSpec
 from ..metrics.base import Curves, Pairs, Skipped
-from ..metrics.registry import Comparison, ComparisonInput, MetricFamily, MetricInput, Strip, get_metric
+from ..metrics.executor import MetricBatch, compare_methods, score_method, summaries
+from ..metrics.registry import Comparison, Metric, MetricFamily, MetricInput, Strip, get_metric
 from ..models.bundle import ModelCard
+from ..plots.overlay import overlay
 from .attribution import check_inputs, load_card, store_subject_views
 from .base import Analysis, register_analysis
 from .inputs import ImagesView, PreparedImages, Subject, load_images
@@ -53,9 +55,16 @@ def load_curves(parts, name: str, metric: MetricFamily) -> dict[str, Curves] | N
         return None
     try:
         return {
-            info.key: Curves(info, record[info.key]["method"], arrays[f"{info.key}.x"], arrays[f"{info.key}.curves"],
-                             tuple(record[info.key]["kept"]), tuple(Skipped(int(i), str(r)) for i, r in record[info.key]["skipped"]),
-                             dict(record[info.key].get("extra", {})), tuple(record[info.key].get("x_labels", ())))
+            info.key: Curves(
+                info,
+                record[info.key]["method"],
+                arrays[f"{info.key}.x"],
+                arrays[f"{info.key}.curves"],
+                tuple(record[info.key]["kept"]),
+                tuple(Skipped(int(i), str(r)) for i, r in record[info.key]["skipped"]),
+                dict(record[info.key].get("extra", {})),
+                tuple(record[info.key].get("x_labels", ())),
+            )
             for info in metric.scores
         }
     except (KeyError, ValueError, TypeError):
@@ -79,11 +88,6 @@ def load_pairs(parts, name: str, metric: MetricFamily) -> dict[str, Pairs] | Non
         return {info.key: Pairs(info, tuple(record[info.key]), arrays[info.key]) for info in metric.scores}
     except (KeyError, ValueError, TypeError):
         return None
-
-
-def summaries(pairs: Mapping[str, Pairs]) -> dict[str, dict[str, Curves]]:
-    """A comparison's per-method curves (mean agreement with the others) by score."""
-    return {key: p.per_method() for key, p in pairs.items()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,19 +135,23 @@ class MetricResult:
         return score_table(self.curves, self.labels)
 
     def detail(self, prepared: PreparedImages, maps: np.ndarray, ident: str, row: int) -> Strip | None:
-        """What the model saw for image `row` under this metric (None if the metric has no view)."""
+        """What the model saw for image `row` under this metric (None if the metric has no
+        view), maps the metric hands over drawn over their images."""
         metric = self.metric
-        if metric.detail is None:
+        if not isinstance(metric, Metric) or metric.detail is None:
             return None
         spec = next(s for s in self.analysis.methods if s.ident == ident)
         data = MetricInput(prepared.bundle, prepared.batch, maps, torch.as_tensor(self.analysis.subject.targets), spec,
                            tuple(prepared.digests))
-        return metric.detail(data, self.params, row)
+        return drawn(metric.detail(data, self.params, row))
 
-    def report_section(self, show_units: bool = False) -> Any:
-        from reports.sections import metric_section
 
-        return metric_section(self, show_units)
+def drawn(strip: Strip) -> Strip:
+    """The strip with each of its maps drawn over its image (as the gallery draws maps)."""
+    if strip.maps is None:
+        return strip
+    pictures = np.stack([overlay(image, m) for image, m in zip(strip.images, strip.maps, strict=True)])
+    return Strip(pictures, strip.captions, strip.note)
 
 
 @register_analysis
@@ -160,7 +168,9 @@ class MetricAnalysis(Analysis):
         return (self.metric,)
 
     @classmethod
-    def of(cls, metric: str, subject: Subject, methods: tuple[MethodSpec, ...], params: Mapping[str, Any] | None = None) -> "MetricAnalysis":
+    def of(
+        cls, metric: str, subject: Subject, methods: tuple[MethodSpec, ...], params: Mapping[str, Any] | None = None
+    ) -> "MetricAnalysis":
         """Settings with every metric parameter resolved (defaults filled in, values checked)."""
         resolved = get_metric(metric).resolve_params(dict(params or {}))
         return cls(metric, subject, tuple(methods), tuple(sorted(resolved.items())))
@@ -175,10 +185,14 @@ class MetricAnalysis(Analysis):
         params = metric.resolve_params(dict(self.params))
         view = store_subject_views(ctx, inputs, self.subject)
         card = inputs.bundle.card
-        yield MetricResult(self, view, card, {info.key: {} for info in metric.scores})  # the images and predictions at once
+        yield MetricResult(
+            self, view, card, {info.key: {} for info in metric.scores}
+        )  # the images and predictions at once
         if isinstance(metric, Comparison):
             yield from self._compare(metric, params, inputs, ctx, view)
             return
+        if not isinstance(metric, Metric):
+            raise TypeError(f"{metric.label}: a metric family is a Metric or a Comparison")
         n, size = len(self.subject.images), int(inputs.batch.shape[-1])
         cost = {spec.ident: metric.cost(params, n, spec, size) for spec in self.methods}
         found = {spec.ident: load_curves(ctx.parts, curves_part_name(spec), metric) for spec in self.methods}
@@ -189,31 +203,31 @@ class MetricAnalysis(Analysis):
         def add(spec: MethodSpec, by_score: Mapping[str, Curves]) -> MetricResult:
             for key, c in by_score.items():
                 curves[key][spec.ident] = c
-            ordered = {key: {s.ident: sets[s.ident] for s in self.methods if s.ident in sets} for key, sets in curves.items()}
+            ordered = {
+                key: {s.ident: sets[s.ident] for s in self.methods if s.ident in sets} for key, sets in curves.items()
+            }
             return MetricResult(self, view, card, ordered)
 
         for spec in self.methods:
-            if found[spec.ident] is not None:
+            stored = found[spec.ident]
+            if stored is not None:
                 ctx.reused(cost[spec.ident])
-                yield add(spec, found[spec.ident])
+                yield add(spec, stored)
         if not todo:
             return
         maps = all_maps(inputs, self.subject, todo, ctx)
-        targets = torch.as_tensor(self.subject.targets, dtype=torch.long)
+        batch = self._metric_batch(inputs)
         for spec in todo:
             ctx.working_on(f"{metric.label}: {spec.label}")
-            reported = [0.0]
+            scored = score_method(metric, params, batch, maps[spec.ident], spec, ctx.advance)
+            if cost[spec.ident] > scored.passes:
+                ctx.reused(cost[spec.ident] - scored.passes)  # planned passes the metric did not need
+            store_curves(ctx.parts, curves_part_name(spec), scored.curves)
+            yield add(spec, scored.curves)
 
-            def progress(done: int, total: int, reported: list[float] = reported) -> None:
-                ctx.advance(done - reported[0])
-                reported[0] = done
-
-            data = MetricInput(inputs.bundle, inputs.batch, maps[spec.ident], targets, spec, tuple(inputs.digests), progress)
-            by_score = metric.compute(data, params)
-            if cost[spec.ident] > reported[0]:
-                ctx.reused(cost[spec.ident] - reported[0])  # planned passes the metric did not need
-            store_curves(ctx.parts, curves_part_name(spec), by_score)
-            yield add(spec, by_score)
+    def _metric_batch(self, inputs: PreparedImages) -> MetricBatch:
+        targets = torch.as_tensor(self.subject.targets, dtype=torch.long)
+        return MetricBatch(inputs.bundle, inputs.batch, targets, tuple(inputs.digests))
 
     def _compare(self, metric: Comparison, params: Mapping[str, Any], inputs: PreparedImages, ctx: JobContext,
                  view: ImagesView) -> Iterator[MetricResult]:
@@ -222,12 +236,13 @@ class MetricAnalysis(Analysis):
         pairs = load_pairs(ctx.parts, name, metric)
         n = len(self.subject.images)
         if pairs is None:
-            ctx.plan(maps_passes(self.methods, self.subject, int(inputs.batch.shape[-1])) + metric.passes(params, n), "passes")
+            ctx.plan(
+                maps_passes(self.methods, self.subject, int(inputs.batch.shape[-1])) + metric.passes(params, n),
+                "passes",
+            )
             maps = all_maps(inputs, self.subject, self.methods, ctx)
             ctx.working_on(f"{metric.label}: {len(self.methods)} method(s)")
-            data = ComparisonInput(inputs.bundle, inputs.batch, maps, torch.as_tensor(self.subject.targets, dtype=torch.long),
-                                   self.methods, tuple(inputs.digests), lambda done, total: None)
-            pairs = metric.compute(data, params)
+            pairs = compare_methods(metric, params, self._metric_batch(inputs), maps, self.methods, ctx.advance)
             store_pairs(ctx.parts, name, pairs)
         yield MetricResult(self, view, card, summaries(pairs), pairs)
 

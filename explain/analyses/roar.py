@@ -89,11 +89,18 @@ class RoarResult:
 
         fig = curves_figure(self.metric_curves, self.labels, baselines=(RANDOM,), x_scale=100.0)
         metric = self.settings.metric
-        fig.update_xaxes(title=dict(text=f"% of pixels {'kept (KAR)' if self.settings.mode == 'kar' else 'removed (ROAR)'}"))
+        fig.update_xaxes(
+            title=dict(text=f"% of pixels {'kept (KAR)' if self.settings.mode == 'kar' else 'removed (ROAR)'}")
+        )
         fig.update_yaxes(range=[0, 1.02], rangemode="normal")
         if self.base_accuracy is not None:
-            fig.add_hline(y=self.base_accuracy, line_dash="dot", line_color="black",
-                          annotation_text=f"unmodified model {self.base_accuracy:.3f}", annotation_position="bottom left")
+            fig.add_hline(
+                y=self.base_accuracy,
+                line_dash="dot",
+                line_color="black",
+                annotation_text=f"unmodified model {self.base_accuracy:.3f}",
+                annotation_position="bottom left",
+            )
         fig.update_layout(title=dict(text=f"{metric.short_name} ({metric.direction}) · {self.analysis.dataset_name}"))
         return fig
 
@@ -101,11 +108,6 @@ class RoarResult:
         from ..plots.curves import score_table
 
         return score_table(self.curves, self.labels, points=True)
-
-    def report_section(self) -> Any:
-        from reports.sections import roar_section
-
-        return roar_section(self)
 
 
 @register_analysis
@@ -147,7 +149,9 @@ class RoarAnalysis(Analysis):
                 found[name] = record
         return found
 
-    def _result(self, architecture: str, base: float | None, entries: Mapping[str, dict], timings: Mapping[str, float]) -> RoarResult:
+    def _result(
+        self, architecture: str, base: float | None, entries: Mapping[str, dict], timings: Mapping[str, float]
+    ) -> RoarResult:
         s = self.settings
         metric = s.metric
         x = np.asarray(s.fractions, dtype=float)
@@ -157,7 +161,9 @@ class RoarAnalysis(Analysis):
         for method in s.all_methods:
             rows = []
             for r in range(s.repeats):
-                accs = [entries[k]["accuracy"] if (k := entry_key(method, f, r)) in entries else np.nan for f in s.fractions]
+                accs = [
+                    entries[k]["accuracy"] if (k := entry_key(method, f, r)) in entries else np.nan for f in s.fractions
+                ]
                 rows.append(([np.nan if base is None else base] if s.mode == "roar" else []) + accs)
             curves[method.ident] = Curves(metric, method.ident, x, np.array(rows, dtype=float))
         return RoarResult(self, architecture, base, {metric.key: curves}, len(entries), self.total, dict(timings))
@@ -207,19 +213,27 @@ class RoarAnalysis(Analysis):
             bundle = small_cnn_bundle(dataset, model, s.recipe, device=inputs.device)
             keep = s.mode == "kar"
             for method in s.all_methods:
-                missing = [(f, r) for f in s.fractions for r in range(s.repeats) if entry_key(method, f, r) not in entries]
+                missing = [
+                    (f, r) for f in s.fractions for r in range(s.repeats) if entry_key(method, f, r) not in entries
+                ]
                 if not missing:
                     continue
                 orders = self._orders(scope, bundle, dataset, method, inputs.rankers, ctx, timings)
                 for fraction, repeat in missing:
-                    ctx.working_on(f"{ranking_label(method)}: retraining at {fraction:.0%} {'kept' if keep else 'removed'}"
-                                   + (f" (repeat {repeat + 1}/{s.repeats})" if s.repeats > 1 else ""))
+                    ctx.working_on(
+                        f"{ranking_label(method)}: retraining at {fraction:.0%} {'kept' if keep else 'removed'}"
+                        + (f" (repeat {repeat + 1}/{s.repeats})" if s.repeats > 1 else "")
+                    )
                     t0 = time.perf_counter()
                     train_x = degrade(dataset.train_x, orders[0], fraction, dataset.channel_fill, keep)
                     retrained = train_small_cnn(dataset, train_x, dataset.train_y, s.recipe, s.seed + repeat,
                                                 device=inputs.device, should_stop=ctx.should_stop)
                     t1 = time.perf_counter()
-                    acc = accuracy(retrained, degrade(dataset.test_x, orders[1], fraction, dataset.channel_fill, keep), dataset.test_y)
+                    acc = accuracy(
+                        retrained,
+                        degrade(dataset.test_x, orders[1], fraction, dataset.channel_fill, keep),
+                        dataset.test_y,
+                    )
                     t2 = time.perf_counter()
                     timings["retraining"] += t1 - t0
                     timings["evaluation"] += t2 - t1

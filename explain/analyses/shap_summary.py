@@ -9,7 +9,7 @@ derived from the stored maps in milliseconds).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -19,8 +19,8 @@ from ..models.bundle import ModelCard
 from .attribution import check_inputs, load_card, store_subject_views
 from .base import Analysis, register_analysis
 from .inputs import ImagesView, PreparedImages, Subject, load_images
-from .maps import iter_maps, maps_passes, stored_maps
-from .shap_grid import GridSummary, summarize_grid
+from .maps import all_maps, maps_passes, stored_maps
+from ..plots.shap_grid import GridSummary, summarize_grid
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,11 +45,6 @@ class ShapSummaryResult:
     def class_titles(self, row: int) -> list[str]:
         """'tabby (37%)' for each explained class of plotted image `row`."""
         return [f"{name} ({p:.0%})" for _, name, p in self.images.top5[row][: self.analysis.top_k]]
-
-    def report_section(self, cells: int = 7, max_features: int = 15) -> Any:
-        from reports.sections import shap_summary_section
-
-        return shap_summary_section(self, cells, max_features)
 
 
 @register_analysis
@@ -76,8 +71,10 @@ class ShapSummary(Analysis):
         """One subject per rank r < top_k: the plotted images, each explaining its r-th class."""
         m = min(self.plotted, len(self.subject.images))
         refs = self.subject.images[:m]
-        return [Subject(self.subject.model_id, self.subject.model_name, refs, tuple(int(top5[i][r][0]) for i in range(m)))
-                for r in range(self.top_k)]
+        return [
+            Subject(self.subject.model_id, self.subject.model_name, refs, tuple(int(top5[i][r][0]) for i in range(m)))
+            for r in range(self.top_k)
+        ]
 
     def run(self, inputs: PreparedImages, ctx: JobContext) -> Iterator[ShapSummaryResult]:
         check_inputs(self.subject, inputs)
@@ -86,19 +83,19 @@ class ShapSummary(Analysis):
         plotted = inputs.select(inputs.digests[:m])
         subjects = self.class_subjects(inputs.top5)
         size = int(inputs.batch.shape[-1])
-        ctx.plan(maps_passes([self.method], self.subject, size) + sum(maps_passes([self.method], s, size) for s in subjects), "passes")
+        ctx.plan(
+            maps_passes([self.method], self.subject, size) + sum(maps_passes([self.method], s, size) for s in subjects),
+            "passes",
+        )
         per_class = []
         for subject in subjects:
-            maps = {}
-            for _, _, maps in iter_maps(plotted, subject, [self.method], ctx):
-                pass
-            per_class.append(maps[self.method.ident])
-        explained = {}
-        for _, _, explained in iter_maps(inputs, self.subject, [self.method], ctx):
-            pass
+            per_class.append(all_maps(plotted, subject, [self.method], ctx)[self.method.ident])
+        explained = all_maps(inputs, self.subject, [self.method], ctx)
         yield self._result(view, inputs.bundle.card, per_class, explained[self.method.ident])
 
-    def _result(self, view: ImagesView, card: ModelCard, per_class: list[np.ndarray], maps: np.ndarray) -> ShapSummaryResult:
+    def _result(
+        self, view: ImagesView, card: ModelCard, per_class: list[np.ndarray], maps: np.ndarray
+    ) -> ShapSummaryResult:
         m = per_class[0].shape[0]
         classes = np.array([[view.top5[i][r][0] for r in range(self.top_k)] for i in range(m)], dtype=int)
         return ShapSummaryResult(self, view, card, np.stack(per_class, axis=1), classes, maps)
@@ -107,8 +104,9 @@ class ShapSummary(Analysis):
         view, card = load_images(ctx.parts), load_card(ctx)
         if view is None or card is None:
             return None
-        per_class = [stored_maps(s, [self.method], ctx) for s in self.class_subjects(view.top5)]
+        stored = [stored_maps(s, [self.method], ctx) for s in self.class_subjects(view.top5)]
+        per_class = [p[self.method.ident] for p in stored if p is not None]
         explained = stored_maps(self.subject, [self.method], ctx)
-        if explained is None or any(p is None for p in per_class):
+        if explained is None or len(per_class) != len(stored):
             return None
-        return self._result(view, card, [p[self.method.ident] for p in per_class], explained[self.method.ident])
+        return self._result(view, card, per_class, explained[self.method.ident])

@@ -21,7 +21,7 @@ import posixpath
 import zipfile
 import zlib
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Sequence
 
@@ -283,7 +283,7 @@ def folder_entries(path: str | os.PathLike, roots: Sequence[Path], limits: Datas
                 continue
             if len(entries) >= limits.max_images:  # stop walking early on huge trees
                 raise DatasetError(f"{folder}: more than {limits.max_images} images; choose a smaller folder.")
-            entries.append((relative, lambda real=real, relative=relative: read_image_file(real, relative)))
+            entries.append((relative, partial(read_image_file, real, relative)))
     return folder, entries, skipped
 
 
@@ -294,5 +294,5 @@ def dataset_from_uploads(
     total = sum(len(data) for _, data in files)
     if total > limits.max_total_bytes:
         raise DatasetError(f"The uploads add up to {total / 2**20:.0f} MB; the limit is {limits.max_total_bytes / 2**20:.0f} MB.")
-    dataset = _decode_all(name, [(n, (lambda d=d: d)) for n, d in files], limits, None)
+    dataset = _decode_all(name, [(n, partial(bytes, d)) for n, d in files], limits, None)
     return ImageDataset(dataset.name, dataset.images, tuple(None for _ in dataset.images), dataset.skipped)

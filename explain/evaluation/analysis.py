@@ -115,7 +115,9 @@ class Evaluation(Analysis):
            save_maps: bool = False, out: str | Path | None = None) -> "Evaluation":
         """Settings with the results directory resolved (None: a folder of the app's own
         runs named after the settings)."""
-        settings = cls(tuple(models), data, tuple(methods), tuple(metrics), class_mode, int(chunk_size), bool(save_maps))
+        settings = cls(
+            tuple(models), data, tuple(methods), tuple(metrics), class_mode, int(chunk_size), bool(save_maps)
+        )
         folder = Path(out).expanduser().resolve() if out is not None else runs_dir() / settings.key
         return replace(settings, out=str(folder))
 
@@ -133,11 +135,16 @@ class Evaluation(Analysis):
         with results.writing():
             previous = results.manifest()
             if previous is not None and previous.get("key") != self.key:
-                raise ValueError(f"{self.out} holds another evaluation (other settings, or methods/metrics changed since); choose another results directory")
+                raise ValueError(
+                    f"{self.out} holds another evaluation (other settings, or methods/metrics changed since); "
+                    "choose another results directory"
+                )
             with self.data.open(inputs.data_roots, inputs.limits) as index:
                 yield from self._run(inputs, ctx, results, index, previous)
 
-    def _run(self, inputs: EvaluationInputs, ctx: JobContext, results: ResultsDir, index, previous) -> Iterator["EvaluationResult"]:
+    def _run(
+        self, inputs: EvaluationInputs, ctx: JobContext, results: ResultsDir, index, previous
+    ) -> Iterator["EvaluationResult"]:
         n = len(index)
         chunks = math.ceil(n / self.chunk_size)
         rows = [tuple(range(c * self.chunk_size, min(n, (c + 1) * self.chunk_size))) for c in range(chunks)]
@@ -160,13 +167,17 @@ class Evaluation(Analysis):
         def progress(model_index: int, chunk: int, passes: int) -> None:
             """Passes done inside a chunk, as a fraction of its images (the local executor)."""
             size = len(rows[chunk])
-            units = min(size, reported.get((model_index, chunk), 0.0) + passes / passes_per_image) - reported.get((model_index, chunk), 0.0)
+            units = min(size, reported.get((model_index, chunk), 0.0) + passes / passes_per_image) - reported.get(
+                (model_index, chunk), 0.0
+            )
             reported[(model_index, chunk)] = reported.get((model_index, chunk), 0.0) + units
             ctx.advance(units)
 
         started = time.perf_counter()
         if tasks:
-            ctx.working_on(f"{self.models[tasks[0].model_index].label}: {len(tasks)} chunk(s) of {self.chunk_size} image(s) to go")
+            ctx.working_on(
+                f"{self.models[tasks[0].model_index].label}: {len(tasks)} chunk(s) of {self.chunk_size} image(s) to go"
+            )
             ctx.start_clock()
         run["images_computed"] = 0
         try:
@@ -195,26 +206,60 @@ class Evaluation(Analysis):
 
     # ------------------------------------------------------------------ manifest
     def _passes_per_image(self) -> float:
-        """Model passes per image (one model, all methods and metrics) at a nominal size, for progress inside a chunk."""
+        """Model passes per image (one model, all methods and metrics) at a nominal size,
+        for progress inside a chunk."""
         maps = sum(get_method(s.key).evals_per_image(s.resolved, 224) for s in self.methods)
         return float(max(1, 1 + maps + metric_passes(self.methods, self.metrics, 1, 224)))
 
     def _manifest(self, previous: dict | None, index, chunks: int) -> dict[str, Any]:
         manifest = dict(previous or {})
-        manifest.update({
-            "format": FORMAT, "kind": self.kind, "key": self.key, "title": self.title, "settings": self.settings_record(),
-            "images": len(index), "chunks": chunks, "chunk_size": self.chunk_size, "classes": index.classes,
-            "data": {"label": self.data.label, "kind": self.data.kind, "path": self.data.path, "name": index.name,
-                     "skipped": index.skipped[:1000]},
-            "models": [{"index": i, "label": s.label, "kind": s.kind, "path": s.name, "arch": s.arch, "digest": s.digest}
-                       for i, s in enumerate(self.models)],
-            "methods": [{"ident": s.ident, "key": s.key, "label": s.label, "params": s.resolved,
-                         "version": method_version(s.key)} for s in self.methods],
-            "metric_versions": {c.key: metric_version(c.key) for c in self.metrics},
-            "scores": [{"key": info.key, "name": info.name, "metric": c.key, "higher_is_better": info.higher_is_better,
-                        "column": SCORE_PREFIX + info.key} for c in self.metrics for info in get_metric(c.key).scores],
-            "versions": _versions(),
-        })
+        manifest.update(
+            {
+                "format": FORMAT,
+                "kind": self.kind,
+                "key": self.key,
+                "title": self.title,
+                "settings": self.settings_record(),
+                "images": len(index),
+                "chunks": chunks,
+                "chunk_size": self.chunk_size,
+                "classes": index.classes,
+                "data": {
+                    "label": self.data.label,
+                    "kind": self.data.kind,
+                    "path": self.data.path,
+                    "name": index.name,
+                    "skipped": index.skipped[:1000],
+                },
+                "models": [
+                    {"index": i, "label": s.label, "kind": s.kind, "path": s.name, "arch": s.arch, "digest": s.digest}
+                    for i, s in enumerate(self.models)
+                ],
+                "methods": [
+                    {
+                        "ident": s.ident,
+                        "key": s.key,
+                        "label": s.label,
+                        "params": s.resolved,
+                        "version": method_version(s.key),
+                    }
+                    for s in self.methods
+                ],
+                "metric_versions": {c.key: metric_version(c.key) for c in self.metrics},
+                "scores": [
+                    {
+                        "key": info.key,
+                        "name": info.name,
+                        "metric": c.key,
+                        "higher_is_better": info.higher_is_better,
+                        "column": SCORE_PREFIX + info.key,
+                    }
+                    for c in self.metrics
+                    for info in get_metric(c.key).scores
+                ],
+                "versions": _versions(),
+            }
+        )
         manifest.setdefault("created", time.time())
         manifest.setdefault("runs", [])
         return manifest

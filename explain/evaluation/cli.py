@@ -57,8 +57,14 @@ def evaluation_from_args(args: argparse.Namespace) -> Evaluation:
     models = model_sources(names, args.weights, args.arch, args.num_classes, args.torchscript, class_names)
     data = DataSource.of(args.data, args.max_images)
     return Evaluation.of(
-        models, data, tuple(MethodSpec.of(m, params[m]) for m in methods), tuple(MetricChoice.of(m, params[m]) for m in metrics),
-        class_mode=args.explain, chunk_size=args.chunk_size, save_maps=args.save_maps, out=args.out,
+        models,
+        data,
+        tuple(MethodSpec.of(m, params[m]) for m in methods),
+        tuple(MetricChoice.of(m, params[m]) for m in metrics),
+        class_mode=args.explain,
+        chunk_size=args.chunk_size,
+        save_maps=args.save_maps,
+        out=args.out,
     )
 
 
@@ -78,7 +84,14 @@ def train_small_cnn(args: argparse.Namespace) -> None:
     """The small CNN trained on the MNIST subset's 4,000 training images for each number
     of epochs (its own one-cycle schedule each), saved as plain state dicts."""
     from ..data.training import mnist_subset
-    from ..models.small_cnn import TrainRecipe, accuracy, save_state_dict, torch_threads, train_small_cnn as train, training_threads
+    from ..models.small_cnn import (
+        TrainRecipe,
+        accuracy,
+        save_state_dict,
+        torch_threads,
+        train_small_cnn as train,
+        training_threads,
+    )
 
     try:
         epochs = sorted({int(e) for e in args.epochs.split(",") if e.strip()})
@@ -99,37 +112,69 @@ def train_small_cnn(args: argparse.Namespace) -> None:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     ev = commands.add_parser("evaluate", help="evaluate explanations of many models over a dataset, into Parquet")
-    ev.add_argument("--model", action="append", default=[], help="a named model: efficientnet_lite0 or a torchvision zoo name (repeatable)")
+    ev.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="a named model: efficientnet_lite0 or a torchvision zoo name (repeatable)",
+    )
     ev.add_argument("--weights", action="append", default=[], metavar="GLOB",
                     help="state-dict checkpoints of one architecture (--arch), e.g. 'ckpts/*.pt' (repeatable)")
     ev.add_argument("--arch", default=None, help="architecture of --weights: a torchvision name or small_cnn")
-    ev.add_argument("--num-classes", type=int, default=None, help="class count of --weights (default: from --class-names)")
+    ev.add_argument(
+        "--num-classes", type=int, default=None, help="class count of --weights (default: from --class-names)"
+    )
     ev.add_argument("--torchscript", action="append", default=[], metavar="GLOB", help="TorchScript files (repeatable)")
     ev.add_argument("--class-names", default=None, help="class names: one per line, or JSON")
-    ev.add_argument("--data", default="mnist", help="mnist (the 1,000 held-out images of the bundled MNIST subset, the digits in turn), "
-                                                    "mnist-all (5,000), a labelled image folder or a .zip of one")
+    ev.add_argument(
+        "--data",
+        default="mnist",
+        help="mnist (the 1,000 held-out images of the bundled MNIST subset, the digits in turn), "
+        "mnist-all (5,000), a labelled image folder or a .zip of one",
+    )
     ev.add_argument("--max-images", type=int, default=None, help="use the first N images")
     ev.add_argument("--methods", default=DEFAULT_METHODS, help="comma-separated method keys (default %(default)s)")
-    ev.add_argument("--metrics", default=DEFAULT_METRICS,
-                    help="comma-separated metric families (default %(default)s); any of " + ", ".join(m.key for m in list_metrics()))
-    ev.add_argument("--param", action="append", default=[], metavar="OWNER.NAME=VALUE",
-                    help="a method's or a metric's parameter, e.g. smoothgrad.n_samples=32 or deletion_insertion.steps=16")
-    ev.add_argument("--explain", default="top1", choices=CLASS_MODES, help="class explained: each image's top-1 or its label")
-    ev.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK, help="images per stored part (default %(default)s)")
+    ev.add_argument(
+        "--metrics",
+        default=DEFAULT_METRICS,
+        help="comma-separated metric families (default %(default)s); any of "
+        + ", ".join(m.key for m in list_metrics()),
+    )
+    ev.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="OWNER.NAME=VALUE",
+        help="a method's or a metric's parameter, e.g. smoothgrad.n_samples=32 or deletion_insertion.steps=16",
+    )
+    ev.add_argument(
+        "--explain", default="top1", choices=CLASS_MODES, help="class explained: each image's top-1 or its label"
+    )
+    ev.add_argument(
+        "--chunk-size", type=int, default=DEFAULT_CHUNK, help="images per stored part (default %(default)s)"
+    )
     ev.add_argument("--save-maps", action="store_true", help="also keep the maps and crops (compressed .npz)")
     ev.add_argument("--out", default=None, help="results directory (default: under $EXPLAIN_CACHE_DIR/evaluations/)")
     ev.add_argument("--device", default=None, help="cpu or cuda (local executor; default: cuda when available)")
-    ev.add_argument("--threads", type=int, default=None, help="intra-op threads per worker (default: this machine's cores)")
-    ev.add_argument("--ray", action="store_true", help="run on Ray: a local cluster (one actor per GPU, else per --threads CPUs)")
+    ev.add_argument(
+        "--threads", type=int, default=None, help="intra-op threads per worker (default: this machine's cores)"
+    )
+    ev.add_argument(
+        "--ray", action="store_true", help="run on Ray: a local cluster (one actor per GPU, else per --threads CPUs)"
+    )
     ev.add_argument("--ray-address", default=None, help="join this Ray cluster (also RAY_ADDRESS)")
     ev.add_argument("--local", action="store_true", help="run in this process even when RAY_ADDRESS is set")
     ev.add_argument("--workers", type=int, default=None, help="Ray: at most this many actors")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
-    train = commands.add_parser("train-small-cnn", help="train the small CNN on the bundled MNIST subset, one checkpoint per epoch count")
+    train = commands.add_parser(
+        "train-small-cnn", help="train the small CNN on the bundled MNIST subset, one checkpoint per epoch count"
+    )
     train.add_argument("--epochs", default="1,2,3", help="comma-separated epoch counts (default %(default)s)")
     train.add_argument("--out", default="ckpts", help="folder for the checkpoints (default %(default)s)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--threads", type=int, default=None, help="intra-op threads (default: $EXPLAIN_TRAIN_THREADS or 1)")
+    train.add_argument(
+        "--threads", type=int, default=None, help="intra-op threads (default: $EXPLAIN_TRAIN_THREADS or 1)"
+    )
     cache_command.add_command(commands)
 
 
@@ -159,4 +204,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "cache":
             cache_command.run(args)
 
-    return exit_code(command, "stopped; finished chunks are stored and a rerun with the same settings goes on from them")
+    return exit_code(
+        command, "stopped; finished chunks are stored and a rerun with the same settings goes on from them"
+    )

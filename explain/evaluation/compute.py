@@ -3,7 +3,8 @@ and Ray) call `evaluate_chunk`, so the same settings give the same rows whicheve
 
 Per chunk: the model's prediction for every image, the explained class (top-1 or the
 label), each method's maps (`explain.attribute`, batched on the device), and each
-registered metric on them (any family of the registry, so metrics added later flow in:
+registered metric on them, run by the metric analyses' executor
+(`explain.metrics.executor`: any family of the registry, so metrics added later flow in:
 a `Metric` per method, a `Comparison` over every method's maps, its per-method summary
 as the method's score). Every score's per-image AUC (`Curves.aucs`) becomes a column
 `auc_<score key>`; the curves go to their own table.
@@ -21,22 +22,35 @@ import pyarrow as pa
 import torch
 
 from ..data.datasets import label_indices
-from ..data.images import ImageLoadError
+from ..data.images import ImageLoadError, NamedImage
 from ..methods.registry import MethodSpec, MethodUnavailableError, attribute, get_method
-from ..metrics.base import Curves
-from ..metrics.registry import Comparison, ComparisonInput, MetricInput, get_metric
+from ..metrics.executor import MetricBatch, PassCounter, every_curve
+from ..metrics.executor import metric_passes as family_passes
+from ..metrics.registry import get_metric
 from ..models.bundle import ModelBundle
 from .sources import RawImage
 
 SCORE_PREFIX = "auc_"
 
 FIXED_COLUMNS = [
-    ("model_index", pa.int32()), ("model", pa.string()), ("model_id", pa.string()), ("model_path", pa.string()),
-    ("image_index", pa.int64()), ("image", pa.string()), ("image_id", pa.string()),
-    ("label", pa.string()), ("label_index", pa.int64()),
-    ("prediction", pa.int64()), ("prediction_name", pa.string()), ("probability", pa.float64()), ("correct", pa.bool_()),
-    ("explained_class", pa.int64()), ("explained_name", pa.string()), ("explained_probability", pa.float64()),
-    ("method", pa.string()), ("method_label", pa.string()),
+    ("model_index", pa.int32()),
+    ("model", pa.string()),
+    ("model_id", pa.string()),
+    ("model_path", pa.string()),
+    ("image_index", pa.int64()),
+    ("image", pa.string()),
+    ("image_id", pa.string()),
+    ("label", pa.string()),
+    ("label_index", pa.int64()),
+    ("prediction", pa.int64()),
+    ("prediction_name", pa.string()),
+    ("probability", pa.float64()),
+    ("correct", pa.bool_()),
+    ("explained_class", pa.int64()),
+    ("explained_name", pa.string()),
+    ("explained_probability", pa.float64()),
+    ("method", pa.string()),
+    ("method_label", pa.string()),
 ]
 CURVE_SCHEMA = pa.schema([
     ("model_index", pa.int32()), ("image_index", pa.int64()), ("method", pa.string()), ("score", pa.string()),
@@ -79,16 +93,57 @@ def chunk_passes(bundle: ModelBundle, methods: Sequence[MethodSpec], metrics: Se
 
 
 def metric_passes(methods: Sequence[MethodSpec], metrics: Sequence[Any], n: int, size: int) -> int:
-    """Model passes the metrics cost on `n` images: a comparison once for all methods,
-    any other family once per method (with the maps it recomputes)."""
-    total = 0
-    for choice in metrics:
-        metric = get_metric(choice.key)
-        if isinstance(metric, Comparison):
-            total += metric.passes(choice.resolved, n)
-        else:
-            total += sum(metric.cost(choice.resolved, n, spec, size) for spec in methods)
-    return total
+    """Model passes the chosen metrics cost on `n` images (see `executor.metric_passes`)."""
+    return sum(family_passes(get_metric(choice.key), choice.resolved, methods, n, size) for choice in metrics)
+
+
+@dataclass(frozen=True, eq=False)
+class DecodedChunk:
+    """A chunk's images that decoded (and, when the label is explained, have a label that
+    names a model class): the images, their raw entries, label indices, and why others were left out."""
+
+    images: list[NamedImage]
+    kept: list[RawImage]
+    label_index: list[int | None]
+    notes: list[str]
+
+
+def decode_chunk(raws: Sequence[RawImage], bundle: ModelBundle, class_mode: str) -> DecodedChunk:
+    """Decode a chunk's images; unreadable ones (and, for `class_mode` "label", unlabelled
+    ones) are left out with a note each."""
+    notes: list[str] = []
+    images, kept = [], []
+    for raw in raws:
+        try:
+            images.append(raw.decode())
+            kept.append(raw)
+        except ImageLoadError as exc:
+            notes.append(f"{raw.name}: {exc}")
+    label_index = label_indices([r.label for r in kept], bundle.class_names)
+    if class_mode == "label":
+        usable = [i for i, t in enumerate(label_index) if t is not None]
+        notes += [f"{kept[i].name}: its label {kept[i].label!r} names no class of {bundle.name}"
+                  for i in range(len(kept)) if label_index[i] is None]
+        return DecodedChunk([images[i] for i in usable], [kept[i] for i in usable], [label_index[i] for i in usable],
+                            notes)
+    return DecodedChunk(images, kept, label_index, notes)
+
+
+def chunk_maps(bundle: ModelBundle, batch: torch.Tensor, targets: torch.Tensor, methods: Sequence[MethodSpec],
+               progress: Callable[[int], None] | None, notes: list[str]) -> dict[str, np.ndarray]:
+    """Each available method's maps of the batch by ident; an unavailable one gets a note."""
+    maps: dict[str, np.ndarray] = {}
+    for spec in methods:
+        method = get_method(spec.key)
+        try:
+            method.check_available(bundle)
+        except MethodUnavailableError as exc:
+            notes.append(f"{spec.label} on {bundle.name}: {exc}")
+            continue
+        per_image = method.evals_per_image(spec.resolved, bundle.input_size)
+        maps[spec.ident] = attribute(bundle, batch, spec.key, targets.tolist(),
+                                     progress=_counter(progress, per_image), **spec.resolved)
+    return maps
 
 
 def evaluate_chunk(
@@ -104,20 +159,8 @@ def evaluate_chunk(
     `progress(passes)` is called with the model passes done since its last call."""
     started = time.perf_counter()
     keys = score_keys(settings.metrics)
-    notes: list[str] = []
-    images, kept = [], []
-    for raw in raws:
-        try:
-            images.append(raw.decode())
-            kept.append(raw)
-        except ImageLoadError as exc:
-            notes.append(f"{raw.name}: {exc}")
-    label_index = label_indices([r.label for r in kept], bundle.class_names)
-    if settings.class_mode == "label":
-        usable = [i for i, t in enumerate(label_index) if t is not None]
-        notes += [f"{kept[i].name}: its label {kept[i].label!r} names no class of {bundle.name}"
-                  for i in range(len(kept)) if label_index[i] is None]
-        images, kept, label_index = [images[i] for i in usable], [kept[i] for i in usable], [label_index[i] for i in usable]
+    decoded = decode_chunk(raws, bundle, settings.class_mode)
+    images, kept, label_index, notes = decoded.images, decoded.kept, decoded.label_index, decoded.notes
     columns: dict[str, list] = {name: [] for name, _ in FIXED_COLUMNS}
     columns.update({SCORE_PREFIX + k: [] for k in keys})
     columns["skipped"] = []
@@ -130,59 +173,49 @@ def evaluate_chunk(
         if progress is not None:
             progress(len(images))
         confidence, prediction = probs.max(dim=1)
-        targets = prediction.clone() if settings.class_mode == "top1" else torch.as_tensor(label_index, dtype=torch.long)
+        targets = (
+            prediction.clone() if settings.class_mode == "top1" else torch.as_tensor(label_index, dtype=torch.long)
+        )
         names = bundle.class_names
         base = {
             "model_index": model_index, "model": bundle.name, "model_id": bundle.model_id, "model_path": model_path,
         }
+        all_maps = chunk_maps(bundle, batch, targets, settings.methods, progress, notes)
         if saved is not None:
             saved["display"] = bundle.to_display(batch)
             saved["image_index"] = np.array([r.index for r in kept], dtype=np.int64)
-        all_maps: dict[str, np.ndarray] = {}
-        for spec in settings.methods:
-            method = get_method(spec.key)
-            try:
-                method.check_available(bundle)
-            except MethodUnavailableError as exc:
-                notes.append(f"{spec.label} on {bundle.name}: {exc}")
-                continue
-            per_image = method.evals_per_image(spec.resolved, bundle.input_size)
-            all_maps[spec.ident] = attribute(bundle, batch, spec.key, targets.tolist(),
-                                             progress=_deltas(progress, per_image), **spec.resolved)
-            if saved is not None:
-                saved[f"map:{spec.ident}"] = all_maps[spec.ident]
+            saved.update({f"map:{ident}": maps for ident, maps in all_maps.items()})
         explained = [spec for spec in settings.methods if spec.ident in all_maps]
         scores = {spec.ident: {k: np.full(len(images), np.nan) for k in keys} for spec in explained}
-        reasons = {spec.ident: [[] for _ in images] for spec in explained}
-
-        def record(ident: str, key: str, curves: Curves) -> None:
-            for unit, row in enumerate(curves.kept):
-                scores[ident][key][row] = curves.aucs[unit]
-                _add_curve(curve_columns, model_index, kept[row].index, ident, key, curves.x, curves.curves[unit])
-            for skip in curves.skipped:
-                reasons[ident][skip.index].append(f"{key}: {skip.reason}")
-
+        reasons: dict[str, list[list[str]]] = {spec.ident: [[] for _ in images] for spec in explained}
+        metric_batch = MetricBatch(bundle, batch, targets, digests)
         for choice in settings.metrics:
             metric = get_metric(choice.key)
-            if isinstance(metric, Comparison):  # every method's maps at once; per method its mean agreement
-                data = ComparisonInput(bundle, batch, all_maps, targets, tuple(explained), digests, _deltas(progress))
-                for key, pairs in metric.compute(data, choice.resolved).items():
-                    for ident, curves in pairs.per_method().items():
-                        record(ident, key, curves)
-                continue
-            for spec in explained:
-                data = MetricInput(bundle, batch, all_maps[spec.ident], targets, spec, digests, _deltas(progress))
-                for key, curves in metric.compute(data, choice.resolved).items():
-                    record(spec.ident, key, curves)
+            for ident, key, curves in every_curve(metric, choice.resolved, metric_batch, all_maps, explained, progress):
+                for unit, at in enumerate(curves.kept):
+                    scores[ident][key][at] = curves.aucs[unit]
+                    _add_curve(curve_columns, model_index, kept[at].index, ident, key, curves.x, curves.curves[unit])
+                for skip in curves.skipped:
+                    reasons[ident][skip.index].append(f"{key}: {skip.reason}")
         for spec in explained:
             for i, raw in enumerate(kept):
                 t, p = int(targets[i]), int(prediction[i])
                 row = {
-                    **base, "image_index": raw.index, "image": raw.name, "image_id": digests[i], "label": raw.label,
-                    "label_index": label_index[i], "prediction": p, "prediction_name": names[p],
-                    "probability": float(confidence[i]), "correct": None if label_index[i] is None else label_index[i] == p,
-                    "explained_class": t, "explained_name": names[t], "explained_probability": float(probs[i, t]),
-                    "method": spec.ident, "method_label": spec.label,
+                    **base,
+                    "image_index": raw.index,
+                    "image": raw.name,
+                    "image_id": digests[i],
+                    "label": raw.label,
+                    "label_index": label_index[i],
+                    "prediction": p,
+                    "prediction_name": names[p],
+                    "probability": float(confidence[i]),
+                    "correct": None if label_index[i] is None else label_index[i] == p,
+                    "explained_class": t,
+                    "explained_name": names[t],
+                    "explained_probability": float(probs[i, t]),
+                    "method": spec.ident,
+                    "method_label": spec.label,
                 }
                 for name, value in row.items():
                     columns[name].append(value)
@@ -207,18 +240,9 @@ def _add_curve(columns: dict[str, list], model_index: int, image_index: int, met
     columns["y"].append(np.asarray(y, dtype=np.float64))
 
 
-def _deltas(progress: Callable[[int], None] | None, passes_per_unit: int = 1):
-    """A (done, total) progress callback (maps: images; metrics: passes) as model passes
-    done since its last call, for `progress`."""
-    if progress is None:
-        return None
-    last = [0]
-
-    def report(done: int, total: int) -> None:
-        progress((done - last[0]) * passes_per_unit)
-        last[0] = done
-
-    return report
+def _counter(progress: Callable[[int], None] | None, passes_per_unit: int) -> PassCounter | None:
+    """A method's (done, total) images as model passes done since its last call, for `progress`."""
+    return None if progress is None else PassCounter(progress, passes_per_unit)
 
 
 def stable_sort(rows: pa.Table, methods: Sequence[MethodSpec]) -> pa.Table:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -68,10 +69,15 @@ class _Models:
         self.bundle: ModelBundle | None = None
 
     def get(self, index: int, source: ModelSource, read: Callable[[], bytes | None]) -> ModelBundle:
-        if self.index != index:
+        if self.index != index or self.bundle is None:
             self.bundle = None  # let the previous model go before the next one loads
-            self.bundle = load_bundle(source, read(), self.options.device, allow_torchscript=self.options.allow_torchscript,
-                                      max_bytes=self.options.max_model_bytes)
+            self.bundle = load_bundle(
+                source,
+                read(),
+                self.options.device,
+                allow_torchscript=self.options.allow_torchscript,
+                max_bytes=self.options.max_model_bytes,
+            )
             self.index = index
         return self.bundle
 
@@ -96,9 +102,11 @@ class LocalExecutor:
                 if should_stop():
                     return
                 source = settings.models[task.model_index]
-                bundle = models.get(task.model_index, source, lambda: source.read(self.options.max_model_bytes))
+                bundle = models.get(task.model_index, source, partial(source.read, self.options.max_model_bytes))
                 report = None if progress is None else (lambda passes, t=task: progress(t.model_index, t.chunk, passes))
-                yield evaluate_chunk(settings, bundle, task.model_index, source.name, task.chunk, index.raw(task.rows), report)
+                yield evaluate_chunk(
+                    settings, bundle, task.model_index, source.name, task.chunk, index.raw(task.rows), report
+                )
 
 
 class EvaluationWorker:
@@ -150,7 +158,7 @@ class RayExecutor:
                          runtime_env={"py_modules": [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]})
             else:
                 ray.init(include_dashboard=False, logging_level=logging.ERROR)
-        actors = []
+        actors: list[Any] = []  # Ray actor handles (Ray types them by the decorated class only)
         try:
             resources = ray.cluster_resources()
             gpus = int(resources.get("GPU", 0))
@@ -164,7 +172,9 @@ class RayExecutor:
             count = max(1, min(count, len(tasks)))
             self._described.update(device=device, threads=threads, workers=count, cluster=_plain(resources))
             worker = ray.remote(EvaluationWorker)
-            worker_options = ExecutionOptions(device, threads, self.options.allow_torchscript, self.options.max_model_bytes)
+            worker_options = ExecutionOptions(
+                device, threads, self.options.allow_torchscript, self.options.max_model_bytes
+            )
             actors = [worker.options(**options).remote(settings, worker_options) for _ in range(count)]
             pool = ActorPool(actors)
             refs: dict[int, Any] = {}

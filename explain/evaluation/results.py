@@ -88,7 +88,15 @@ class EvaluationResult:
         out = []
         for s in self.manifest.get("scores", []):
             info = known.get(s["key"])
-            out.append(Score(s["key"], s["name"], s["column"], None if s["higher_is_better"] is None else bool(s["higher_is_better"]), info.description if info else ""))
+            out.append(
+                Score(
+                    s["key"],
+                    s["name"],
+                    s["column"],
+                    None if s["higher_is_better"] is None else bool(s["higher_is_better"]),
+                    info.description if info else "",
+                )
+            )
         return out
 
     def score(self, key: str | None = None) -> Score:
@@ -126,7 +134,10 @@ class EvaluationResult:
         shown["rank"] = table["rank"].astype(int)
         for s in self.scores:
             shown[f"{s.name}{s.arrow}"] = [
-                _interval(m, lo, hi) for m, lo, hi in zip(table[f"{s.column} mean"], table[f"{s.column} low"], table[f"{s.column} high"])
+                _interval(m, lo, hi)
+                for m, lo, hi in zip(
+                    table[f"{s.column} mean"], table[f"{s.column} low"], table[f"{s.column} high"], strict=True
+                )
             ]
         shown["images"] = table[f"{score.column} n"].astype(int)
         return shown
@@ -168,22 +179,23 @@ class EvaluationResult:
     def checkpoint_figure(self, score: Score):
         from ..plots.benchmark import checkpoint_figure
 
-        return checkpoint_figure(self.by_checkpoint(score), self.accuracy(), self._present_labels(), score.name, score.direction)
+        return checkpoint_figure(
+            self.by_checkpoint(score), self.accuracy(), self._present_labels(), score.name, score.direction
+        )
 
     def class_figure(self, score: Score, model_index: int):
         from ..plots.benchmark import class_figure
 
         table = self.per_class(score, model_index)
-        return None if table.empty else class_figure(table, self._present_labels(), score.name, score.higher_is_better, score.direction)
+        return (
+            None
+            if table.empty
+            else class_figure(table, self._present_labels(), score.name, score.higher_is_better, score.direction)
+        )
 
     def _present_labels(self) -> dict[str, str]:
         present = set(self.rows["method"]) if not self.rows.empty else set()
         return {m: label for m, label in self.labels.items() if m in present}
-
-    def report_section(self, score_key: str | None = None, model_index: int | None = None, worst_k: int = 4) -> Any:
-        from reports.sections import benchmark_section
-
-        return benchmark_section(self, score_key, model_index, worst_k)
 
 
 def _interval(mean: float, low: float, high: float) -> str:

@@ -18,7 +18,7 @@ import os
 import re
 import zipfile
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -90,7 +90,9 @@ class ModelSource:
     def file(cls, path: str, kind: str, arch: str | None = None, num_classes: int | None = None,
              class_names: Sequence[str] | None = None) -> "ModelSource":
         resolved = str(Path(path).resolve())
-        return cls(kind, resolved, arch, num_classes, tuple(class_names) if class_names else None, file_digest(resolved))
+        return cls(
+            kind, resolved, arch, num_classes, tuple(class_names) if class_names else None, file_digest(resolved)
+        )
 
     @property
     def label(self) -> str:
@@ -103,7 +105,9 @@ class ModelSource:
             return None
         size = os.stat(self.name).st_size
         if size > max_bytes:
-            raise CustomModelError(f"{self.label}: the file is {size / 2**20:.0f} MB; the limit is {max_bytes / 2**20:.0f} MB.")
+            raise CustomModelError(
+                f"{self.label}: the file is {size / 2**20:.0f} MB; the limit is {max_bytes / 2**20:.0f} MB."
+            )
         data = Path(self.name).read_bytes()
         if hashlib.sha256(data).hexdigest()[:16] != self.digest:
             raise CustomModelError(f"{self.label} changed since this evaluation was set up; start it again.")
@@ -155,9 +159,20 @@ def load_bundle(source: ModelSource, data: bytes | None, device: torch.device | 
         names = list(source.class_names or [str(i) for i in range(classes)])
         if len(names) != classes:
             raise CustomModelError(f"{source.label}: {classes} classes but {len(names)} class names.")
-        bundle = make_bundle(source.label, model, names, input_size=28, resize_size=28, mean=mean, std=std,
-                             cam_layer="features", linear_head="fc", device=device,
-                             weights=f"{ARCHITECTURE} state dict {source.label} (sha256 {source.digest})", batch_size=256)
+        bundle = make_bundle(
+            source.label,
+            model,
+            names,
+            input_size=28,
+            resize_size=28,
+            mean=mean,
+            std=std,
+            cam_layer="features",
+            linear_head="fc",
+            device=device,
+            weights=f"{ARCHITECTURE} state dict {source.label} (sha256 {source.digest})",
+            batch_size=256,
+        )
         return dataclasses.replace(bundle, model_id=f"upload-{hashlib.sha256(data).hexdigest()[:24]}")
     upload = UploadedModel(filename=source.label, data=data, kind=source.kind, architecture=source.arch,
                            num_classes=source.num_classes, class_names=source.class_names)
@@ -309,12 +324,14 @@ def _mnist_index(split: str) -> ImageIndex:
     from ..data.training import mnist_arrays, stratified_split
 
     images, y = mnist_arrays()
-    rows = stratified_split(y, 0.2, 0)[1] if split == "test" else np.arange(len(y))  # the split `mnist_subset` holds out
+    rows = (
+        stratified_split(y, 0.2, 0)[1] if split == "test" else np.arange(len(y))
+    )  # the split `mnist_subset` holds out
     rows = interleaved(rows, y)
     keys = [hashlib.sha1(images[i].tobytes()).hexdigest()[:12] + str(int(y[i])) for i in rows]
     return ImageIndex(
         name=f"mnist-{split}", names=[f"mnist-{i:04d}.png" for i in rows], labels=[str(int(y[i])) for i in rows],
-        readers=[lambda i=i: images[i] for i in rows], keys=keys,
+        readers=[partial(images.__getitem__, i) for i in rows], keys=keys,
     )
 
 

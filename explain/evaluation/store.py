@@ -77,7 +77,8 @@ class ResultsDir:
         m, c = result.model_index, result.chunk
         if result.maps is not None:
             buffer = io.BytesIO()
-            np.savez_compressed(buffer, **result.maps)
+            named: dict[str, Any] = dict(result.maps)  # names of arrays, never numpy's own keywords
+            np.savez_compressed(buffer, **named)
             atomic_write(self.maps_path(m, c), buffer.getvalue())
         atomic_write(self.curves_path(m, c), _parquet_bytes(result.curves))
         atomic_write(self.rows_path(m, c), _parquet_bytes(result.rows))

@@ -4,6 +4,8 @@ worst images per method. Figures and report sections are built from these."""
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -12,7 +14,9 @@ LEVEL = 0.95
 _INDEX_BUDGET = 4_000_000  # resampled indices held at once (bounds the bootstrap's memory for any n)
 
 
-def bootstrap_ci(values: np.ndarray, seed: int = 0, resamples: int = RESAMPLES, level: float = LEVEL) -> tuple[float, float, float]:
+def bootstrap_ci(
+    values: np.ndarray, seed: int = 0, resamples: int = RESAMPLES, level: float = LEVEL
+) -> tuple[float, float, float]:
     """(mean, low, high): the mean of the finite values and the percentile interval of
     the means of `resamples` resamples with replacement (seeded, so reproducible).
     Fewer than two values: the interval is NaN."""
@@ -33,7 +37,17 @@ def bootstrap_ci(values: np.ndarray, seed: int = 0, resamples: int = RESAMPLES, 
 
 def per_image(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per model x image (the method columns dropped): predictions and labels."""
-    columns = ["model_index", "model", "image_index", "image", "label", "prediction", "prediction_name", "probability", "correct"]
+    columns = [
+        "model_index",
+        "model",
+        "image_index",
+        "image",
+        "label",
+        "prediction",
+        "prediction_name",
+        "probability",
+        "correct",
+    ]
     return rows.drop_duplicates(["model_index", "image_index"])[columns]
 
 
@@ -59,12 +73,21 @@ def score_by(rows: pd.DataFrame, column: str, by: list[str], seed: int = 0) -> p
     for key, group in rows.groupby(by, sort=True, dropna=False):
         values = group[column].to_numpy(dtype=np.float64)
         mean, low, high = bootstrap_ci(values, seed=seed)
-        out.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "n": int(np.isfinite(values).sum()),
-                    "mean": mean, "low": low, "high": high})
+        out.append(
+            {
+                **dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
+                "n": int(np.isfinite(values).sum()),
+                "mean": mean,
+                "low": low,
+                "high": high,
+            }
+        )
     return pd.DataFrame(out, columns=[*by, "n", "mean", "low", "high"])
 
 
-def leaderboard(rows: pd.DataFrame, columns: dict[str, bool], rank_by: str, method_order: list[str], seed: int = 0) -> pd.DataFrame:
+def leaderboard(
+    rows: pd.DataFrame, columns: Mapping[str, bool | None], rank_by: str, method_order: list[str], seed: int = 0
+) -> pd.DataFrame:
     """Per method: each score's mean with its 95 % interval; `columns` maps score
     column -> higher is better. Ranked by `rank_by` in its direction (1 = best)."""
     table = pd.DataFrame({"method": method_order}).set_index("method")
@@ -97,5 +120,7 @@ def worst(rows: pd.DataFrame, column: str, higher_is_better: bool | None, k: int
     """Per method, the `k` images with the worst score (ties: lower image index first);
     for a score with no direction (agreement), the lowest."""
     scored = rows[np.isfinite(rows[column].to_numpy(dtype=np.float64))]
-    ordered = scored.sort_values([column, "image_index"], ascending=[higher_is_better is not False, True], kind="stable")
+    ordered = scored.sort_values(
+        [column, "image_index"], ascending=[higher_is_better is not False, True], kind="stable"
+    )
     return ordered.groupby("method", sort=False).head(k)

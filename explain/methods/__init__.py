@@ -14,5 +14,12 @@ from .registry import (
 )
 
 __all__ = [
-    "Method", "MethodUnavailableError", "Param", "attribute", "get_method", "list_methods", "register", "resolve_targets",
+    "Method",
+    "MethodUnavailableError",
+    "Param",
+    "attribute",
+    "get_method",
+    "list_methods",
+    "register",
+    "resolve_targets",
 ]

@@ -33,8 +33,10 @@ def attention_matrices(model: torchvision.models.VisionTransformer, x: torch.Ten
         stores = [stack.enter_context(captured_output(block.ln_1)) for block in blocks]
         model(x)
         return [
-            block.self_attention(store["output"], store["output"], store["output"], need_weights=True, average_attn_weights=True)[1]
-            for block, store in zip(blocks, stores)
+            block.self_attention(
+                store["output"], store["output"], store["output"], need_weights=True, average_attn_weights=True
+            )[1]
+            for block, store in zip(blocks, stores, strict=True)
         ]
 
 

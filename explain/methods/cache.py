@@ -87,7 +87,10 @@ class PredictionCache:
         """Store (and return) the top-5 of `logits` (N, K), one row per digest."""
         probs = logits.float().softmax(dim=1)
         values, indices = probs.topk(min(TOP_K, probs.shape[1]), dim=1)
-        rows = [tuple((int(i), bundle.class_names[int(i)], float(v)) for v, i in zip(vs, ids)) for vs, ids in zip(values, indices)]
+        rows = [
+            tuple((int(i), bundle.class_names[int(i)], float(v)) for v, i in zip(vs, ids, strict=True))
+            for vs, ids in zip(values, indices, strict=True)
+        ]
         with self._lock:
             for digest, row in zip(digests, rows, strict=True):
                 self._entries[(bundle.model_id, digest)] = row
@@ -100,13 +103,13 @@ class PredictionCache:
         """Each image's top-5; only the images never seen by this model go through it."""
         with self._lock:
             known = [self._entries.get((bundle.model_id, d)) for d in digests]
-            for d, row in zip(digests, known):
+            for d, row in zip(digests, known, strict=True):
                 if row is not None:
                     self._entries.move_to_end((bundle.model_id, d))
         missing = [i for i, row in enumerate(known) if row is None]
         if missing:
             rows = self.remember(bundle, [digests[i] for i in missing], bundle.logits(images[missing]))
-            for i, row in zip(missing, rows):
+            for i, row in zip(missing, rows, strict=True):
                 known[i] = row
         return known  # type: ignore[return-value]
 
@@ -149,19 +152,20 @@ def cached_attribute(
         targets = predictions.top1(bundle, images, digests)
     else:
         targets = resolve_targets(bundle, images, target).tolist()
-    keys = [cache_key(bundle.model_id, d, t, method, resolved) for d, t in zip(digests, targets)]
-    found = [cache.get(k) for k in keys]
-    missing = [i for i, m in enumerate(found) if m is None]
+    keys = [cache_key(bundle.model_id, d, t, method, resolved) for d, t in zip(digests, targets, strict=True)]
+    cached = [cache.get(k) for k in keys]
+    found = {i: m for i, m in enumerate(cached) if m is not None}
+    missing = [i for i in range(len(keys)) if i not in found]
     if missing:
         computed = attribute(
             bundle, images[missing], method, [targets[i] for i in missing], progress=progress, **resolved
         )
-        for i, m in zip(missing, computed):
+        for i, m in zip(missing, computed, strict=True):
             cache.put(keys[i], m)
             found[i] = m
     elif progress is not None:
         progress(len(keys), len(keys))
-    return np.stack(found)
+    return np.stack([found[i] for i in range(len(keys))])
 
 
 _DEFAULT_CACHE: AttributionCache | None = None

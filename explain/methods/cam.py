@@ -71,7 +71,7 @@ def class_activation_map(
     layers after the CAM layer only: the graph of the layers before it is never recorded
     (default model, 8 images: peak memory +199 MiB against +629 MiB for the whole graph,
     identical maps; `bench/bench_speed.py`)."""
-    layer = bundle.model.get_submodule(bundle.cam_layer)
+    layer = bundle.cam_module()
     x = x.detach()
     with torch.set_grad_enabled(needs_gradient), captured_output(layer, record_from_here=needs_gradient) as store:
         logits = bundle.model(x)
@@ -93,35 +93,80 @@ def class_activation_map(
 def _safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     """numerator / denominator, 0 where the denominator is 0."""
     zero = denominator == 0
-    return torch.where(zero, torch.zeros_like(numerator), numerator / torch.where(zero, torch.ones_like(denominator), denominator))
+    return torch.where(
+        zero, torch.zeros_like(numerator), numerator / torch.where(zero, torch.ones_like(denominator), denominator)
+    )
 
 
-def _cam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
-    head = bundle.model.get_submodule(bundle.linear_head)
-    return head.weight[target].to(activations.dtype)[:, :, None, None]
+def _cam_weights(
+    bundle: ModelBundle,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    activations: torch.Tensor,
+    gradients: torch.Tensor | None,
+) -> torch.Tensor:
+    return bundle.head_module().weight[target].to(activations.dtype)[:, :, None, None]
 
 
-def _gradcam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
-    return gradients.mean(dim=(2, 3), keepdim=True)
+def _needed(gradients: torch.Tensor | None) -> torch.Tensor:
+    """The gradients a gradient-weighted variant is registered to receive (`needs_gradient`)."""
+    if gradients is None:
+        raise ValueError("this CAM variant weights channels by gradients: register it with needs_gradient=True")
+    return gradients
 
 
-def _gradcam_plusplus_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
+def _gradcam_weights(
+    bundle: ModelBundle,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    activations: torch.Tensor,
+    gradients: torch.Tensor | None,
+) -> torch.Tensor:
+    return _needed(gradients).mean(dim=(2, 3), keepdim=True)
+
+
+def _gradcam_plusplus_weights(
+    bundle: ModelBundle,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    activations: torch.Tensor,
+    gradients: torch.Tensor | None,
+) -> torch.Tensor:
+    gradients = _needed(gradients)
     g2 = gradients.pow(2)
     denominator = 2 * g2 + activations.sum(dim=(2, 3), keepdim=True) * g2 * gradients
     alpha = _safe_divide(g2, denominator)
     return (alpha * F.relu(gradients)).sum(dim=(2, 3), keepdim=True)
 
 
-def _xgradcam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
+def _xgradcam_weights(
+    bundle: ModelBundle,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    activations: torch.Tensor,
+    gradients: torch.Tensor | None,
+) -> torch.Tensor:
     share = _safe_divide(activations, activations.sum(dim=(2, 3), keepdim=True))
-    return (share * gradients).sum(dim=(2, 3), keepdim=True)
+    return (share * _needed(gradients)).sum(dim=(2, 3), keepdim=True)
 
 
-def _layercam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
-    return F.relu(gradients)
+def _layercam_weights(
+    bundle: ModelBundle,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    activations: torch.Tensor,
+    gradients: torch.Tensor | None,
+) -> torch.Tensor:
+    return F.relu(_needed(gradients))
 
 
-def _eigencam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
+def _eigencam_weights(
+    bundle: ModelBundle,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    activations: torch.Tensor,
+    gradients: torch.Tensor | None,
+) -> torch.Tensor:
     """First right-singular vector of the channel-centred activations (positions x channels),
     the direction pytorch-grad-cam projects on. An SVD leaves its sign arbitrary (LAPACK
     builds differ: pytorch-grad-cam #315), so the sign is fixed here: the projection
@@ -136,7 +181,14 @@ def _eigencam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor
     return (direction * sign[:, None]).to(activations.dtype)[:, :, None, None]
 
 
-def _scorecam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None, max_channels: int) -> torch.Tensor:
+def _scorecam_weights(
+    bundle: ModelBundle,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    activations: torch.Tensor,
+    gradients: torch.Tensor | None,
+    max_channels: int,
+) -> torch.Tensor:
     """p_c(x * H_k) - p_c(baseline) per channel, where H_k is A_k upsampled bilinearly to
     the input and scaled to [0, 1], and the baseline is x * 0 (the mean image after
     normalisation). Masked images go through the model `bundle.batch_size` at a time.
@@ -154,7 +206,9 @@ def _scorecam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor
             channels = ranked[variance[i, ranked] > 0]
             c = int(target[i])
             for chunk in channels.split(bundle.batch_size):
-                upsampled = F.interpolate(activations[i, chunk][:, None], size=size, mode="bilinear", align_corners=False)
+                upsampled = F.interpolate(
+                    activations[i, chunk][:, None], size=size, mode="bilinear", align_corners=False
+                )
                 low = upsampled.amin(dim=(2, 3), keepdim=True)
                 high = upsampled.amax(dim=(2, 3), keepdim=True)
                 masks = _safe_divide(upsampled - low, high - low)
@@ -168,14 +222,22 @@ def _cam(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[
 
 
 def _scorecam(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
-    def weights(*args: Any) -> torch.Tensor:
-        return _scorecam_weights(*args, max_channels=int(p["max_channels"]))
+    def weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor,
+                gradients: torch.Tensor | None) -> torch.Tensor:
+        return _scorecam_weights(bundle, x, target, activations, gradients, max_channels=int(p["max_channels"]))
 
     return class_activation_map(bundle, x, target, weights, needs_gradient=False)
 
 
-def register_cam_variant(key: str, label: str, weights_of: WeightFn, needs_gradient: bool, description: str, reference: str,
-                         centred: bool = False) -> Method:
+def register_cam_variant(
+    key: str,
+    label: str,
+    weights_of: WeightFn,
+    needs_gradient: bool,
+    description: str,
+    reference: str,
+    centred: bool = False,
+) -> Method:
     """Register a rectified CAM variant that differs from Grad-CAM only in its weights."""
 
     def compute(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
@@ -192,23 +254,30 @@ register_cam_variant(
     "ReLU of the CAM layer's feature maps weighted by their spatially averaged gradients",
     "Selvaraju et al. 2017, Grad-CAM",
 )
-register(Method(
-    key="cam",
-    label="CAM",
-    compute=_cam,
-    description="Feature maps before global average pooling weighted by the linear head's weights for the class; upsampled bilinearly.",
-    reference="Zhou et al. 2016, Learning Deep Features for Discriminative Localization",
-    family="cam",
-    requires="linear_head",
-))
+register(
+    Method(
+        key="cam",
+        label="CAM",
+        compute=_cam,
+        description="Feature maps before global average pooling weighted by the linear head's weights for the class; "
+                    "upsampled bilinearly.",
+        reference="Zhou et al. 2016, Learning Deep Features for Discriminative Localization",
+        family="cam",
+        requires="linear_head",
+    )
+)
 register_cam_variant(
     "gradcam_plusplus", "Grad-CAM++", _gradcam_plusplus_weights, True,
     "ReLU of the feature maps weighted by sum_ij alpha_ij ReLU(G_ij), alpha = G^2 / (2 G^2 + sum_ab A_ab G^3)",
     "Chattopadhay et al. 2018, Grad-CAM++",
 )
 register_cam_variant(
-    "xgradcam", "XGrad-CAM", _xgradcam_weights, True,
-    "ReLU of the feature maps weighted by their gradients averaged with the maps' own normalised activations as weights",
+    "xgradcam",
+    "XGrad-CAM",
+    _xgradcam_weights,
+    True,
+    "ReLU of the feature maps weighted by their gradients averaged with the maps' own normalised activations "
+    "as weights",
     "Fu et al. 2020, Axiom-based Grad-CAM",
 )
 register_cam_variant(
@@ -217,9 +286,14 @@ register_cam_variant(
     "Jiang et al. 2021, LayerCAM",
 )
 register_cam_variant(
-    "eigencam", "Eigen-CAM", _eigencam_weights, False,
-    "ReLU of the channel-centred feature maps projected on their first principal component (no gradient, class-agnostic)",
-    "Muhammad & Yeasin 2020, Eigen-CAM", centred=True,
+    "eigencam",
+    "Eigen-CAM",
+    _eigencam_weights,
+    False,
+    "ReLU of the channel-centred feature maps projected on their first principal component (no gradient, "
+    "class-agnostic)",
+    "Muhammad & Yeasin 2020, Eigen-CAM",
+    centred=True,
 )
 register(Method(
     key="scorecam",

@@ -39,11 +39,18 @@ def integrated_gradients(
     """Captum's Integrated Gradients from `baselines` to `x`, (N, C, H, W), the path's
     points evaluated `bundle.batch_size` at a time."""
     return captum_attr.IntegratedGradients(bundle.model).attribute(
-        x, baselines=baselines, target=target, n_steps=n_steps, method=integration, internal_batch_size=bundle.batch_size,
+        x,
+        baselines=baselines,
+        target=target,
+        n_steps=n_steps,
+        method=integration,
+        internal_batch_size=bundle.batch_size,
     )
 
 
-def _integrated_gradients(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
+def _integrated_gradients(
+    bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]
+) -> torch.Tensor:
     return integrated_gradients(bundle, x, target, torch.zeros_like(x), p["n_steps"], p["integration"])
 
 
@@ -52,7 +59,7 @@ def _guided_backprop(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor,
 
 
 def _guided_gradcam(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
-    layer = bundle.model.get_submodule(bundle.cam_layer)
+    layer = bundle.cam_module()
     return captum_attr.GuidedGradCam(bundle.model, layer).attribute(x, target=target, interpolate_mode="bilinear")
 
 
@@ -114,7 +121,7 @@ def _gradient_shap(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p
     explainer = captum_attr.GradientShap(bundle.model)
     baselines = reference_images(bundle, x)
     maps = []
-    for xi, ti in zip(x.split(1), target.split(1)):
+    for xi, ti in zip(x.split(1), target.split(1), strict=True):
         with seeded(int(p["seed"]), x.device):
             maps.append(explainer.attribute(
                 xi, baselines=baselines, n_samples=int(p["n_samples"]), stdevs=float(p["stdev"]), target=ti,
@@ -137,19 +144,22 @@ register(Method(
     description="Input times its gradient, summed over channels.",
     reference="Shrikumar et al. 2016, Not Just a Black Box",
 ))
-register(Method(
-    key="integrated_gradients",
-    label="Integrated Gradients",
-    compute=_integrated_gradients,
-    description="Path integral of gradients from the mean image (zero after normalisation) to the input; sums to f(x) - f(baseline).",
-    reference="Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks",
-    params=(
-        Param("n_steps", "Integration steps", 32, 2, 512, 1),
-        Param("integration", "Integration rule", "gausslegendre", choices=("gausslegendre", "riemann_middle")),
-    ),
-    evals_per_image=lambda p, size: int(p["n_steps"]),
-    batched_internally=True,
-))
+register(
+    Method(
+        key="integrated_gradients",
+        label="Integrated Gradients",
+        compute=_integrated_gradients,
+        description="Path integral of gradients from the mean image (zero after normalisation) to the input; sums to "
+                    "f(x) - f(baseline).",
+        reference="Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks",
+        params=(
+            Param("n_steps", "Integration steps", 32, 2, 512, 1),
+            Param("integration", "Integration rule", "gausslegendre", choices=("gausslegendre", "riemann_middle")),
+        ),
+        evals_per_image=lambda p, size: int(p["n_steps"]),
+        batched_internally=True,
+    )
+)
 register(Method(
     key="guided_backprop",
     label="Guided Backprop",
@@ -162,7 +172,8 @@ def _token_layer(bundle: ModelBundle) -> str | None:
     if bundle.cam_reshape is None:
         return None
     return (
-        f"Captum's Guided Grad-CAM needs convolutional feature maps; {bundle.name}'s CAM layer gives transformer tokens "
+        f"Captum's Guided Grad-CAM needs convolutional feature maps; {bundle.name}'s CAM layer gives transformer "
+        "tokens "
         f"(the in-house CAM methods reshape them)."
     )
 
@@ -186,31 +197,37 @@ register(Method(
     reference="Shrikumar et al. 2017, Learning Important Features Through Propagating Activation Differences",
     sees_rectifiers=True,
 ))
-register(Method(
-    key="occlusion",
-    label="Occlusion",
-    compute=_occlusion,
-    description="Drop in the class logit when a square window is set to the mean image, averaged over the windows covering each pixel.",
-    reference="Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
-    params=(
-        Param("window", "Window size (pixels)", 32, 4, 224, 4),
-        Param("stride", "Stride (pixels)", 16, 2, 224, 2),
-    ),
-    family="perturbation",
-    evals_per_image=_occlusion_evals,
-    batched_internally=True,
-))
-register(Method(
-    key="gradient_shap",
-    label="GradientSHAP",
-    compute=_gradient_shap,
-    description="Expected gradients: input-minus-baseline times gradients at random points between noisy input and black/mean/white baselines.",
-    reference="Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions",
-    params=(
-        Param("n_samples", "Samples", 16, 1, 256, 1),
-        Param("stdev", "Input noise (std, normalised units)", 0.09, 0.0, 1.0, 0.01),
-        Param("seed", "Random seed", 0, 0, 2**31 - 1, 1),
-    ),
-    evals_per_image=lambda p, size: int(p["n_samples"]),
-    batched_internally=True,
-))
+register(
+    Method(
+        key="occlusion",
+        label="Occlusion",
+        compute=_occlusion,
+        description="Drop in the class logit when a square window is set to the mean image, averaged over the windows "
+                    "covering each pixel.",
+        reference="Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
+        params=(
+            Param("window", "Window size (pixels)", 32, 4, 224, 4),
+            Param("stride", "Stride (pixels)", 16, 2, 224, 2),
+        ),
+        family="perturbation",
+        evals_per_image=_occlusion_evals,
+        batched_internally=True,
+    )
+)
+register(
+    Method(
+        key="gradient_shap",
+        label="GradientSHAP",
+        compute=_gradient_shap,
+        description="Expected gradients: input-minus-baseline times gradients at random points between noisy input "
+                    "and black/mean/white baselines.",
+        reference="Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions",
+        params=(
+            Param("n_samples", "Samples", 16, 1, 256, 1),
+            Param("stdev", "Input noise (std, normalised units)", 0.09, 0.0, 1.0, 0.01),
+            Param("seed", "Random seed", 0, 0, 2**31 - 1, 1),
+        ),
+        evals_per_image=lambda p, size: int(p["n_samples"]),
+        batched_internally=True,
+    )
+)

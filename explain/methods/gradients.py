@@ -98,14 +98,17 @@ register(Method(
     evals_per_image=_noise_evals,
     batched_internally=True,
 ))
-register(Method(
-    key="vargrad",
-    label="VarGrad",
-    compute=_vargrad,
-    description="Variance of the input gradient over noisy copies, summed over channels.",
-    reference="Adebayo et al. 2018, Local explanation methods for deep neural networks lack sensitivity to parameter values",
-    params=NOISE_PARAMS,
-    signed=False,
-    evals_per_image=_noise_evals,
-    batched_internally=True,
-))
+register(
+    Method(
+        key="vargrad",
+        label="VarGrad",
+        compute=_vargrad,
+        description="Variance of the input gradient over noisy copies, summed over channels.",
+        reference="Adebayo et al. 2018, Local explanation methods for deep neural networks lack sensitivity to "
+                  "parameter values",
+        params=NOISE_PARAMS,
+        signed=False,
+        evals_per_image=_noise_evals,
+        batched_internally=True,
+    )
+)

@@ -42,6 +42,11 @@ class ExactMergeBatchNorm(SequentialMergeBatchNorm):
     @staticmethod
     def merge_batch_norm(modules: Any, batch_norm: nn.Module) -> None:
         SequentialMergeBatchNorm.merge_batch_norm(modules, batch_norm)
+        if (
+            not isinstance(batch_norm, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))
+            or batch_norm.running_var is None
+        ):
+            raise TypeError(f"{type(batch_norm).__name__} is not a BatchNorm with running statistics")
         batch_norm.running_var.data = torch.full_like(batch_norm.running_var.data, 1.0 - batch_norm.eps)
 
 
@@ -66,7 +71,7 @@ class _MBConvSkipCanonizer(AttributeCanonizer):
             out = self._act0(self._bn0(self._expand_conv(out)))
         out = self._act1(self._bn1(self._depthwise_conv(out)))
         out = self._bn2(self._project_conv(out))
-        return self.canonizer_sum(torch.stack([x, out], dim=-1))
+        return self.get_submodule("canonizer_sum")(torch.stack([x, out], dim=-1))
 
 
 class _ReLU6PassCanonizer(AttributeCanonizer):
@@ -125,13 +130,15 @@ def _plain_stack_problem(model: nn.Module) -> str | None:
     it can be merged); else what stands in the way (e.g. a residual add)."""
     if model in _plain_cache:
         return _plain_cache[model]
+    problem: str | None
     try:
         graph = torch.fx.symbolic_trace(model).graph
     except Exception as exc:  # fx cannot trace arbitrary Python; such a model is simply not a plain stack
         problem = f"its forward cannot be traced ({type(exc).__name__})"
     else:
         modules = dict(model.named_modules())
-        layers, operations = [], []  # unsupported layers are named first: they say most about the model
+        layers: list[str] = []  # unsupported layers are named first: they say most about the model
+        operations: list[str] = []
         for node in graph.nodes:
             if node.op == "call_module":
                 module = modules[node.target]
@@ -164,7 +171,8 @@ def canonizers_for(model: nn.Module) -> list[Canonizer]:
     problem = _plain_stack_problem(model)
     if problem is not None:
         raise ValueError(
-            f"LRP has canonizers for ResNet, VGG and EfficientNet-Lite0 and handles plain convolution/linear/ReLU/pooling "
+            "LRP has canonizers for ResNet, VGG and EfficientNet-Lite0 and handles plain "
+            "convolution/linear/ReLU/pooling "
             f"stacks; {type(model).__name__} is none of these: {problem}."
         )
     return [ExactMergeBatchNorm()]
@@ -188,7 +196,9 @@ def input_bounds(bundle: ModelBundle, device: torch.device) -> tuple[torch.Tenso
 
 COMPOSITES: dict[str, Callable[[ModelBundle, torch.device, list[Canonizer]], Composite]] = {
     "epsilon_plus_flat": lambda bundle, device, canonizers: EpsilonPlusFlat(canonizers=canonizers),
-    "epsilon_gamma_box": lambda bundle, device, canonizers: EpsilonGammaBox(*input_bounds(bundle, device), canonizers=canonizers),
+    "epsilon_gamma_box": lambda bundle, device, canonizers: EpsilonGammaBox(
+        *input_bounds(bundle, device), canonizers=canonizers
+    ),
     "epsilon_alpha2_beta1": lambda bundle, device, canonizers: EpsilonAlpha2Beta1(canonizers=canonizers),
 }
 

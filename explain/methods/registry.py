@@ -270,7 +270,11 @@ def attribute(
     if spec.sees_rectifiers:
         bundle = bundle.with_rectifiers()
     n = images.shape[0]
-    per_chunk = n if spec.batched_internally else max(1, bundle.batch_size // max(1, spec.evals_per_image(resolved, images.shape[-1])))
+    per_chunk = (
+        n
+        if spec.batched_internally
+        else max(1, bundle.batch_size // max(1, spec.evals_per_image(resolved, images.shape[-1])))
+    )
     per_chunk = min(per_chunk, bundle.batch_size)
     maps = []
     with bundle.lock:
@@ -278,7 +282,7 @@ def attribute(
             x = images[start : start + per_chunk].to(bundle.device, torch.float32).clone().requires_grad_(True)
             t = targets[start : start + per_chunk].to(bundle.device)
             raw = spec.compute(bundle, x, t, resolved)
-            maps.append(to_maps(raw.detach().float(), tuple(images.shape[-2:])).cpu())
+            maps.append(to_maps(raw.detach().float(), (int(images.shape[-2]), int(images.shape[-1]))).cpu())
             if progress is not None:
                 progress(min(start + per_chunk, n), n)
     return torch.cat(maps).numpy().astype(np.float32, copy=False)

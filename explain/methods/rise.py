@@ -54,7 +54,9 @@ class RiseMasks:
 
 
 def _rise(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
-    masks = RiseMasks(int(p["n_masks"]), tuple(x.shape[-2:]), int(p["grid"]), float(p["p"]), int(p["seed"]))
+    masks = RiseMasks(
+        int(p["n_masks"]), (int(x.shape[-2]), int(x.shape[-1])), int(p["grid"]), float(p["p"]), int(p["seed"])
+    )
     saliency = torch.zeros(x.shape[0], *x.shape[-2:], device=x.device)
     with torch.no_grad():
         for start in range(0, len(masks), bundle.batch_size):
@@ -65,24 +67,29 @@ def _rise(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping
     return saliency / (len(masks) * float(p["p"]))
 
 
-register(Method(
-    key="rise",
-    label="RISE",
-    compute=_rise,
-    description=(
-        "Class probability of the image under random smooth masks, averaged with the masks as weights: "
-        "sum_i f_c(x * M_i) M_i / (N p). The default of 500 masks keeps it to about 500 forward passes per image on a CPU; "
-        "the paper used 4,000 to 8,000 (less noise)."
-    ),
-    reference="Petsiuk et al. 2018, RISE: Randomized Input Sampling for Explanation of Black-box Models",
-    params=(
-        Param("n_masks", "Masks", 500, 1, 8000, 50, help="Forward passes per image; more masks give a less noisy map."),
-        Param("grid", "Grid cells per side (s)", 7, 2, 32, 1, help="Masks are s x s random grids, upsampled."),
-        Param("p", "Probability a cell is kept", 0.5, 0.05, 1.0, 0.05),
-        Param("seed", "Random seed", 0, 0, 2**31 - 1, 1),
-    ),
-    signed=False,
-    family="perturbation",
-    evals_per_image=lambda p, size: int(p["n_masks"]),
-    batched_internally=True,
-))
+register(
+    Method(
+        key="rise",
+        label="RISE",
+        compute=_rise,
+        description=(
+            "Class probability of the image under random smooth masks, averaged with the masks as weights: "
+            "sum_i f_c(x * M_i) M_i / (N p). The default of 500 masks keeps it to about 500 forward passes per image "
+            "on a CPU; "
+            "the paper used 4,000 to 8,000 (less noise)."
+        ),
+        reference="Petsiuk et al. 2018, RISE: Randomized Input Sampling for Explanation of Black-box Models",
+        params=(
+            Param(
+                "n_masks", "Masks", 500, 1, 8000, 50, help="Forward passes per image; more masks give a less noisy map."
+            ),
+            Param("grid", "Grid cells per side (s)", 7, 2, 32, 1, help="Masks are s x s random grids, upsampled."),
+            Param("p", "Probability a cell is kept", 0.5, 0.05, 1.0, 0.05),
+            Param("seed", "Random seed", 0, 0, 2**31 - 1, 1),
+        ),
+        signed=False,
+        family="perturbation",
+        evals_per_image=lambda p, size: int(p["n_masks"]),
+        batched_internally=True,
+    )
+)

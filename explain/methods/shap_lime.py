@@ -101,7 +101,7 @@ def _shap_gradient(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p
 
     maps = []
     x = x.detach()
-    for xi, ti in zip(x.split(1), target.tolist()):
+    for xi, ti in zip(x.split(1), target.tolist(), strict=True):
         with seeded(int(p["seed"]), x.device):  # per image: a map does not depend on its batch mates
             background = gradient_background(bundle, xi, p["background"], p["blur"])
             explainer = shap.GradientExplainer(
@@ -165,9 +165,15 @@ def partition_shap_values(
 
 def _shap_partition(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
     maps = []
-    for xi, ti in zip(x.split(1), target.tolist()):
+    for xi, ti in zip(x.split(1), target.tolist(), strict=True):
         values, _, _ = partition_shap_values(
-            bundle, xi, ti, max_evals=p["max_evals"], blur_fraction=p["blur"], output=p["output"], mask_side=p["mask_side"],
+            bundle,
+            xi,
+            ti,
+            max_evals=p["max_evals"],
+            blur_fraction=p["blur"],
+            output=p["output"],
+            mask_side=p["mask_side"],
         )
         maps.append(torch.as_tensor(values, dtype=torch.float32)[None])
     return torch.cat(maps)
@@ -230,7 +236,7 @@ def lime_segment_weights(
 
 def _lime(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
     maps = []
-    for xi, ti in zip(x.split(1), target.tolist()):
+    for xi, ti in zip(x.split(1), target.tolist(), strict=True):
         segments, weights = lime_segment_weights(
             bundle, xi, ti, n_samples=p["n_samples"], n_segments=p["n_segments"], compactness=p["compactness"],
             hide=p["hide"], blur_fraction=p["blur"], output=p["output"], seed=int(p["seed"]),
@@ -246,26 +252,44 @@ BLUR = Param("blur", "Blur sigma (fraction of image side)", 0.08, 0.01, 0.5, 0.0
              help="What 'absent' means: pixels come from the image blurred with this Gaussian sigma.")
 SEED = Param("seed", "Random seed", 0, 0, 2**31 - 1, 1)
 
-register(Method(
-    key="shap_gradient",
-    label="SHAP (gradient)",
-    compute=_shap_gradient,
-    description=(
-        "shap.GradientExplainer (expected gradients) of the target logit: mean over samples of "
-        "gradient x (x - background) at random points between a background image and the input; "
-        "summed over channels. Adds up to f(x) - E[f(background)] in expectation."
-    ),
-    reference="Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions; Erion et al. 2021 (expected gradients)",
-    params=(
-        Param("n_samples", "Samples", 16, 4, 2048, 4, help="Gradient evaluations per image; more is less noisy and slower."),
-        Param("background", "Background", BACKGROUNDS[0], choices=BACKGROUNDS),
-        BLUR,
-        Param("local_smoothing", "Local smoothing (noise std)", 0.0, 0.0, 1.0, 0.01,
-              help="Gaussian noise added to the input at each sample (SmoothGrad-like)."),
-        SEED,
-    ),
-    evals_per_image=lambda p, size: int(p["n_samples"]),
-))
+register(
+    Method(
+        key="shap_gradient",
+        label="SHAP (gradient)",
+        compute=_shap_gradient,
+        description=(
+            "shap.GradientExplainer (expected gradients) of the target logit: mean over samples of "
+            "gradient x (x - background) at random points between a background image and the input; "
+            "summed over channels. Adds up to f(x) - E[f(background)] in expectation."
+        ),
+        reference="Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions; Erion et al. 2021 "
+                  "(expected gradients)",
+        params=(
+            Param(
+                "n_samples",
+                "Samples",
+                16,
+                4,
+                2048,
+                4,
+                help="Gradient evaluations per image; more is less noisy and slower.",
+            ),
+            Param("background", "Background", BACKGROUNDS[0], choices=BACKGROUNDS),
+            BLUR,
+            Param(
+                "local_smoothing",
+                "Local smoothing (noise std)",
+                0.0,
+                0.0,
+                1.0,
+                0.01,
+                help="Gaussian noise added to the input at each sample (SmoothGrad-like).",
+            ),
+            SEED,
+        ),
+        evals_per_image=lambda p, size: int(p["n_samples"]),
+    )
+)
 register(Method(
     key="shap_partition",
     label="SHAP (partition, blur)",
@@ -287,24 +311,34 @@ register(Method(
     family="perturbation",
     evals_per_image=lambda p, size: int(p["max_evals"]),
 ))
-register(Method(
-    key="lime",
-    label="LIME",
-    compute=_lime,
-    description=(
-        "lime.lime_image: SLIC superpixels randomly switched off, a locally weighted ridge fit of the "
-        "target output on which superpixels are on; each pixel shows its superpixel's weight."
-    ),
-    reference="Ribeiro et al. 2016, \"Why Should I Trust You?\"",
-    params=(
-        Param("n_samples", "Samples", 200, 20, 10000, 20, help="Perturbed images per image (about 5 per superpixel or more)."),
-        Param("n_segments", "Superpixels (approx.)", 40, 4, 500, 1),
-        Param("compactness", "SLIC compactness", 10.0, 0.1, 100.0, 0.1),
-        Param("hide", "Switched-off superpixels show", HIDES[0], choices=HIDES),
-        BLUR,
-        Param("output", "Explained output", OUTPUTS[1], choices=OUTPUTS),
-        SEED,
-    ),
-    family="perturbation",
-    evals_per_image=lambda p, size: int(p["n_samples"]),
-))
+register(
+    Method(
+        key="lime",
+        label="LIME",
+        compute=_lime,
+        description=(
+            "lime.lime_image: SLIC superpixels randomly switched off, a locally weighted ridge fit of the "
+            "target output on which superpixels are on; each pixel shows its superpixel's weight."
+        ),
+        reference='Ribeiro et al. 2016, "Why Should I Trust You?"',
+        params=(
+            Param(
+                "n_samples",
+                "Samples",
+                200,
+                20,
+                10000,
+                20,
+                help="Perturbed images per image (about 5 per superpixel or more).",
+            ),
+            Param("n_segments", "Superpixels (approx.)", 40, 4, 500, 1),
+            Param("compactness", "SLIC compactness", 10.0, 0.1, 100.0, 0.1),
+            Param("hide", "Switched-off superpixels show", HIDES[0], choices=HIDES),
+            BLUR,
+            Param("output", "Explained output", OUTPUTS[1], choices=OUTPUTS),
+            SEED,
+        ),
+        family="perturbation",
+        evals_per_image=lambda p, size: int(p["n_samples"]),
+    )
+)

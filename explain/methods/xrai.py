@@ -29,7 +29,7 @@ def xrai_maps(images: np.ndarray, attributions: np.ndarray, algorithm: str) -> n
     parameters = XRAIParameters(algorithm=algorithm)
     return np.stack([
         explainer.GetMask(image, None, base_attribution=attribution, extra_parameters=parameters)
-        for image, attribution in zip(images, attributions)
+        for image, attribution in zip(images, attributions, strict=True)
     ]).astype(np.float32)
 
 

@@ -79,22 +79,33 @@ def agreement_pairs(data: ComparisonInput, params: Mapping[str, Any]) -> dict[st
     for i in range(n):
         maps = np.abs(np.stack([np.asarray(data.maps[k][i], dtype=np.float64).ravel() for k in idents]))
         rho[i] = spearman_matrix(maps)
-        tie_break = np.random.default_rng([int(params["seed"]), i]).random(maps.shape[1])
+        tie_break = np.random.default_rng([int(params["seed"]), i]).random((maps.shape[1],))
         iou[i] = iou_matrix(top_masks(maps, float(params["top_k"]), tie_break))
     return {SPEARMAN.key: Pairs(SPEARMAN, idents, rho), TOP_K.key: Pairs(TOP_K, idents, iou)}
 
 
-register_metric(Comparison(
-    key="agreement",
-    label="Method agreement",
-    scores=(SPEARMAN, TOP_K),
-    compute=agreement_pairs,
-    description="For every image and pair of methods, the rank correlation of their |maps| and the overlap (IoU) of "
-                "their most important pixels; averaged over the images.",
-    params=(
-        Param("top_k", "Top fraction of pixels", 0.1, 0.001, 1.0, 0.01, help="The most important pixels compared by IoU"),
-        Param("seed", "Random seed", 0, 0, 2**31 - 1, 1, help="Breaks ties at the top-k cut"),
-    ),
-    passes=lambda params, n: 0,
-    page=SANITY_PAGE,
-))
+register_metric(
+    Comparison(
+        key="agreement",
+        label="Method agreement",
+        scores=(SPEARMAN, TOP_K),
+        compute=agreement_pairs,
+        description="For every image and pair of methods, the rank correlation of their |maps| and the overlap (IoU) "
+                    "of "
+        "their most important pixels; averaged over the images.",
+        params=(
+            Param(
+                "top_k",
+                "Top fraction of pixels",
+                0.1,
+                0.001,
+                1.0,
+                0.01,
+                help="The most important pixels compared by IoU",
+            ),
+            Param("seed", "Random seed", 0, 0, 2**31 - 1, 1, help="Breaks ties at the top-k cut"),
+        ),
+        passes=lambda params, n: 0,
+        page=SANITY_PAGE,
+    )
+)

@@ -84,7 +84,7 @@ class MetricInfo:
         if not finite:
             return None
         pick = max if self.higher_is_better else min
-        return pick(finite, key=finite.get)
+        return pick(finite, key=lambda k: finite[k])
 
 
 def trapezoid_auc(y: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -52,7 +52,8 @@ INSERTION = MetricInfo(
     higher_is_better=True,
     x_label="fraction of pixels inserted",
     y_label="probability of the explained class",
-    description="Most relevant pixels first put back into a blurred image; a faithful map makes the probability rise fast.",
+    description="Most relevant pixels first put back into a blurred image; a faithful map makes the probability rise "
+                "fast.",
     reference=DELETION.reference,
 )
 
@@ -135,8 +136,13 @@ def deletion_insertion(
     # Per kind (0 = deletion, 1 = insertion): the image pixels start from, and what ranked pixels become.
     starts = torch.stack([x, blur(x)])
     fills = torch.stack([make_substrate(x, substrate), x])
-    ranks = torch.stack([pixel_ranks(torch.tensor(np.asarray(maps[k], dtype=np.float32), device=device)) for k in method_keys]) \
-        if method_keys else torch.empty(0, n, h * w, dtype=torch.long, device=device)
+    ranks = (
+        torch.stack(
+            [pixel_ranks(torch.tensor(np.asarray(maps[k], dtype=np.float32), device=device)) for k in method_keys]
+        )
+        if method_keys
+        else torch.empty(0, n, h * w, dtype=torch.long, device=device)
+    )
     counts = torch.as_tensor(step_counts(h * w, steps), device=device)
 
     num_points = steps + 1
@@ -165,7 +171,9 @@ def deletion_insertion(
             everyone = torch.arange(n, device=device).split(batch_size)
 
             def of_every_image(batch: torch.Tensor) -> torch.Tensor:
-                return torch.cat([probabilities(chunk, rows) for chunk, rows in zip(batch.split(batch_size), everyone)])
+                return torch.cat(
+                    [probabilities(chunk, rows) for chunk, rows in zip(batch.split(batch_size), everyone, strict=True)]
+                )
 
             original, blurred = of_every_image(x), of_every_image(starts[1])
             if substrate == "blur":
@@ -187,18 +195,24 @@ def deletion_insertion(
             method = (job // (inner * n)) % len(method_keys)
             kind = job // (inner * n * len(method_keys))
             changed = (ranks[method, image] < counts[step, None]).view(-1, 1, h, w)
-            inner_probs[start : start + len(job)] = probabilities(torch.where(changed, fills[kind, image], starts[kind, image]), image)
+            inner_probs[start : start + len(job)] = probabilities(
+                torch.where(changed, fills[kind, image], starts[kind, image]), image
+            )
         if inner > 0 and method_keys:
             curves[:, :, :, 1:-1] = inner_probs.double().reshape(2, len(method_keys), n, inner)
 
-    curves = curves.numpy()
+    values = curves.numpy()
     fractions = step_counts(h * w, steps) / (h * w)
     result: dict[str, dict[str, Curves]] = {"deletion": {}, "insertion": {}}
-    for kind, info in enumerate((DELETION, INSERTION)):
+    for which, info in enumerate((DELETION, INSERTION)):
         for j, key in enumerate(method_keys):
-            result[info.key][key] = Curves(info, key, fractions, curves[kind, j])
+            result[info.key][key] = Curves(info, key, fractions, values[which, j])
     return DeletionInsertionResult(
-        deletion=result["deletion"], insertion=result["insertion"], targets=targets.numpy(), substrate=substrate, steps=steps,
+        deletion=result["deletion"],
+        insertion=result["insertion"],
+        targets=targets.numpy(),
+        substrate=substrate,
+        steps=steps,
     )
 
 
@@ -207,7 +221,7 @@ STRIP_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.6)
 
 def _compute(data: MetricInput, params: Mapping[str, Any]) -> dict[str, Curves]:
     result = deletion_insertion(
-        data.bundle, data.images, {data.method.ident: data.maps}, data.targets,
+        data.bundle, data.images, {data.method.ident: data.maps}, data.targets.tolist(),
         substrate=params["substrate"], steps=params["steps"], progress=data.progress,
     )
     return {"deletion": result.deletion[data.method.ident], "insertion": result.insertion[data.method.ident]}
@@ -229,22 +243,41 @@ def _strip(data: MetricInput, params: Mapping[str, Any], index: int) -> Strip:
     target = int(data.targets[index])
     probs = bundle.probabilities(batch)[:, target].numpy()
     labels = [f"{kind} {fraction:.0%}" for kind in ("deleted", "inserted") for fraction in STRIP_FRACTIONS]
-    captions = tuple(f"{label} · p={p:.3f}" for label, p in zip(labels, probs))
-    return Strip(bundle.to_display(batch), captions, note=f"p = probability of class {target}: {bundle.class_names[target]}.")
+    captions = tuple(f"{label} · p={p:.3f}" for label, p in zip(labels, probs, strict=True))
+    return Strip(
+        bundle.to_display(batch), captions, note=f"p = probability of class {target}: {bundle.class_names[target]}."
+    )
 
 
-register_metric(Metric(
-    key="deletion_insertion",
-    label="Deletion & insertion",
-    scores=(DELETION, INSERTION),
-    compute=_compute,
-    description="Pixels are ranked by attribution. Deletion replaces the most relevant first with a substrate; insertion "
-                "starts from a blurred image and puts them back. y = probability of the explained class.",
-    params=(
-        Param("substrate", "Deletion substrate", "zero", choices=SUBSTRATES,
-              help="zero: 0 after normalisation (the normalisation mean colour); blur: Gaussian blur (sigma 5); mean: the image's mean colour"),
-        Param("steps", "Steps", DEFAULT_STEPS, 4, 128, 1, help="Removal/insertion steps (forward passes per curve - 1)"),
-    ),
-    passes=lambda params, n: 2 * n * (int(params["steps"]) + 1),
-    detail=_strip,
-))
+register_metric(
+    Metric(
+        key="deletion_insertion",
+        label="Deletion & insertion",
+        scores=(DELETION, INSERTION),
+        compute=_compute,
+        description="Pixels are ranked by attribution. Deletion replaces the most relevant first with a substrate; "
+                    "insertion "
+        "starts from a blurred image and puts them back. y = probability of the explained class.",
+        params=(
+            Param(
+                "substrate",
+                "Deletion substrate",
+                "zero",
+                choices=SUBSTRATES,
+                help="zero: 0 after normalisation (the normalisation mean colour); blur: Gaussian blur (sigma 5); "
+                     "mean: the image's mean colour",
+            ),
+            Param(
+                "steps",
+                "Steps",
+                DEFAULT_STEPS,
+                4,
+                128,
+                1,
+                help="Removal/insertion steps (forward passes per curve - 1)",
+            ),
+        ),
+        passes=lambda params, n: 2 * n * (int(params["steps"]) + 1),
+        detail=_strip,
+    )
+)

@@ -37,7 +37,8 @@ IROF = MetricInfo(
     x_label="fraction of superpixels removed (most relevant first)",
     y_label="fraction of the class probability lost",
     description="Superpixels removed most relevant first; a faithful map makes the class lose its probability early.",
-    reference="Rieger, Hansen. IROF: a low resource evaluation metric for explanation methods. ICLR 2020 workshop (arXiv:2003.08747).",
+    reference="Rieger, Hansen. IROF: a low resource evaluation metric for explanation methods. ICLR 2020 workshop "
+              "(arXiv:2003.08747).",
 )
 
 
@@ -57,7 +58,9 @@ def irof_curve(data: MetricInput, index: int, params: Mapping[str, Any]) -> tupl
     labels = superpixels(picture, int(params["n_segments"]), float(params["compactness"]))
     count = int(labels.max()) + 1
     attribution = np.asarray(data.maps[index], dtype=np.float64)
-    means = np.bincount(labels.ravel(), weights=attribution.ravel(), minlength=count) / np.bincount(labels.ravel(), minlength=count)
+    means = np.bincount(labels.ravel(), weights=attribution.ravel(), minlength=count) / np.bincount(
+        labels.ravel(), minlength=count
+    )
     order = np.argsort(-means, kind="stable")
     rank = np.empty(count, dtype=np.int64)
     rank[order] = np.arange(count)
@@ -83,17 +86,26 @@ def _compute(data: MetricInput, params: Mapping[str, Any]) -> dict[str, Curves]:
     return {IROF.key: Curves(IROF, data.method.ident, grid, np.array(curves))}
 
 
-register_metric(Metric(
-    key="irof",
-    label="IROF",
-    scores=(IROF,),
-    compute=_compute,
-    description="The image is cut into superpixels (SLIC), which are removed most relevant first (mean attribution) "
-                "and replaced by the image's mean colour; y = fraction of the explained class's probability lost.",
-    params=(
-        Param("n_segments", "Superpixels (approximately)", 50, 4, 400, 1, help="SLIC's target number of segments"),
-        Param("compactness", "SLIC compactness", 10.0, 0.1, 100.0, 0.1, help="Higher: more square superpixels"),
-        Param("fill", "Removed superpixels become", "mean", choices=FILLS, help="mean: the image's mean colour; zero: 0 after normalisation"),
-    ),
-    passes=lambda params, n: n * (int(params["n_segments"]) + 1),
-))
+register_metric(
+    Metric(
+        key="irof",
+        label="IROF",
+        scores=(IROF,),
+        compute=_compute,
+        description="The image is cut into superpixels (SLIC), which are removed most relevant first (mean "
+                    "attribution) "
+        "and replaced by the image's mean colour; y = fraction of the explained class's probability lost.",
+        params=(
+            Param("n_segments", "Superpixels (approximately)", 50, 4, 400, 1, help="SLIC's target number of segments"),
+            Param("compactness", "SLIC compactness", 10.0, 0.1, 100.0, 0.1, help="Higher: more square superpixels"),
+            Param(
+                "fill",
+                "Removed superpixels become",
+                "mean",
+                choices=FILLS,
+                help="mean: the image's mean colour; zero: 0 after normalisation",
+            ),
+        ),
+        passes=lambda params, n: n * (int(params["n_segments"]) + 1),
+    )
+)

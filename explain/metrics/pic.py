@@ -63,7 +63,8 @@ SIC = MetricInfo(
     higher_is_better=True,
     x_label="normalised information (lossless WebP size)",
     y_label="normalised softmax score (median over images)",
-    description="Softmax information curve: how much of the class score comes back as the most salient pixels are revealed.",
+    description="Softmax information curve: how much of the class score comes back as the most salient pixels are "
+                "revealed.",
     reference=_REFERENCE,
     aggregate="median",
     score="aggregate_auc",
@@ -74,7 +75,8 @@ AIC = MetricInfo(
     higher_is_better=True,
     x_label="normalised information (lossless WebP size)",
     y_label="accuracy: top-1 equals the original's (mean over images)",
-    description="Accuracy information curve: how soon the model's original top-1 decision comes back as salient pixels are revealed.",
+    description="Accuracy information curve: how soon the model's original top-1 decision comes back as salient "
+                "pixels are revealed.",
     reference=_REFERENCE,
     score="aggregate_auc",
 )
@@ -105,7 +107,9 @@ class PicStrip:
     scores: np.ndarray
 
 
-def random_seed_masks(count: int, height: int, width: int, fraction: float = DEFAULT_SEED_FRACTION, seed: int = 0) -> np.ndarray:
+def random_seed_masks(
+    count: int, height: int, width: int, fraction: float = DEFAULT_SEED_FRACTION, seed: int = 0
+) -> np.ndarray:
     """(count, H, W) boolean masks with `int(H * W * fraction)` random pixels each: the
     seed of each image's fully blurred version. Use the same masks for every method."""
     rng = np.random.default_rng(seed)
@@ -179,7 +183,9 @@ def blurred_image(image: np.ndarray, pixel_mask: np.ndarray) -> np.ndarray:
     interpolated = _interpolate_exact(triangulation, known, values, unknown)
     bad = ~np.isfinite(interpolated).all(axis=1)
     if bad.any():  # pixels the exact path could not place: scipy's own interpolator
-        interpolated[bad] = LinearNDInterpolator(triangulation, values.astype(np.float64))(unknown[bad].astype(np.float64))
+        interpolated[bad] = LinearNDInterpolator(triangulation, values.astype(np.float64))(
+            unknown[bad].astype(np.float64)
+        )
         still = ~np.isfinite(interpolated)
         interpolated[still] = np.broadcast_to(full.mean(axis=(0, 1)), interpolated.shape)[still]
     result = full.astype(np.float32) * mask[..., None]
@@ -188,7 +194,9 @@ def blurred_image(image: np.ndarray, pixel_mask: np.ndarray) -> np.ndarray:
     return result[..., 0] if squeeze else result
 
 
-def _interpolate_exact(triangulation: Delaunay, known: np.ndarray, values: np.ndarray, unknown: np.ndarray) -> np.ndarray:
+def _interpolate_exact(
+    triangulation: Delaunay, known: np.ndarray, values: np.ndarray, unknown: np.ndarray
+) -> np.ndarray:
     """Linear interpolation on the given triangles at the `unknown` integer pixels, from
     integer barycentric numerators (exact) and one division; NaN where no triangle was
     found. Pixels are located by rasterising each triangle's bounding box: any
@@ -208,7 +216,9 @@ def _interpolate_exact(triangulation: Delaunay, known: np.ndarray, values: np.nd
     wb = _cross(p - a, c - a)
     wc = _cross(b - a, p - a)
     wa = det - wb - wc
-    numerator = wa[:, None] * values[vertex[:, 0]] + wb[:, None] * values[vertex[:, 1]] + wc[:, None] * values[vertex[:, 2]]
+    numerator = (
+        wa[:, None] * values[vertex[:, 0]] + wb[:, None] * values[vertex[:, 1]] + wc[:, None] * values[vertex[:, 2]]
+    )
     out[found] = numerator / det[:, None]
     return out
 
@@ -235,7 +245,9 @@ def _rasterise(corners: np.ndarray, unknown: np.ndarray, height: int, width: int
         stop = int(np.searchsorted(bounds, bounds[start] + chunk, side="right")) - 1
         stop = max(stop, start + 1)
         ids = np.repeat(useful[start:stop], sizes[start:stop])
-        offset = np.arange(bounds[stop] - bounds[start]) - np.repeat(bounds[start:stop] - bounds[start], sizes[start:stop])
+        offset = np.arange(bounds[stop] - bounds[start]) - np.repeat(
+            bounds[start:stop] - bounds[start], sizes[start:stop]
+        )
         cols = extent[ids, 1]
         rows = lo[ids, 0] + offset // cols
         cols = lo[ids, 1] + offset % cols
@@ -265,7 +277,9 @@ def _probabilities(bundle: ModelBundle, images_uint8: np.ndarray) -> np.ndarray:
     return bundle.probabilities(_model_input(bundle, images_uint8)).numpy().astype(np.float64)
 
 
-def _skip_reason(original_pred: float, blurred_pred: float, original_info: int, blurred_info: int, min_pred_value: float) -> str | None:
+def _skip_reason(
+    original_pred: float, blurred_pred: float, original_info: int, blurred_info: int, min_pred_value: float
+) -> str | None:
     """Why the reference would refuse this image (its checks, in its order), or None."""
     if original_pred < min_pred_value:
         return f"score on the original image {original_pred:.3f} is below the minimum {min_pred_value:.3f}"
@@ -283,7 +297,10 @@ def reveal_mask(saliency: np.ndarray, seed_mask: np.ndarray, threshold: float) -
 
 
 def pic_curve(
-    information: np.ndarray, predictions: np.ndarray, keep_monotonous: bool = True, num_data_points: int = DEFAULT_NUM_POINTS
+    information: np.ndarray,
+    predictions: np.ndarray,
+    keep_monotonous: bool = True,
+    num_data_points: int = DEFAULT_NUM_POINTS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One image's curve on the common grid from its normalised (information, prediction)
     points at the thresholds; (0, 0) and (1, 1) are added, the grid ends at x = 1."""
@@ -380,7 +397,12 @@ def pic_metrics(
     if reference is None:
         reference = pic_reference(bundle, images, seed_masks, target, min_pred_value)
     originals, targets, original_classes = reference.originals, reference.targets, reference.original_classes
-    original_info, blurred_info, ends, skipped = reference.original_info, reference.blurred_info, reference.ends, reference.skipped
+    original_info, blurred_info, ends, skipped = (
+        reference.original_info,
+        reference.blurred_info,
+        reference.ends,
+        reference.skipped,
+    )
     needed = sorted(set(range(n)) - ({s.index for s in skipped["sic"]} & {s.index for s in skipped["aic"]}))
 
     # Partially revealed images, streamed through the model in batches.
@@ -393,19 +415,23 @@ def pic_metrics(
 
     def flush() -> None:
         p = _probabilities(bundle, np.stack([im for _, im in pending]))
-        for (j, i, t), row in zip((job for job, _ in pending), p):
+        for (j, i, t), row in zip((job for job, _ in pending), p, strict=True):
             scores[j, i, t] = row[targets[i]]
             top1[j, i, t] = row.argmax()
         pending.clear()
 
     def reveal(job: tuple[int, int, int]) -> tuple[np.ndarray, int]:
         j, i, t = job
-        revealed = blurred_image(originals[i], reveal_mask(np.asarray(maps[method_keys[j]][i]), seed_masks[i], thresholds[t]))
+        revealed = blurred_image(
+            originals[i], reveal_mask(np.asarray(maps[method_keys[j]][i]), seed_masks[i], thresholds[t])
+        )
         return revealed, webp_size(revealed)
 
     # Revealed images are made on the CPU pool while this thread runs the model on the previous batch.
     batch_size = forward_batch_size(bundle, images.shape[1:])
-    for done, ((j, i, t), (revealed, size)) in enumerate(zip(jobs, ordered_map(reveal, jobs, 2 * batch_size)), start=1):
+    for done, ((j, i, t), (revealed, size)) in enumerate(
+        zip(jobs, ordered_map(reveal, jobs, 2 * batch_size), strict=True), start=1
+    ):
         information[j, i, t] = size
         pending.append(((j, i, t), revealed))
         if len(pending) >= batch_size:
@@ -425,14 +451,22 @@ def pic_metrics(
         for j, key in enumerate(method_keys):
             curves = []
             for i in kept:
-                x_points = np.clip((information[j, i] - blurred_info[i]) / (original_info[i] - blurred_info[i]), 0.0, 1.0)
+                x_points = np.clip(
+                    (information[j, i] - blurred_info[i]) / (original_info[i] - blurred_info[i]), 0.0, 1.0
+                )
                 y_points = np.clip((predictions[info.key][j, i] - blur[i]) / (orig[i] - blur[i]), 0.0, 1.0)
                 curves.append(pic_curve(x_points, y_points, keep_monotonous, num_data_points)[1])
             results[info.key][key] = Curves(
                 metric=info, method=key, x=grid, curves=np.array(curves).reshape(len(kept), grid.size), kept=kept,
                 skipped=tuple(skipped[info.key]),
             )
-    return PicResult(sic=results["sic"], aic=results["aic"], thresholds=thresholds, targets=targets, original_classes=original_classes)
+    return PicResult(
+        sic=results["sic"],
+        aic=results["aic"],
+        thresholds=thresholds,
+        targets=targets,
+        original_classes=original_classes,
+    )
 
 
 def pic_strip(
@@ -467,7 +501,14 @@ def _shared_reference(data: MetricInput, params: Mapping[str, Any], seed_masks: 
     """`pic_reference` once per batch and settings, shared by every method's run (the
     fully blurred images and their information and predictions do not depend on the map)."""
     targets = tuple(int(t) for t in data.targets)
-    key = (data.bundle.model_id, data.digests, targets, params["seed_fraction"], params["seed"], params["min_pred_value"])
+    key = (
+        data.bundle.model_id,
+        data.digests,
+        targets,
+        params["seed_fraction"],
+        params["seed"],
+        params["min_pred_value"],
+    )
     with _REFERENCES_LOCK:
         found = _REFERENCES.get(key) if data.digests else None
     if found is not None:
@@ -500,29 +541,51 @@ def _strip(data: MetricInput, params: Mapping[str, Any], index: int) -> Strip:
     target = int(data.targets[index])
     strip = pic_strip(data.bundle, data.images[index], data.maps[index], _seed_masks(data, params)[index], target)
     captions = tuple(f"{t:.1%} revealed · info {i:.2f} · p={s:.3f}"
-                     for t, i, s in zip(strip.thresholds, strip.information, strip.scores))
+                     for t, i, s in zip(strip.thresholds, strip.information, strip.scores, strict=True))
     return Strip(strip.images, captions, note=f"First: the fully blurred image (seed pixels only); last: the original. "
                                               f"p = probability of class {target}: {data.bundle.class_names[target]}.")
 
 
-register_metric(Metric(
-    key="sic_aic",
-    label="SIC / AIC",
-    scores=(SIC, AIC),
-    compute=_compute,
-    description="Start from a blurred image (interpolated from random seed pixels) and reveal the most salient pixels in "
-                "growing fractions. x = information of the revealed image (lossless WebP size), normalised between the "
-                "fully blurred image and the original; y = softmax score of the explained class (SIC, median over images) "
-                "or whether the top-1 class equals the original's (AIC, mean over images).",
-    params=(
-        Param("seed_fraction", "Seed pixels (fraction)", DEFAULT_SEED_FRACTION, 0.0, 0.05, 0.005,
-              help="Random pixels kept in the fully blurred image, as the reference does"),
-        Param("seed", "Random seed", 0, 0, 2**31 - 1, 1),
-        Param("min_pred_value", "Minimum score on the original", 0.0, 0.0, 1.0, 0.05,
-              help="Images whose original class score is lower are skipped (the reference uses 0.8 by default)"),
-        Param("keep_monotonous", "Monotone curves", True, help="Keep the normalised score non-decreasing, as in the paper"),
-    ),
-    passes=lambda params, n: n * (len(DEFAULT_THRESHOLDS) + 2),
-    detail=_strip,
-    suggested_methods=("xrai",),
-))
+register_metric(
+    Metric(
+        key="sic_aic",
+        label="SIC / AIC",
+        scores=(SIC, AIC),
+        compute=_compute,
+        description="Start from a blurred image (interpolated from random seed pixels) and reveal the most salient "
+                    "pixels in "
+        "growing fractions. x = information of the revealed image (lossless WebP size), normalised between the "
+        "fully blurred image and the original; y = softmax score of the explained class (SIC, median over images) "
+        "or whether the top-1 class equals the original's (AIC, mean over images).",
+        params=(
+            Param(
+                "seed_fraction",
+                "Seed pixels (fraction)",
+                DEFAULT_SEED_FRACTION,
+                0.0,
+                0.05,
+                0.005,
+                help="Random pixels kept in the fully blurred image, as the reference does",
+            ),
+            Param("seed", "Random seed", 0, 0, 2**31 - 1, 1),
+            Param(
+                "min_pred_value",
+                "Minimum score on the original",
+                0.0,
+                0.0,
+                1.0,
+                0.05,
+                help="Images whose original class score is lower are skipped (the reference uses 0.8 by default)",
+            ),
+            Param(
+                "keep_monotonous",
+                "Monotone curves",
+                True,
+                help="Keep the normalised score non-decreasing, as in the paper",
+            ),
+        ),
+        passes=lambda params, n: n * (len(DEFAULT_THRESHOLDS) + 2),
+        detail=_strip,
+        suggested_methods=("xrai",),
+    )
+)

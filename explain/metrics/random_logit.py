@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..methods.registry import Param, attribute, get_method
+from ..methods.registry import Param, ProgressFn, attribute, get_method
 from .base import Curves, MetricInfo
 from .randomisation import SANITY_PAGE
 from .registry import Metric, MetricInput, register_metric
@@ -44,10 +44,17 @@ def other_classes(targets: Sequence[int], num_classes: int, seed: int, digests: 
         raise ValueError("the random-logit check needs a model with at least two classes")
     out = []
     for i, target in enumerate(targets):
-        name = int.from_bytes(digests[i].encode("utf-8"), "big") if i < len(digests) else i  # any length: SeedSequence takes it
+        name = (
+            int.from_bytes(digests[i].encode("utf-8"), "big") if i < len(digests) else i
+        )  # any length: SeedSequence takes it
         draw = int(np.random.default_rng([seed, name]).integers(num_classes - 1))
         out.append(draw + (draw >= int(target)))  # skip the target: uniform over the others
     return out
+
+
+def scaled_progress(progress: ProgressFn, factor: int) -> ProgressFn:
+    """`progress` counting `factor` passes for each unit done."""
+    return lambda done, total: progress(done * factor, total * factor)
 
 
 def random_logit_values(data: MetricInput, params: Mapping[str, Any]) -> dict[str, Curves]:
@@ -55,10 +62,10 @@ def random_logit_values(data: MetricInput, params: Mapping[str, Any]) -> dict[st
     targets = data.targets.tolist()
     others = other_classes(targets, data.bundle.num_classes, int(params["seed"]), data.digests)
     per_map = data.passes_per_map
-    progress = None if data.progress is None else (lambda done, n: data.progress(done * per_map, n * per_map))
+    progress = None if data.progress is None else scaled_progress(data.progress, per_map)
     maps = attribute(data.bundle, data.images, data.method.key, others, progress=progress, **data.method.resolved)
     out = {}
-    for s, info in zip(SIMILARITIES, INFOS):
+    for s, info in zip(SIMILARITIES, INFOS, strict=True):
         values = np.array([[s.compute(data.maps[i], maps[i])] for i in range(len(targets))])
         out[info.key] = Curves(info, data.method.ident, np.zeros(1), values, extra={"other classes": others})
     return out

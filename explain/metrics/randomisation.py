@@ -147,7 +147,9 @@ def randomised_bundles(bundle: ModelBundle, example: torch.Tensor, order: str, m
     under its lock."""
     with bundle.lock:
         model = copy.deepcopy(bundle.model)
-        rectifier = None if bundle.rectifier_model is None else share_tensors(model, copy.deepcopy(bundle.rectifier_model))
+        rectifier = (
+            None if bundle.rectifier_model is None else share_tensors(model, copy.deepcopy(bundle.rectifier_model))
+        )
     layers = group_layers(model, forward_order(model, example.to(bundle.device, torch.float32)))
     steps = plan_steps(layers, order, max_steps)
     trained: dict[str, dict[str, torch.Tensor]] = {}  # independent: the trained state of the last step's modules
@@ -180,7 +182,10 @@ def randomised_maps(data: MetricInput, params: Mapping[str, Any], order: str,
     per_map = data.passes_per_map
     total = int(params["max_steps"]) * len(targets) * per_map
     done = 0
-    for step, random_bundle in randomised_bundles(data.bundle, images[:1], order, int(params["max_steps"]), int(params["seed"])):
+    for step, random_bundle in randomised_bundles(
+        data.bundle, images[:1], order, int(params["max_steps"]), int(params["seed"])
+    ):
+
         def progress(finished: int, n: int, before: int = done) -> None:
             if data.progress is not None:
                 data.progress(before + finished * per_map, total)
@@ -222,7 +227,7 @@ def randomisation_curves(data: MetricInput, params: Mapping[str, Any], order: st
         x.append(step.x)
         labels.append(step.label)
     out = {}
-    for s, info in zip(SIMILARITIES, INFOS[order]):
+    for s, info in zip(SIMILARITIES, INFOS[order], strict=True):
         curves = np.column_stack([np.ones(n), *(column[s.key] for column in columns)])
         out[info.key] = Curves(info, data.method.ident, np.array(x), curves, x_labels=tuple(labels))
     return out
@@ -231,16 +236,19 @@ def randomisation_curves(data: MetricInput, params: Mapping[str, Any], order: st
 def randomisation_strip(data: MetricInput, params: Mapping[str, Any], index: int, order: str) -> Strip:
     """Image `index`'s map on the trained model and after each step (the figure of the
     paper), each map scaled to its own range."""
-    from ..plots.overlay import overlay
-
     picture = data.bundle.to_display(data.images[index : index + 1])[0]
-    images, captions = [overlay(picture, data.maps[index])], ["trained model"]
+    maps, captions = [np.asarray(data.maps[index])], ["trained model"]
     quiet = dataclasses.replace(data, progress=None)
-    for step, maps in randomised_maps(quiet, params, order, slice(index, index + 1)):
-        images.append(overlay(picture, maps[0]))
+    for step, randomised in randomised_maps(quiet, params, order, slice(index, index + 1)):
+        maps.append(np.asarray(randomised[0]))
         captions.append(("up to " if order == "cascading" else "only ") + step.label)
-    return Strip(np.stack(images), tuple(captions),
-                 note=f"{data.method.label}: |map| of each model, each scaled to its own range; layers named by the deepest one randomised.")
+    return Strip(
+        np.stack([picture] * len(maps)),
+        tuple(captions),
+        maps=np.stack(maps),
+        note=f"{data.method.label}: |map| of each model, each scaled to its own range; layers named by the deepest "
+             "one randomised.",
+    )
 
 
 PARAMS = (

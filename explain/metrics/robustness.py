@@ -120,7 +120,9 @@ def map_infidelity(data: MetricInput, params: Mapping[str, Any]) -> np.ndarray:
     return values.detach().cpu().double().numpy()
 
 
-def method_explainer(data: MetricInput, on_maps: Callable[[int], None] = lambda count: None) -> Callable[..., torch.Tensor]:
+def method_explainer(
+    data: MetricInput, on_maps: Callable[[int], None] = lambda count: None
+) -> Callable[..., torch.Tensor | tuple[torch.Tensor]]:
     """The method as Captum's `explanation_func`: (inputs, target=...) -> (N, H, W) maps;
     `on_maps(count)` after each call (progress)."""
     spec = data.method
@@ -136,14 +138,20 @@ def method_explainer(data: MetricInput, on_maps: Callable[[int], None] = lambda 
     return explain
 
 
-def map_sensitivity(data: MetricInput, params: Mapping[str, Any], on_maps: Callable[[int], None] = lambda count: None) -> np.ndarray:
+def map_sensitivity(
+    data: MetricInput, params: Mapping[str, Any], on_maps: Callable[[int], None] = lambda count: None
+) -> np.ndarray:
     """Captum's max-sensitivity of each image's map, (N,); the maps of x itself are
     recomputed by Captum through the method (as its definition asks)."""
     x = data.images.to(data.bundle.device, torch.float32)
     samples = int(params["sensitivity_samples"])
     values = sensitivity_max(
-        method_explainer(data, on_maps), x, perturb_func=uniform_ball(float(params["sensitivity_radius"]), int(params["seed"])),
-        n_perturb_samples=samples, max_examples_per_batch=x.shape[0] * samples, target=data.targets.to(data.bundle.device),
+        method_explainer(data, on_maps),
+        x,
+        perturb_func=uniform_ball(float(params["sensitivity_radius"]), int(params["seed"])),
+        n_perturb_samples=samples,
+        max_examples_per_batch=x.shape[0] * samples,
+        target=data.targets.to(data.bundle.device),
     )
     return values.detach().cpu().double().numpy()
 
@@ -169,24 +177,48 @@ def robustness_values(data: MetricInput, params: Mapping[str, Any]) -> dict[str,
             SENSITIVITY.key: Curves(SENSITIVITY, ident, np.zeros(1), sens[:, None])}
 
 
-register_metric(Metric(
-    key="robustness",
-    label="Robustness",
-    scores=(INFIDELITY, SENSITIVITY),
-    compute=robustness_values,
-    description="Captum's infidelity (Gaussian input perturbations against the map's prediction of the logit change) "
-                "and max-sensitivity (largest relative change of the map over small uniform input perturbations).",
-    params=(
-        Param("infidelity_noise", "Infidelity noise (fraction of the range)", 0.1, 0.001, 1.0, 0.01,
-              help="Std of the per-pixel Gaussian perturbation, as a fraction of the image's max - min"),
-        Param("infidelity_samples", "Infidelity perturbations", 32, 1, 1024, 1, help="Forward passes per image"),
-        Param("normalize", "Rescale maps (least squares)", True, help="Captum's normalize: infidelity then ignores the map's scale"),
-        Param("sensitivity_radius", "Sensitivity radius (fraction of the range)", 0.02, 0.0, 1.0, 0.005,
-              help="Half-width of the uniform perturbation, as a fraction of the image's max - min"),
-        Param("sensitivity_samples", "Sensitivity perturbations", 5, 1, 200, 1, help="Maps of the method per image"),
-        Param("seed", "Random seed", 0, 0, 2**31 - 1, 1, help="Seeds both perturbation draws"),
-    ),
-    passes=lambda params, n: n * int(params["infidelity_samples"]),
-    maps_per_image=lambda params: int(params["sensitivity_samples"]) + 1,
-    page=SANITY_PAGE,
-))
+register_metric(
+    Metric(
+        key="robustness",
+        label="Robustness",
+        scores=(INFIDELITY, SENSITIVITY),
+        compute=robustness_values,
+        description="Captum's infidelity (Gaussian input perturbations against the map's prediction of the logit "
+                    "change) "
+        "and max-sensitivity (largest relative change of the map over small uniform input perturbations).",
+        params=(
+            Param(
+                "infidelity_noise",
+                "Infidelity noise (fraction of the range)",
+                0.1,
+                0.001,
+                1.0,
+                0.01,
+                help="Std of the per-pixel Gaussian perturbation, as a fraction of the image's max - min",
+            ),
+            Param("infidelity_samples", "Infidelity perturbations", 32, 1, 1024, 1, help="Forward passes per image"),
+            Param(
+                "normalize",
+                "Rescale maps (least squares)",
+                True,
+                help="Captum's normalize: infidelity then ignores the map's scale",
+            ),
+            Param(
+                "sensitivity_radius",
+                "Sensitivity radius (fraction of the range)",
+                0.02,
+                0.0,
+                1.0,
+                0.005,
+                help="Half-width of the uniform perturbation, as a fraction of the image's max - min",
+            ),
+            Param(
+                "sensitivity_samples", "Sensitivity perturbations", 5, 1, 200, 1, help="Maps of the method per image"
+            ),
+            Param("seed", "Random seed", 0, 0, 2**31 - 1, 1, help="Seeds both perturbation draws"),
+        ),
+        passes=lambda params, n: n * int(params["infidelity_samples"]),
+        maps_per_image=lambda params: int(params["sensitivity_samples"]) + 1,
+        page=SANITY_PAGE,
+    )
+)

@@ -75,8 +75,8 @@ class ModelBundle:
     class_names: list[str]
     input_size: int
     resize_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]  # one per input channel
+    std: tuple[float, ...]  # one per input channel
     cam_layer: str | None
     linear_head: str | None
     device: torch.device
@@ -97,16 +97,32 @@ class ModelBundle:
 
     @property
     def card(self) -> ModelCard:
-        return ModelCard(self.name, self.weights, str(self.device), self.model_id, self.num_classes, self.num_parameters)
+        return ModelCard(
+            self.name, self.weights, str(self.device), self.model_id, self.num_classes, self.num_parameters
+        )
 
     def cam_feature_maps(self, output: torch.Tensor) -> torch.Tensor:
         """The CAM layer's output (or its gradient) as (N, C, h, w) feature maps."""
         maps = CAM_RESHAPES[self.cam_reshape](output) if self.cam_reshape else output
         if maps.dim() != 4:
             raise ValueError(
-                f"the CAM layer {self.cam_layer!r} gives outputs of shape {tuple(output.shape)}, not feature maps (N, C, h, w)"
+                f"the CAM layer {self.cam_layer!r} gives outputs of shape {tuple(output.shape)}, not feature maps (N, "
+                "C, h, w)"
             )
         return maps
+
+    def cam_module(self) -> nn.Module:
+        """The CAM layer (methods that need one are unavailable without it)."""
+        if self.cam_layer is None:
+            raise ValueError(f"{self.name} has no CAM layer set")
+        return self.model.get_submodule(self.cam_layer)
+
+    def head_module(self) -> nn.Linear:
+        """The linear head after the CAM layer's pooling (CAM needs one)."""
+        head = None if self.linear_head is None else self.model.get_submodule(self.linear_head)
+        if not isinstance(head, nn.Linear):
+            raise ValueError(f"{self.name} has no linear head set")
+        return head
 
     def with_rectifiers(self) -> "ModelBundle":
         """This bundle as seen by a method that needs `nn.ReLU` rectifiers: `model` is the
@@ -127,9 +143,10 @@ class ModelBundle:
             scale = self.resize_size / short
             keep = min(long_side, math.ceil(self.input_size / scale) + 2 * math.ceil(2 / scale) + 2)
             start = (long_side - keep) // 2
-            size = [round(keep * scale), self.resize_size]  # (long, short) of the kept part, resized
+            long_short = [round(keep * scale), self.resize_size]  # (long, short) of the kept part, resized
+            size: int | list[int] = long_short[::-1] if width >= height else long_short
             if width >= height:
-                image, size = image.crop((start, 0, start + keep, height)), size[::-1]
+                image = image.crop((start, 0, start + keep, height))
             else:
                 image = image.crop((0, start, width, start + keep))
         else:
@@ -171,8 +188,8 @@ class ModelBundle:
         probs = self.probabilities(batch)
         values, indices = probs.topk(min(k, probs.shape[1]), dim=1)
         return [
-            [(int(i), self.class_names[int(i)], float(v)) for v, i in zip(vs, ids)]
-            for vs, ids in zip(values, indices)
+            [(int(i), self.class_names[int(i)], float(v)) for v, i in zip(vs, ids, strict=True)]
+            for vs, ids in zip(values, indices, strict=True)
         ]
 
 

@@ -75,7 +75,9 @@ class SamePadConv2d(nn.Conv2d):
         pad_h = max((oh - 1) * sh + kh - ih, 0)
         pad_w = max((ow - 1) * sw + kw - iw, 0)
         if not self.explicit_padding and pad_h % 2 == 0 and pad_w % 2 == 0:
-            return F.conv2d(x, self.weight, self.bias, self.stride, (pad_h // 2, pad_w // 2), self.dilation, self.groups)
+            return F.conv2d(
+                x, self.weight, self.bias, self.stride, (pad_h // 2, pad_w // 2), self.dilation, self.groups
+            )
         if pad_h or pad_w:
             x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)

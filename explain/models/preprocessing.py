@@ -23,14 +23,16 @@ class Preprocessing:
 
     input_size: int = 224
     resize_size: int = 256
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
 
     def __post_init__(self) -> None:
         if not 8 <= self.input_size <= 1024:
             raise CustomModelError(f"Input size must be between 8 and 1024 pixels, not {self.input_size}.")
         if self.resize_size < self.input_size:
-            raise CustomModelError(f"Resize size ({self.resize_size}) must be at least the input size ({self.input_size}).")
+            raise CustomModelError(
+                f"Resize size ({self.resize_size}) must be at least the input size ({self.input_size})."
+            )
         if len(self.mean) != 3 or len(self.std) != 3:
             raise CustomModelError("Mean and std need three values each (R, G, B).")
         if not all(math.isfinite(v) for v in (*self.mean, *self.std)):
@@ -61,7 +63,7 @@ def cam_layer_options(base: ModelBundle) -> list[str]:
     feature maps right before pooling, which CAM needs), then every Conv2d, last first."""
     if isinstance(base.model, ScriptedClassifier):
         return []  # forward hooks do not run inside compiled TorchScript
-    if base.cam_reshape is not None:
+    if base.cam_reshape is not None and base.cam_layer is not None:
         return [base.cam_layer]  # transformers: the token layer; the patch embedding is no feature map
     convs = list(reversed(scripted_conv_layer_names(base.model)))
     first = [base.cam_layer] if base.cam_layer else []
@@ -78,7 +80,9 @@ def with_settings(base: ModelBundle, preprocessing: Preprocessing, cam_layer: st
         except (AttributeError, RuntimeError):
             raise CustomModelError(f"{base.name} has no layer {cam_layer!r}.") from None
     if base.cam_reshape is not None and cam_layer not in (None, base.cam_layer):
-        raise CustomModelError(f"{base.name} is a transformer: CAM methods use its token layer {base.cam_layer!r} only.")
+        raise CustomModelError(
+            f"{base.name} is a transformer: CAM methods use its token layer {base.cam_layer!r} only."
+        )
     settings = (preprocessing.input_size, preprocessing.resize_size, preprocessing.mean, preprocessing.std, cam_layer)
     if settings == (base.input_size, base.resize_size, base.mean, base.std, base.cam_layer):
         return base

@@ -40,5 +40,6 @@ def reinitialise(module: nn.Module, generator: torch.Generator) -> None:
             param.fill_(1.0)
         else:
             param.zero_()
-    if hasattr(module, "reset_running_stats") and getattr(module, "track_running_stats", False):
-        module.reset_running_stats()
+    reset_running_stats = getattr(module, "reset_running_stats", None)
+    if callable(reset_running_stats) and getattr(module, "track_running_stats", False):
+        reset_running_stats()

@@ -78,7 +78,11 @@ class SmallCNN(nn.Module):
         layers: list[nn.Module] = []
         channels = [in_channels, width, 2 * width, 4 * width]
         for i in range(3):
-            layers += [nn.Conv2d(channels[i], channels[i + 1], 3, padding=1), nn.BatchNorm2d(channels[i + 1]), nn.ReLU()]
+            layers += [
+                nn.Conv2d(channels[i], channels[i + 1], 3, padding=1),
+                nn.BatchNorm2d(channels[i + 1]),
+                nn.ReLU(),
+            ]
             if i < 2:
                 layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
@@ -110,7 +114,10 @@ class TrainRecipe:
 
 def architecture_name(dataset: LabelledImages, recipe: TrainRecipe) -> str:
     """What identifies the architecture in cache keys and reports."""
-    return f"SmallCNN(in={dataset.channels}, classes={dataset.num_classes}, width={recipe.width}, input={dataset.image_size})"
+    return (
+        f"SmallCNN(in={dataset.channels}, classes={dataset.num_classes}, width={recipe.width}, "
+        f"input={dataset.image_size})"
+    )
 
 
 def new_model(dataset: LabelledImages, recipe: TrainRecipe, seed: int) -> SmallCNN:
@@ -143,7 +150,9 @@ def train_small_cnn(
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     n = images.shape[0]
     steps_per_epoch = -(-n // recipe.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.learning_rate, total_steps=recipe.epochs * steps_per_epoch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, recipe.learning_rate, total_steps=recipe.epochs * steps_per_epoch
+    )
     generator = torch.Generator().manual_seed(seed)
     images, labels = images.to(device), labels.to(device)
     for _ in range(recipe.epochs):
@@ -167,7 +176,7 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     """Fraction of `images` whose top-1 prediction equals the label."""
     device = next(model.parameters()).device
     correct = 0
-    for xs, ys in zip(images.split(batch_size), labels.split(batch_size)):
+    for xs, ys in zip(images.split(batch_size), labels.split(batch_size), strict=True):
         correct += int((model(xs.to(device)).argmax(1).cpu() == ys).sum())
     return correct / max(1, labels.numel())
 
@@ -188,12 +197,16 @@ def trained_base_model(
         state = torch.load(path, map_location="cpu", weights_only=True)
         model = materialize(skeleton(lambda: SmallCNN(dataset.channels, dataset.num_classes, recipe.width)), state)
         return model.to(device).eval()
-    model = train_small_cnn(dataset, dataset.train_x, dataset.train_y, recipe, seed, device=device, should_stop=should_stop)
+    model = train_small_cnn(
+        dataset, dataset.train_x, dataset.train_y, recipe, seed, device=device, should_stop=should_stop
+    )
     save_state_dict(model, path)
     return model
 
 
-def small_cnn_bundle(dataset: LabelledImages, model: SmallCNN, recipe: TrainRecipe, *, device: torch.device | str = "cpu") -> ModelBundle:
+def small_cnn_bundle(
+    dataset: LabelledImages, model: SmallCNN, recipe: TrainRecipe, *, device: torch.device | str = "cpu"
+) -> ModelBundle:
     """Wrap a SmallCNN for the method registry (CAM layer and linear head set, large batches)."""
     return make_bundle(
         f"small_cnn-{dataset.name}",

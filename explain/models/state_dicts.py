@@ -156,7 +156,9 @@ def fit_report(model: nn.Module, state: Mapping[str, torch.Tensor]) -> str | Non
     return "; ".join(parts) or None
 
 
-def build_torchvision_model(architecture: str, num_classes: int, state: Mapping[str, torch.Tensor], filename: str = "weights") -> nn.Module:
+def build_torchvision_model(
+    architecture: str, num_classes: int, state: Mapping[str, torch.Tensor], filename: str = "weights"
+) -> nn.Module:
     """The architecture with `num_classes` outputs and the file's weights (strict fit).
     Names and shapes are checked on a meta-device skeleton first, so a small file
     offered for a huge architecture is refused in milliseconds, without building it."""

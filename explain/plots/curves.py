@@ -59,7 +59,7 @@ def curves_figure(
         label = labels.get(key, key)
         x = cs.x * x_scale
         if show_units and cs.num_units > 1:
-            for unit, curve in zip(cs.kept, cs.curves):
+            for unit, curve in zip(cs.kept, cs.curves, strict=True):
                 fig.add_trace(go.Scatter(
                     x=x, y=curve, mode="lines", line=dict(color=_rgba(colour, 0.35), width=1), legendgroup=key,
                     showlegend=False, hoverinfo="skip", name=f"{label} {cs.metric.unit} {unit + 1}",
@@ -76,17 +76,26 @@ def curves_figure(
                 x=x, y=cs.aggregate, mode="lines+markers", line=style.line(2.5), marker=style.marker(),
                 legendgroup=key, name=f"{label} ({score_text(cs)})",
             ))
-    if metric is None:
+    if metric is None or first is None:
         return fig
     fig.update_layout(xaxis_title=metric.x_label, yaxis_title=metric.y_label, hovermode="x unified")
     if first.x_labels:
-        fig.update_xaxes(tickmode="array", tickvals=list(first.x * x_scale), ticktext=list(first.x_labels), tickangle=-45)
-    return readable(fig, title=title or f"{metric.short_name} ({metric.direction}; {metric.aggregate} over {metric.unit}s)",
-                    legend_entries=len(curve_sets))
+        fig.update_xaxes(
+            tickmode="array", tickvals=list(first.x * x_scale), ticktext=list(first.x_labels), tickangle=-45
+        )
+    return readable(
+        fig,
+        title=title or f"{metric.short_name} ({metric.direction}; {metric.aggregate} over {metric.unit}s)",
+        legend_entries=len(curve_sets),
+    )
 
 
 def values_figure(
-    curve_sets: Mapping[str, Curves], labels: Mapping[str, str], *, baselines: Sequence[str] = (), title: str | None = None
+    curve_sets: Mapping[str, Curves],
+    labels: Mapping[str, str],
+    *,
+    baselines: Sequence[str] = (),
+    title: str | None = None,
 ) -> go.Figure:
     """A scalar metric: per method (one column each) every unit's value as a dot and
     the mean with one standard error as a bar, the score in the tick label."""
@@ -97,11 +106,22 @@ def values_figure(
         style = BASELINE_STYLE if key in baselines else method_style(n)
         name = f"{labels.get(key, key)} ({score_text(cs)})"
         values = cs.aucs
-        fig.add_trace(go.Box(
-            y=values, x=[name] * len(values), name=name, boxpoints="all", jitter=0.35, pointpos=0,
-            fillcolor="rgba(0,0,0,0)", line=dict(color="rgba(0,0,0,0)"), marker=dict(color=style.colour, symbol=style.symbol, size=7),
-            hoveron="points", hovertext=[f"{cs.metric.unit} {u + 1}" for u in cs.kept], showlegend=False,
-        ))
+        fig.add_trace(
+            go.Box(
+                y=values,
+                x=[name] * len(values),
+                name=name,
+                boxpoints="all",
+                jitter=0.35,
+                pointpos=0,
+                fillcolor="rgba(0,0,0,0)",
+                line=dict(color="rgba(0,0,0,0)"),
+                marker=dict(color=style.colour, symbol=style.symbol, size=7),
+                hoveron="points",
+                hovertext=[f"{cs.metric.unit} {u + 1}" for u in cs.kept],
+                showlegend=False,
+            )
+        )
         if cs.num_units:
             sem = cs.spread if np.isfinite(cs.spread) else 0.0
             fig.add_trace(go.Scatter(
@@ -112,7 +132,9 @@ def values_figure(
             ))
     if metric is None:
         return fig
-    fig.update_layout(yaxis_title=metric.y_label, xaxis_title=f"each dot one {metric.unit}; bar: mean ± s.e.", boxmode="overlay")
+    fig.update_layout(
+        yaxis_title=metric.y_label, xaxis_title=f"each dot one {metric.unit}; bar: mean ± s.e.", boxmode="overlay"
+    )
     return readable(fig, title=title or f"{metric.name} ({metric.direction})")
 
 
@@ -122,7 +144,10 @@ def pairs_figure(pairs: Pairs, labels: Mapping[str, str], unit_names: Sequence[s
     names = [labels.get(k, k) for k in pairs.methods]
     metric = pairs.metric
     views = [("mean over " + f"{pairs.num_units} {metric.unit}s", pairs.matrix)]
-    views += [(str(unit_names[u]) if u < len(unit_names) else f"{metric.unit} {u + 1}", pairs.values[u]) for u in range(pairs.num_units)]
+    views += [
+        (str(unit_names[u]) if u < len(unit_names) else f"{metric.unit} {u + 1}", pairs.values[u])
+        for u in range(pairs.num_units)
+    ]
     text = [[[f"{v:.2f}" for v in row] for row in matrix] for _, matrix in views]
     fig = go.Figure(go.Heatmap(
         z=views[0][1], x=names, y=names, zmin=-1 if (pairs.values < 0).any() else 0, zmax=1, colorscale="Viridis",
@@ -130,10 +155,22 @@ def pairs_figure(pairs: Pairs, labels: Mapping[str, str], unit_names: Sequence[s
         colorbar=dict(thickness=12),
     ))
     if pairs.num_units > 1:
-        fig.update_layout(updatemenus=[dict(
-            buttons=[dict(label=label, method="restyle", args=[{"z": [np.asarray(matrix).tolist()], "text": [t]}]) for (label, matrix), t in zip(views, text)],
-            direction="down", x=1, xanchor="right", y=1.02, yanchor="bottom", showactive=True,
-        )])
+        fig.update_layout(
+            updatemenus=[
+                dict(
+                    buttons=[
+                        dict(label=label, method="restyle", args=[{"z": [np.asarray(matrix).tolist()], "text": [t]}])
+                        for (label, matrix), t in zip(views, text, strict=True)
+                    ],
+                    direction="down",
+                    x=1,
+                    xanchor="right",
+                    y=1.02,
+                    yanchor="bottom",
+                    showactive=True,
+                )
+            ]
+        )
     fig.update_yaxes(autorange="reversed")
     side = 320 + 28 * len(names)
     return readable(fig, title=metric.name if pairs.num_units > 1 else f"{metric.name} ({views[0][0]})", height=side)
@@ -169,14 +206,19 @@ def score_table(
             table[spread_column(metric)] = [sets[k].spread if k in sets else float("nan") for k in methods]
         if any(k in sets and sets[k].skipped for k in methods):
             table[f"{metric.short_name} {metric.unit}s used"] = [
-                f"{sets[k].num_units} of {sets[k].num_units + len(sets[k].skipped)}" if k in sets else "" for k in methods
+                f"{sets[k].num_units} of {sets[k].num_units + len(sets[k].skipped)}" if k in sets else ""
+                for k in methods
             ]
     return pd.DataFrame(table).set_index("method")
 
 
 def table_metrics(results: Mapping[str, Mapping[str, Curves]]) -> dict[str, MetricInfo]:
     """Score column name -> its metric, for highlighting the best value of each."""
-    return {score_column(next(iter(sets.values())).metric): next(iter(sets.values())).metric for sets in results.values() if sets}
+    return {
+        score_column(next(iter(sets.values())).metric): next(iter(sets.values())).metric
+        for sets in results.values()
+        if sets
+    }
 
 
 def best_methods(results: Mapping[str, Mapping[str, Curves]], labels: Mapping[str, str]) -> dict[str, str | None]:
@@ -202,7 +244,9 @@ def highlight_best(table: pd.DataFrame, metrics: Mapping[str, MetricInfo]):
         if values.notna().any():
             best = values.idxmax() if metric.higher_is_better else values.idxmin()
             styler = styler.apply(
-                lambda col, best=best: ["font-weight: bold; background-color: rgba(0,160,0,0.25)" if i == best else "" for i in col.index],
+                lambda col, best=best: [
+                    "font-weight: bold; background-color: rgba(0,160,0,0.25)" if i == best else "" for i in col.index
+                ],
                 subset=[column],
             )
     return styler

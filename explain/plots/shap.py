@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..analyses.shap_grid import GridSummary, beeswarm_offsets, cell_label
+from .shap_grid import GridSummary, beeswarm_offsets, cell_label
 from .style import readable
 
 SHAP_RED = "rgb(255,13,87)"
@@ -79,7 +79,10 @@ def beeswarm_figure(summary: GridSummary, max_features: int = 20) -> go.Figure:
     per image at x = the cell's SHAP value, coloured by the cell's mean intensity;
     hovering a dot names the image and its explained class."""
     order = summary.order[:max_features]
-    xs, ys, colours, texts = [], [], [], []
+    xs: list[float] = []
+    ys: list[float] = []
+    colours: list[float] = []
+    texts: list[str] = []
     for rank, j in enumerate(order):
         row_y = len(order) - 1 - rank
         values = summary.values[:, j]
@@ -90,7 +93,9 @@ def beeswarm_figure(summary: GridSummary, max_features: int = 20) -> go.Figure:
         label = cell_label(int(j), summary.grid)
         texts.extend(
             f"{_escape(name)}<br>cell {label}, class {_escape(cls)}<br>SHAP {v:.3g}, intensity {c:.2f}"
-            for name, cls, v, c in zip(summary.image_names, summary.target_names, values, summary.intensity[:, j])
+            for name, cls, v, c in zip(
+                summary.image_names, summary.target_names, values, summary.intensity[:, j], strict=True
+            )
         )
     fig = go.Figure(go.Scatter(
         x=xs, y=ys, mode="markers", text=texts, hovertemplate="%{text}<extra></extra>",
@@ -100,9 +105,16 @@ def beeswarm_figure(summary: GridSummary, max_features: int = 20) -> go.Figure:
     fig.add_vline(x=0, line_color="#999", line_width=1)
     fig.update_yaxes(tickvals=list(range(len(order))),
                      ticktext=[cell_label(int(j), summary.grid) for j in order[::-1]], range=[-0.7, len(order) - 0.3])
-    fig.update_xaxes(title=f"SHAP value of the cell (impact on the explained class{', ' + _escape(summary.method) if summary.method else ''})")
-    return readable(fig, title=f"Grid cells by mean |SHAP| ({summary.grid[0]} x {summary.grid[1]} grid, {len(summary.image_names)} images)",
-                    height=max(300, 28 * len(order) + 110))
+    fig.update_xaxes(
+        title="SHAP value of the cell (impact on the explained "
+              f"class{', ' + _escape(summary.method) if summary.method else ''})"
+    )
+    return readable(
+        fig,
+        title=f"Grid cells by mean |SHAP| ({summary.grid[0]} x {summary.grid[1]} grid, {len(summary.image_names)} "
+              "images)",
+        height=max(300, 28 * len(order) + 110),
+    )
 
 
 def cell_importance_figure(summary: GridSummary, image: np.ndarray | None = None) -> go.Figure:

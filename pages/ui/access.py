@@ -61,7 +61,10 @@ def upload_gate(config: OperatorConfig) -> bool:
         st.error(config.error)
         return False
     if config.auth == "password":
-        st.info("Uploading models and data is locked on this instance. Enter the upload password to unlock it for this session.")
+        st.info(
+            "Uploading models and data is locked on this instance. Enter the upload password to unlock it for this "
+            "session."
+        )
         client = client_address()
         wait = PASSWORD_GUESSES.wait_seconds(client)
         if wait > 0:

@@ -40,7 +40,9 @@ def show_analysis(page: str, analysis: Any) -> None:
     """Make `analysis` the one `page` shows, and list it among the session's runs."""
     st.session_state[shown_key(page)] = analysis
     runs = [r for r in st.session_state.setdefault(RUNS_KEY, []) if r["key"] != analysis.key]
-    runs.insert(0, {"key": analysis.key, "page": page, "title": analysis.title, "analysis": analysis, "opened": time.time()})
+    runs.insert(
+        0, {"key": analysis.key, "page": page, "title": analysis.title, "analysis": analysis, "opened": time.time()}
+    )
     st.session_state[RUNS_KEY] = runs[:50]
 
 

@@ -20,6 +20,7 @@ from explain.plots.curves import highlight_best, table_metrics
 
 from . import jobs, report_builder, selection
 from .session import kept, kept_widget
+from reports import build_section
 
 FIGURES_PER_ROW = 2
 
@@ -63,7 +64,7 @@ def render_group(keys: Sequence[str], page: str, title: str) -> None:
     with st.form(f"{page}_settings", border=False):
         methods = selection.method_picker(bundle, default=_default_methods(metrics), key=f"{page}:methods")
         chosen, params = {}, {}
-        for column, metric in zip(st.columns(len(metrics)), metrics):
+        for column, metric in zip(st.columns(len(metrics)), metrics, strict=True):
             with column:
                 chosen[metric.key] = kept_widget(st.checkbox, metric.label, f"{page}:run:{metric.key}", True)
         for metric in metrics:
@@ -81,8 +82,16 @@ def render_group(keys: Sequence[str], page: str, title: str) -> None:
                        run and chosen[metric.key], show_units)
 
 
-def metric_results(metric: MetricFamily, page: str, prepared: PreparedImages, subject: Any, methods: tuple[MethodSpec, ...],
-                   params: dict[str, Any], run: bool, show_units: bool) -> None:
+def metric_results(
+    metric: MetricFamily,
+    page: str,
+    prepared: PreparedImages,
+    subject: Any,
+    methods: tuple[MethodSpec, ...],
+    params: dict[str, Any],
+    run: bool,
+    show_units: bool,
+) -> None:
     """One family's analysis for these settings: started on `run`, drawn live (figures,
     score table, Add to report, the per-image view) while it matches them."""
     try:
@@ -96,21 +105,23 @@ def metric_results(metric: MetricFamily, page: str, prepared: PreparedImages, su
         for info in metric.scores:
             first = next(iter(result.curves.get(info.key, {}).values()), None)
             if first is not None and first.skipped:
-                st.warning(f"{info.short_name}: {len(first.skipped)} of {len(names)} image(s) skipped, as the reference "
-                           "does: " + "; ".join(f"{names[s.index]}: {s.reason}" for s in first.skipped))
+                st.warning(
+                    f"{info.short_name}: {len(first.skipped)} of {len(names)} image(s) skipped, as the reference "
+                    "does: " + "; ".join(f"{names[s.index]}: {s.reason}" for s in first.skipped)
+                )
         figures = list(result.figures(show_units).items())
         for start in range(0, len(figures), FIGURES_PER_ROW):
             row = figures[start : start + FIGURES_PER_ROW]
-            for column, (key, figure) in zip(st.columns(min(len(figures), FIGURES_PER_ROW)), row):
+            for column, (key, figure) in zip(st.columns(min(len(figures), FIGURES_PER_ROW)), row, strict=False):
                 column.plotly_chart(figure, key=f"{page}:{key}", config={"displaylogo": False})
         if figures:
             st.subheader("Scores")
             table = result.table()
             st.dataframe(highlight_best(table, table_metrics(result.curves)))
             st.caption(f"Over {len(names)} image(s); best in green. Explained classes: "
-                       + ", ".join(f"{n}: {c}" for n, c in zip(names, result.images.target_names)))
+                       + ", ".join(f"{n}: {c}" for n, c in zip(names, result.images.target_names, strict=True)))
         if result.complete and result.analysis.methods and not job.active:  # buttons only once the job has ended
-            report_builder.add_to_report(lambda: result.report_section(show_units), key=page)
+            report_builder.add_to_report(lambda: build_section(result, show_units), key=page)
             if metric.detail is not None:
                 detail(result)
 

@@ -39,7 +39,9 @@ def current_bundle() -> explain.ModelBundle:
 def model_sidebar(bundle: explain.ModelBundle) -> None:
     with st.sidebar.container(border=True):
         st.markdown(f"**Model** `{bundle.name}`")
-        st.caption(f"Device: {bundle.device} · {bundle.num_parameters / 1e6:.2f} M parameters · {bundle.num_classes} classes")
+        st.caption(
+            f"Device: {bundle.device} · {bundle.num_parameters / 1e6:.2f} M parameters · {bundle.num_classes} classes"
+        )
         st.caption(f"Weights: {bundle.weights}")
 
 

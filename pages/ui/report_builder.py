@@ -92,4 +92,7 @@ def add_to_report(make_section: Callable[[], "reports.Section"], key: str, label
         return
     report = draft()
     verb = report.add(section)
-    st.toast(f"{verb} “{section.title}” in the report ({len(report.sections)} section(s)); open the Reports page to export it.")
+    st.toast(
+        f"{verb} “{section.title}” in the report ({len(report.sections)} section(s)); open the Reports page to export "
+        "it."
+    )

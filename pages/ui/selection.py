@@ -45,7 +45,9 @@ def image_picker() -> list[NamedImage]:
     bad files are reported and skipped. Decoded uploads stay in the session (the
     uploader itself is empty again on another page), listed under "Uploaded images"."""
     st.sidebar.subheader("Images")
-    names = kept_widget(st.sidebar.multiselect, "Sample photos", "samples", DEFAULT_SAMPLES, options=explain.sample_names())
+    names = kept_widget(
+        st.sidebar.multiselect, "Sample photos", "samples", DEFAULT_SAMPLES, options=explain.sample_names()
+    )
     uploaded: dict[str, NamedImage] = st.session_state.setdefault(UPLOADED_KEY, {})
     if uploads_allowed():
         uploads = st.sidebar.file_uploader(
@@ -67,7 +69,11 @@ def image_picker() -> list[NamedImage]:
         chosen = list(dict.fromkeys([*kept("uploaded", []), *fresh]))
         keep("uploaded", chosen)
         st.session_state["uploaded"] = chosen
-    chosen_uploads = kept_widget(st.sidebar.multiselect, "Uploaded images", "uploaded", [], options=list(uploaded)) if uploaded else []
+    chosen_uploads = (
+        kept_widget(st.sidebar.multiselect, "Uploaded images", "uploaded", [], options=list(uploaded))
+        if uploaded
+        else []
+    )
     images = [NamedImage(n, explain.load_sample(n)) for n in names]
     images += [uploaded[n] for n in chosen_uploads if n in uploaded]
     return images + dataset_image_picker()
@@ -87,11 +93,15 @@ def dataset_image_picker() -> list[NamedImage]:
     dataset = current_dataset()
     if dataset is None or not len(dataset):
         return []
-    labels = {image.name: label for image, label in zip(dataset.images, dataset.labels)}
+    labels = {image.name: label for image, label in zip(dataset.images, dataset.labels, strict=True)}
     by_name = {image.name: image for image in dataset.images}
     chosen = kept_widget(
-        st.sidebar.multiselect, f"From dataset {dataset.name}", f"dataset_picks:{dataset.id}", list(by_name)[:DATASET_DEFAULT_PICKS],
-        options=list(by_name), format_func=lambda n: f"{n} [{labels[n]}]" if labels[n] is not None else n,
+        st.sidebar.multiselect,
+        f"From dataset {dataset.name}",
+        f"dataset_picks:{dataset.id}",
+        list(by_name)[:DATASET_DEFAULT_PICKS],
+        options=list(by_name),
+        format_func=lambda n: f"{n} [{labels[n]}]" if labels[n] is not None else n,
     )
     return [by_name[n] for n in chosen]
 
@@ -102,7 +112,7 @@ def image_labels(bundle: explain.ModelBundle, images: Sequence[NamedImage]) -> l
     dataset = current_dataset()
     if dataset is None:
         return [None] * len(images)
-    targets = dict(zip((im.digest for im in dataset.images), dataset.model_targets(bundle.class_names)))
+    targets = dict(zip((im.digest for im in dataset.images), dataset.model_targets(bundle.class_names), strict=True))
     return [targets.get(im.digest) for im in images]
 
 
@@ -176,14 +186,18 @@ def params_widgets(owner: str, params: Sequence[Param], columns: int = 4) -> dic
     return values
 
 
-def method_picker(bundle: explain.ModelBundle, default: Sequence[str] = DEFAULT_METHODS, key: str = "methods") -> tuple[MethodSpec, ...]:
+def method_picker(
+    bundle: explain.ModelBundle, default: Sequence[str] = DEFAULT_METHODS, key: str = "methods"
+) -> tuple[MethodSpec, ...]:
     """Multiselect over the registry (methods the model cannot run are listed with the
     reason instead) and, per chosen method, widgets for its registered parameters."""
     reasons = {m.key: m.unavailable_reason(bundle) for m in explain.list_methods()}
     labels = {m.key: m.label for m in explain.list_methods() if reasons[m.key] is None}
     chosen = kept_widget(st.multiselect, "Methods", key, [k for k in default if k in labels], options=list(labels),
                          format_func=labels.get)
-    unavailable = [f"**{explain.get_method(k).label}**: {reason}" for k, reason in reasons.items() if reason is not None]
+    unavailable = [
+        f"**{explain.get_method(k).label}**: {reason}" for k, reason in reasons.items() if reason is not None
+    ]
     if unavailable:
         st.caption("Not available for this model: " + " · ".join(unavailable))
     with_params = [explain.get_method(k) for k in chosen if explain.get_method(k).params]

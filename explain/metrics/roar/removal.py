@@ -27,7 +27,9 @@ def pixel_order(maps: np.ndarray, seed: int) -> np.ndarray:
     return order.astype(np.int32 if scores.shape[1] > 32767 else np.int16)
 
 
-def degrade(images: torch.Tensor, order: np.ndarray, fraction: float, fill: torch.Tensor, keep: bool = False) -> torch.Tensor:
+def degrade(
+    images: torch.Tensor, order: np.ndarray, fraction: float, fill: torch.Tensor, keep: bool = False
+) -> torch.Tensor:
     """Replace the top `fraction` of pixels (per `order`) by `fill` (one value per channel);
     with `keep`, keep the top fraction and replace all the others (KAR)."""
     n, c, h, w = images.shape
@@ -56,13 +58,16 @@ def method_ranker(method: MethodSpec, progress: Callable[[int, int], None] | Non
     return rank
 
 
-def probe_bundle(dataset: LabelledImages, recipe: TrainRecipe = TrainRecipe()) -> ModelBundle:
+DEFAULT_RECIPE = TrainRecipe()  # frozen: one shared default is safe
+
+
+def probe_bundle(dataset: LabelledImages, recipe: TrainRecipe = DEFAULT_RECIPE) -> ModelBundle:
     """An untrained SmallCNN bundle for this dataset: enough to ask the registry which
     methods apply (and with which parameters) before anything is trained."""
     return small_cnn_bundle(dataset, new_model(dataset, recipe, 0), recipe)
 
 
-def available_methods(dataset: LabelledImages, recipe: TrainRecipe = TrainRecipe()) -> list[str]:
+def available_methods(dataset: LabelledImages, recipe: TrainRecipe = DEFAULT_RECIPE) -> list[str]:
     """Registry methods that can rank pixels for the SmallCNN on this dataset."""
     bundle = probe_bundle(dataset, recipe)
     return [m.key for m in list_methods() if m.is_available(bundle)]

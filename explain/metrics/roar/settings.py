@@ -25,19 +25,33 @@ DEFAULT_METHODS = ("saliency", "integrated_gradients", "gradcam", "smoothgrad_sq
 Ranker = Callable[[ModelBundle, torch.Tensor], np.ndarray]
 
 
-_HOOKER = "Hooker, Erhan, Kindermans, Kim. A Benchmark for Interpretability Methods in Deep Neural Networks. NeurIPS 2019."
+_HOOKER = (
+    "Hooker, Erhan, Kindermans, Kim. A Benchmark for Interpretability Methods in Deep Neural Networks. NeurIPS 2019."
+)
 METRICS = {
     "roar": MetricInfo(
-        key="roar", name="ROAR AUC", higher_is_better=False,
-        x_label="fraction of pixels removed", y_label="test accuracy after retraining",
-        description="Area under test accuracy vs fraction of pixels removed (0 = base model); lower means the ranking found the pixels the task needs.",
-        reference=_HOOKER, score="aggregate_auc", unit="repeat",
+        key="roar",
+        name="ROAR AUC",
+        higher_is_better=False,
+        x_label="fraction of pixels removed",
+        y_label="test accuracy after retraining",
+        description="Area under test accuracy vs fraction of pixels removed (0 = base model); lower means the ranking "
+                    "found the pixels the task needs.",
+        reference=_HOOKER,
+        score="aggregate_auc",
+        unit="repeat",
     ),
     "kar": MetricInfo(
-        key="kar", name="KAR AUC", higher_is_better=True,
-        x_label="fraction of pixels kept", y_label="test accuracy after retraining",
-        description="Area under test accuracy vs fraction of pixels kept (the rest removed); higher means the kept pixels suffice.",
-        reference=_HOOKER, score="aggregate_auc", unit="repeat",
+        key="kar",
+        name="KAR AUC",
+        higher_is_better=True,
+        x_label="fraction of pixels kept",
+        y_label="test accuracy after retraining",
+        description="Area under test accuracy vs fraction of pixels kept (the rest removed); higher means the kept "
+                    "pixels suffice.",
+        reference=_HOOKER,
+        score="aggregate_auc",
+        unit="repeat",
     ),
 }
 

@@ -7,7 +7,8 @@ additivity (they still add up to f(x) - f(background)). The colour of a dot is t
 cell's mean intensity (mean over its pixels and channels, 0..1). Features are
 ordered by mean |cell value| over the images, largest first.
 
-Plain functions returning plain data: the page and the report builder both use them.
+Plain functions returning plain data for the SHAP figures (`plots.shap`), which is why it lives
+beside them: the page, the analysis and the report builder all use them.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ def cell_reduce(values: np.ndarray, grid: tuple[int, int], how: str) -> np.ndarr
         raise ValueError(f"expected (N, H, W), got shape {values.shape}")
     rows, cols = grid
     r_edges, c_edges = grid_edges(values.shape[1], rows), grid_edges(values.shape[2], cols)
-    reducer = {"sum": np.sum, "mean": np.mean}[how]
+    if how not in ("sum", "mean"):
+        raise ValueError(f"cells are reduced by 'sum' or 'mean', not {how!r}")
     out = np.empty((values.shape[0], rows * cols), dtype=np.float64)
     for r in range(rows):
         for c in range(cols):
             block = values[:, r_edges[r] : r_edges[r + 1], c_edges[c] : c_edges[c + 1]]
-            out[:, r * cols + c] = reducer(block, axis=(1, 2))
+            out[:, r * cols + c] = block.sum(axis=(1, 2)) if how == "sum" else block.mean(axis=(1, 2))
     return out
 
 
@@ -124,7 +126,7 @@ def summarize_grid(
     mean_abs = np.abs(values).mean(axis=0)
     order = np.lexsort((np.arange(mean_abs.size), -mean_abs))
     return GridSummary(
-        grid=tuple(grid), image_names=list(image_names), targets=[int(t) for t in targets],
+        grid=(int(grid[0]), int(grid[1])), image_names=list(image_names), targets=[int(t) for t in targets],
         target_names=list(target_names) or [str(int(t)) for t in targets], method=method,
         values=values, intensity=cell_intensity(images, grid), mean_abs=mean_abs, order=order,
     )
