@@ -27,7 +27,7 @@ from ..analyses.base import Analysis, register_analysis
 from .compute import SCORE_PREFIX, metric_passes, score_keys
 from .executors import ExecutionOptions, LocalExecutor, RayExecutor, Task
 from .sources import DataSource, ModelSource
-from .store import ResultsDir
+from .store import ResultsDir, ResultsError
 
 CLASS_MODES = ("top1", "label")
 DEFAULT_CHUNK = 64
@@ -128,9 +128,10 @@ class Evaluation(Analysis):
     def run(self, inputs: EvaluationInputs, ctx: JobContext) -> Iterator["EvaluationResult"]:
         results = self.results
         with results.writing():
-            previous = results.manifest()
-            if previous is not None and previous.get("key") != self.key:
-                raise ValueError(f"{self.out} holds another evaluation (other settings); choose another results directory")
+            previous = results.manifest_for_writing()
+            if previous is not None and not self.wrote(previous):
+                raise ResultsError(f"{results.name} holds another evaluation (other settings), left as it is; choose "
+                                   "another results folder")
             with self.data.open(inputs.data_roots, inputs.limits) as index:
                 yield from self._run(inputs, ctx, results, index, previous)
 
@@ -186,9 +187,20 @@ class Evaluation(Analysis):
         ctx.check()  # a stop request ends the job as cancelled, its finished chunks kept
         yield EvaluationResult.open(self.out)
 
+    def wrote(self, manifest: Mapping[str, Any]) -> bool:
+        """Whether these settings wrote `manifest` (the results folder's own place aside, so
+        a folder copied or moved elsewhere goes on where it was)."""
+        def placeless(settings: Any) -> Any:
+            return {k: v for k, v in settings.items() if k != "out"} if isinstance(settings, dict) else settings
+
+        return placeless(manifest.get("settings")) == placeless(self.settings_record())
+
     def load(self, ctx: JobContext) -> "EvaluationResult | None":
-        result = EvaluationResult.open(self.out) if (Path(self.out) / "_manifest.json").is_file() else None
-        return result if result is not None and result.complete and result.manifest.get("key") == self.key else None
+        try:
+            result = EvaluationResult.open(self.out)
+        except ResultsError:  # none yet, or damaged: the run says why (and refuses to mix)
+            return None
+        return result if result.complete and self.wrote(result.manifest) else None
 
     # ------------------------------------------------------------------ manifest
     def _passes_per_image(self) -> float:
