@@ -3,8 +3,8 @@
 - `atomic_write`: write a temporary file in the same folder, fsync-free rename over the
   target: a reader sees the old file or the new one, never half of one, and a killed
   writer leaves at most a stray temporary file (named `.tmp-*`, ignored by readers).
-- `file_lock`: an advisory `fcntl.flock` on a lock file, exclusive across processes
-  (and across threads, since each call opens its own descriptor). Used where a
+- `file_lock`: an exclusive lock file (`filelock`, an advisory `flock` on POSIX) across
+  processes and threads, whose wait can be cancelled. Used where a
   read-modify-write must not interleave, and to let one process run a job while
   another waits for its result.
 
@@ -17,15 +17,14 @@ copy and delete.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 TMP_PREFIX = ".tmp-"
 
@@ -76,39 +75,39 @@ def read_arrays(path: Path) -> dict[str, np.ndarray] | None:
 
 @contextlib.contextmanager
 def file_lock(path: Path, *, should_stop: Callable[[], bool] | None = None, poll: float = 0.1) -> Iterator[None]:
-    """Hold an exclusive advisory lock on `path` (created if needed) for the block.
+    """Hold an exclusive lock on `path` (created if needed) for the block (`filelock`).
 
-    Blocks until the lock is free; with `should_stop`, polls instead and raises
-    `LockWaitCancelled` as soon as `should_stop()` is true."""
+    Blocks until the lock is free; with `should_stop`, raises `LockWaitCancelled` as soon
+    as `should_stop()` is true while waiting (checked every `poll` seconds; `poll=0`
+    with a `should_stop` that is true at once tries only once). A lock held by another
+    `file_lock` in the same thread counts as busy."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+b")
+    lock = FileLock(path)
     try:
+        lock.acquire(timeout=-1, poll_interval=max(poll, 0.001), cancel_check=should_stop)
+    except Timeout:
+        raise LockWaitCancelled(f"stopped while waiting for {path.name}") from None
+    except RuntimeError as error:  # filelock refuses a same-thread wait that could never end
         if should_stop is None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        else:
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if should_stop():
-                        raise LockWaitCancelled(f"stopped while waiting for {path.name}") from None
-                    time.sleep(poll)
+            raise
+        raise LockWaitCancelled(f"{path.name} is held by this thread") from error
+    try:
         yield
     finally:
-        handle.close()  # closing the descriptor releases the lock
+        lock.release()
 
 
 def is_locked(path: Path) -> bool:
     """Whether another holder has the lock on `path` right now (a snapshot)."""
     if not path.exists():
         return False
-    with open(path, "a+b") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        return False
+    lock = FileLock(path)
+    try:
+        lock.acquire(blocking=False)
+    except (Timeout, RuntimeError):  # RuntimeError: held by another FileLock in this thread
+        return True
+    lock.release()
+    return False
 
 
 class LockWaitCancelled(RuntimeError):

@@ -242,7 +242,7 @@ import gc, json, sys, weakref
 from explain.evaluation import store
 from explain.analyses import run_directly
 from explain.evaluation import DataSource, Evaluation, EvaluationInputs, ExecutionOptions, MetricChoice, model_sources
-from explain.jobs.runner import JobContext
+from explain.jobs import JobContext
 from explain.methods.registry import MethodSpec
 
 def rss_kib():

@@ -23,7 +23,7 @@ import explain
 from explain.data.datasets import DatasetError, dataset_from_folder, dataset_from_zip
 from explain.analyses import RoarAnalysis, RoarInputs
 from explain.jobs import JobLimitError, JobRunner, JobStore
-from explain.jobs.runner import POOL_SIZES
+from explain.jobs.pools import POOL_SIZES
 from explain.methods.registry import MethodSpec
 from explain.metrics import roar
 from explain.models import CustomModelError, Preprocessing, parse_class_names, parse_floats

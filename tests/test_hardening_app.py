@@ -12,7 +12,7 @@ import torch
 import torchvision
 from streamlit.testing.v1 import AppTest
 
-from explain.jobs import runner as runner_module
+from explain.jobs import pools as pools_module
 from explain.models.zoo import zoo_weight_path
 
 from .test_byom_app import errors, model_page
@@ -83,7 +83,7 @@ def test_roar_runs_need_the_upload_password():
 
 def test_roar_start_beyond_the_cap_gets_the_message(monkeypatch, tmp_path):
     monkeypatch.setenv("EXPLAIN_CACHE_DIR", str(tmp_path))
-    monkeypatch.setitem(runner_module.QUEUE_FACTOR, "long", 0)  # no room for one more long job
+    monkeypatch.setitem(pools_module.QUEUE_FACTOR, "long", 0)  # no room for one more long job
     at = fresh_session("pages/roar.py", secrets=None)
     run_button(at).click().run()
     assert not at.exception

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from ..jobs.runner import JobContext
+from ..jobs.context import JobContext
 from ..methods.registry import MethodSpec
 from ..models.bundle import ModelCard
 from .base import Analysis, register_analysis

@@ -24,7 +24,7 @@ import types
 import typing
 from typing import Any, ClassVar, Iterator, TypeVar
 
-from ..jobs.runner import JobContext
+from ..jobs.context import JobContext
 
 FORMAT_VERSION = 1  # bump when stored parts change shape: older results are recomputed, never misread
 ANALYSES: dict[str, type["Analysis"]] = {}

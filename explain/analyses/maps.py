@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..jobs.runner import JobContext
+from ..jobs.context import JobContext
 from ..methods.cache import AttributionCache, cache_key, default_cache
 from ..methods.registry import MethodSpec, attribute, get_method
 from .inputs import PreparedImages, Subject

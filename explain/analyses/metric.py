@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..jobs.runner import JobContext
+from ..jobs.context import JobContext
 from ..methods.registry import MethodSpec
 from ..metrics.base import Curves, Pairs, Skipped
 from ..metrics.registry import Comparison, ComparisonInput, MetricFamily, MetricInput, Strip, get_metric

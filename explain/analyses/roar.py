@@ -21,7 +21,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from ..data.training import LabelledImages
-from ..jobs.runner import JobCancelled, JobContext
+from ..jobs.context import JobCancelled, JobContext
 from ..methods.registry import MethodSpec, get_method
 from ..metrics.base import Curves
 from ..metrics.roar.removal import degrade, method_ranker, pixel_order, random_ranker

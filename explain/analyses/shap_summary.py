@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..jobs.runner import JobContext
+from ..jobs.context import JobContext
 from ..methods.registry import MethodSpec
 from ..models.bundle import ModelCard
 from .attribution import check_inputs, load_card, store_subject_views

@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from ..config import cache_dir
 from ..data.datasets import DatasetLimits
-from ..jobs.runner import JobContext
+from ..jobs.context import JobContext
 from ..methods.registry import MethodSpec, get_method
 from ..metrics.registry import get_metric
 from ..analyses.base import Analysis, register_analysis

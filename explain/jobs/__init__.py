@@ -1,13 +1,17 @@
 """Jobs: every analysis runs in the background with progress, cancel and results that
-persist under `$EXPLAIN_CACHE_DIR` (see `runner` and `store`)."""
+persist under `$EXPLAIN_CACHE_DIR`: `runner` (submission, admission, the run), `pools`
+(threads and queue limits), `job`, `context` (what a running analysis sees), `progress`
+and `store` (the files)."""
 
-from .runner import (
-    ACTIVE_STATES, CANCELLED, DONE, FAILED, QUEUED, RUNNING, WAITING, Job, JobCancelled, JobContext, JobLimitError, JobRunner,
-    MemoryParts, Progress, default_runner, format_seconds,
-)
+from .context import JobCancelled, JobContext, MemoryParts
+from .job import ACTIVE_STATES, CANCELLED, DONE, FAILED, QUEUED, RUNNING, WAITING, Job
+from .pools import JobLimitError
+from .progress import Progress, format_seconds
+from .runner import JobRunner, default_runner
 from .store import JobStore, PartStore
 
 __all__ = [
-    "ACTIVE_STATES", "CANCELLED", "DONE", "FAILED", "QUEUED", "RUNNING", "WAITING", "Job", "JobCancelled", "JobLimitError",
-    "JobContext", "JobRunner", "MemoryParts", "Progress", "default_runner", "format_seconds", "JobStore", "PartStore",
+    "ACTIVE_STATES", "CANCELLED", "DONE", "FAILED", "QUEUED", "RUNNING", "WAITING", "Job", "JobCancelled",
+    "JobLimitError", "JobContext", "JobRunner", "MemoryParts", "Progress", "default_runner", "format_seconds",
+    "JobStore", "PartStore",
 ]

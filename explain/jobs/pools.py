@@ -1,0 +1,62 @@
+"""The job pools and their queues: how many jobs of each pool run at once, and how many
+may be running or waiting before a new one is refused.
+
+Two small thread pools: "interactive" (maps, metrics: seconds to minutes) and "long"
+(ROAR retraining, batch evaluation: minutes to hours), so a long job never holds up the
+gallery. A pool accepts `QUEUE_FACTOR` times its workers in active jobs
+(`JobLimitError` beyond), so no visitor can queue unbounded work.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+POOL_SIZES = {"interactive": 2, "long": 2}
+POOL_ENV = {"interactive": "EXPLAIN_INTERACTIVE_JOBS", "long": "EXPLAIN_LONG_JOBS"}
+QUEUE_FACTOR = {"interactive": 8, "long": 2}  # active jobs a pool accepts: running + waiting, per worker
+
+
+class JobLimitError(RuntimeError):
+    """Too many jobs of this kind are running or waiting in this process; try again later."""
+
+
+def pool_sizes() -> dict[str, int]:
+    """Workers per pool: the defaults, or `EXPLAIN_INTERACTIVE_JOBS` / `EXPLAIN_LONG_JOBS`."""
+    sizes = dict(POOL_SIZES)
+    for pool, env in POOL_ENV.items():
+        value = os.environ.get(env, "").strip()
+        if value.isdigit() and int(value) > 0:
+            sizes[pool] = int(value)
+    return sizes
+
+
+class Pools:
+    """One thread pool per pool name, started on first use."""
+
+    def __init__(self, sizes: dict[str, int]) -> None:
+        self.sizes = dict(sizes)
+        self._executors: dict[str, ThreadPoolExecutor] = {}
+        self._lock = threading.Lock()
+
+    def queue_limit(self, pool: str) -> int:
+        """How many jobs of `pool` may be active (running or waiting) at once."""
+        return self.sizes.get(pool, 1) * QUEUE_FACTOR.get(pool, 4)
+
+    def check_room(self, pool: str, active: int) -> None:
+        """Raise `JobLimitError` when `active` jobs of `pool` leave no room for one more."""
+        limit = self.queue_limit(pool)
+        if active >= limit:
+            raise JobLimitError(f"{active} {pool} jobs are already running or waiting on this server "
+                                f"(at most {limit}); try again when one has finished.")
+
+    def start(self, pool: str, work: Callable[[], None]) -> None:
+        """Run `work` on `pool`'s threads."""
+        with self._lock:
+            if pool not in self._executors:
+                self._executors[pool] = ThreadPoolExecutor(max_workers=self.sizes.get(pool, 1),
+                                                           thread_name_prefix=f"job-{pool}")
+            executor = self._executors[pool]
+        executor.submit(work)
