@@ -167,7 +167,7 @@ def run_form() -> tuple[Evaluation | None, EvaluationInputs, bool]:
         with st.expander("Metric settings"):
             for key in metrics:
                 st.markdown(f"**{get_metric(key).label}**")
-                params[key] = selection.params_widgets(key, get_metric(key).params)
+                params[key] = selection.params_widgets(key, get_metric(key).params, cost_of=selection.metric_cost(get_metric(key)))
         e1, e2, e3 = st.columns(3)
         class_mode = kept_widget(e1.radio, "Class explained", f"{PAGE}:class", "top1", options=["top1", "label"],
                                  format_func={"top1": "each image's top-1", "label": "each image's label"}.get, horizontal=True)

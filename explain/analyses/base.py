@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Iterator, TypeVar
 
 from ..jobs.context import JobContext
 
+PLAN_SIZE = 224  # the image side a plan assumes before the images are prepared (the default model's input)
 FORMAT_VERSION = 1  # bump when stored parts change shape: older results are recomputed, never misread
 ANALYSES: dict[str, type["Analysis"]] = {}
 
@@ -56,6 +57,11 @@ class Analysis:
     @property
     def title(self) -> str:
         return self.kind
+
+    def planned_passes(self, size: int = PLAN_SIZE) -> float:
+        """The model passes this analysis plans, at most, for images of side `size`: known
+        from the settings alone, before it starts (what a visitor's budget admits)."""
+        raise NotImplementedError
 
     def run(self, inputs: Any, ctx: JobContext) -> Iterator[Any]:
         raise NotImplementedError

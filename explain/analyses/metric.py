@@ -26,7 +26,7 @@ from ..metrics.base import Curves, Pairs, Skipped
 from ..metrics.registry import Comparison, ComparisonInput, MetricFamily, MetricInput, Strip, get_metric
 from ..models.bundle import ModelCard
 from .attribution import check_inputs, load_card, store_subject_views
-from .base import Analysis, register_analysis
+from .base import PLAN_SIZE, Analysis, register_analysis
 from .inputs import ImagesView, PreparedImages, Subject, load_images
 from .maps import all_maps, maps_passes
 
@@ -165,6 +165,14 @@ class MetricAnalysis(Analysis):
     @property
     def title(self) -> str:
         return f"{get_metric(self.metric).label} · {len(self.methods)} method(s) × {len(self.subject.images)} image(s)"
+
+    def planned_passes(self, size: int = PLAN_SIZE) -> float:
+        metric, n = get_metric(self.metric), len(self.subject.images)
+        params = metric.resolve_params(dict(self.params))
+        maps = maps_passes(self.methods, self.subject, size)
+        if isinstance(metric, Comparison):
+            return maps + metric.passes(params, n)
+        return maps + sum(metric.cost(params, n, spec, size) for spec in self.methods)
 
     def run(self, inputs: PreparedImages, ctx: JobContext) -> Iterator[MetricResult]:
         check_inputs(self.subject, inputs)

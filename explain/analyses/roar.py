@@ -32,6 +32,9 @@ from ..models.small_cnn import (
 )
 from .base import Analysis, register_analysis
 
+ROAR_PLAN_IMAGES = 5000  # the largest dataset a ROAR run plans for (the MNIST subset, train and test)
+ROAR_PLAN_SIDE = 32  # and its largest image side
+
 BASE_PART = "base"
 
 
@@ -135,6 +138,13 @@ class RoarAnalysis(Analysis):
     def total(self) -> int:
         s = self.settings
         return len(s.all_methods) * len(s.fractions) * s.repeats
+
+    def planned_passes(self, size: int = ROAR_PLAN_SIDE) -> float:
+        """Each retraining's epochs over the training images, and each ranking's maps of
+        every image (at the largest dataset a ROAR run takes)."""
+        s = self.settings
+        rankings = sum(get_method(m.key).evals_per_image(m.resolved, size) for m in s.methods if m.key != RANDOM)
+        return self.total * s.recipe.epochs * ROAR_PLAN_IMAGES + rankings * ROAR_PLAN_IMAGES
 
     def _entries(self, scope) -> dict[str, dict[str, Any]]:
         s = self.settings

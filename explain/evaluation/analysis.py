@@ -187,6 +187,12 @@ class Evaluation(Analysis):
         ctx.check()  # a stop request ends the job as cancelled, its finished chunks kept
         yield EvaluationResult.open(self.out)
 
+    def planned_passes(self, size: int = 224) -> float:
+        """Every model's passes over the images (at most `max_images`, else the listing's
+        cap): each image's prediction, maps and metrics."""
+        images = self.data.max_images or self.data.planned_images
+        return len(self.models) * images * self._passes_per_image(size)
+
     def wrote(self, manifest: Mapping[str, Any]) -> bool:
         """Whether these settings wrote `manifest` (the results folder's own place aside, so
         a folder copied or moved elsewhere goes on where it was)."""
@@ -203,10 +209,10 @@ class Evaluation(Analysis):
         return result if result.complete and self.wrote(result.manifest) else None
 
     # ------------------------------------------------------------------ manifest
-    def _passes_per_image(self) -> float:
+    def _passes_per_image(self, size: int = 224) -> float:
         """Model passes per image (one model, all methods and metrics) at a nominal size, for progress inside a chunk."""
-        maps = sum(get_method(s.key).evals_per_image(s.resolved, 224) for s in self.methods)
-        return float(max(1, 1 + maps + metric_passes(self.methods, self.metrics, 1, 224)))
+        maps = sum(get_method(s.key).evals_per_image(s.resolved, size) for s in self.methods)
+        return float(max(1, 1 + maps + metric_passes(self.methods, self.metrics, 1, size)))
 
     def _manifest(self, previous: dict | None, index, chunks: int) -> dict[str, Any]:
         manifest = dict(previous or {})

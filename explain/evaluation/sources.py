@@ -34,6 +34,7 @@ from ..models.errors import CustomModelError
 MODEL_KINDS = ("named", "state_dict", "torchscript")
 DATA_KINDS = ("mnist", "folder", "zip")
 MNIST_SPLITS = ("test", "all")
+MNIST_SIZES = {"test": 1000, "all": 5000}
 MAX_MODEL_BYTES = 8 * 2**30  # your own files on your own machine (the app passes the operator's limit)
 
 
@@ -219,6 +220,14 @@ class DataSource:
             source = cls(kind, str(path), max_images=max_images)
         with source.open(roots, limits) as index:
             return dataclasses.replace(source, digest=index.digest)
+
+    @property
+    def planned_images(self) -> int:
+        """Images a run plans for before listing them: the MNIST split's size, else a
+        listing's default cap."""
+        if self.kind == "mnist":
+            return MNIST_SIZES[self.split]
+        return DatasetLimits().max_images
 
     @property
     def label(self) -> str:

@@ -15,6 +15,8 @@ from typing import Any, Callable
 import streamlit as st
 
 from explain.jobs import CANCELLED, DONE, FAILED, Job, JobLimitError, default_runner
+from explain.jobs.budget import format_passes
+from pages.ui import access
 
 RUNS_KEY = "_runs"
 POLL_SECONDS = 1.0
@@ -26,9 +28,10 @@ def shown_key(page: str) -> str:
 
 def submit(page: str, analysis: Any, inputs: Any) -> Job | None:
     """Start (or find) the job for `analysis` and show it on `page`; None (with the
-    reason shown) when the server has too many jobs of this kind already."""
+    reason shown) when the server has too many jobs of this kind already, or the run
+    would take this session over its budget."""
     try:
-        job = default_runner().submit(analysis, inputs)
+        job = default_runner().submit(analysis, inputs, owner=access.visitor())
     except JobLimitError as exc:
         st.error(str(exc))
         return None
@@ -116,6 +119,18 @@ def runs_panel(page: str) -> None:
                 st.rerun()
 
 
+def budget_note(pending: Any) -> None:
+    """What Run would plan against this session's budget, and how to get more (locked sessions)."""
+    budget = access.budget()
+    try:
+        planned = pending.planned_passes()
+    except NotImplementedError:
+        return
+    over = planned > budget.job_passes
+    text = f"This run plans {format_passes(planned)} model passes. {budget.describe()}"
+    (st.warning if over else st.caption)(text)
+
+
 def follow(page: str, pending: Any, inputs: Any, run: bool, draw: Callable[[Any, Job], None],
            placeholder: Callable[[], None], stoppable: bool = True) -> None:
     """The flow every analysis page shares: Run starts the pending analysis (settings
@@ -123,6 +138,7 @@ def follow(page: str, pending: Any, inputs: Any, run: bool, draw: Callable[[Any,
     settings is shown without Run; the shown analysis is drawn live while it matches
     the settings, else `placeholder()` says what Run would compute. `stoppable=False`
     hides the Stop button (a visitor who may not start such jobs may not stop them)."""
+    budget_note(pending)
     if run:
         submit(page, pending, inputs)
     elif default_runner().find(pending) is not None:
