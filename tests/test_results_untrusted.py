@@ -117,6 +117,7 @@ def test_a_part_symlinked_out_of_the_folder_is_refused(finished, tmp_path):
     assert str(outside.resolve()) not in reads
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content", ["[]", "", "{not json", '{"kind": "evaluation"}'])
 def test_an_emptied_or_damaged_manifest_is_refused_never_appended_to(checkpoint, finished, tmp_path, content):
     out = copy_of(finished, tmp_path)
@@ -150,6 +151,7 @@ def test_a_hand_edited_manifest_is_one_message(finished, tmp_path, edit):
     assert str(tmp_path) not in str(caught.value)
 
 
+@pytest.mark.slow
 def test_the_report_cli_refuses_a_damaged_folder_in_one_line(finished, tmp_path):
     out = copy_of(finished, tmp_path)
     manifest = json.loads((out / "_manifest.json").read_text())
@@ -160,6 +162,7 @@ def test_the_report_cli_refuses_a_damaged_folder_in_one_line(finished, tmp_path)
     assert "chunk_size" in line
 
 
+@pytest.mark.slow
 def test_another_settings_run_into_the_same_folder_is_one_line(checkpoint, finished, tmp_path):
     out = copy_of(finished, tmp_path)
     line = one_line_error(cli_evaluate(checkpoint, out, steps=6))

@@ -46,7 +46,8 @@ MANIFEST = "_manifest.json"
 CURVES = "_curves"
 MAPS = "_maps"
 _ROWS_NAME = re.compile(r"^rows-m(\d{4})-c(\d{6})\.parquet$")
-_REQUIRED_ROW_COLUMNS = ("model_index", "image_index", "method")
+_ROW_KEYS = {"model_index": pa.int32(), "image_index": pa.int64(), "method": pa.string()}
+_CURVE_KEYS = {"model_index": pa.int32(), "score": pa.string()}
 MAX_CHUNK_SIZE = 100_000
 
 
@@ -103,13 +104,17 @@ def manifest_problem(manifest: Any) -> str | None:
     if manifest["chunks"] != math.ceil(manifest["images"] / manifest["chunk_size"]):
         return "'chunks' does not match 'images' and 'chunk_size'"
     problem = (_records(manifest, "models", {"label": _is_text}, required=True)
-               or _records(manifest, "methods", {"ident": _is_text, "label": _is_text}, required=True)
+               or _records(manifest, "methods", {"ident": _is_text, "label": _is_text, "key": _is_text,
+                                                 "params": lambda v: isinstance(v, dict)}, required=True)
                or _records(manifest, "scores", {"key": _is_text, "name": _is_text,
                                                 "column": lambda v: _is_text(v) and v.startswith("auc_"),
                                                 "higher_is_better": lambda v: v is None or isinstance(v, bool)},
                            required=True))
     if problem:
         return problem
+    data = manifest.get("data")
+    if not isinstance(data, dict) or not _is_text(data.get("label", "")):
+        return "'data' must be an object with a text 'label'"
     if not isinstance(manifest.get("notes", []), list) or not all(_is_text(n) for n in manifest.get("notes", [])):
         return "'notes' must be a list of texts"
     if not _is_int(manifest.get("notes_total", 0), 0) or not _is_text(manifest.get("state", "")):
@@ -219,18 +224,19 @@ class ResultsDir:
         found = {}
         for path in sorted(self.root.iterdir()):
             match = _ROWS_NAME.match(path.name)
-            if match and self._readable_part(path, _REQUIRED_ROW_COLUMNS):
+            if match and self._readable_part(path, _ROW_KEYS):
                 found[(int(match.group(1)), int(match.group(2)))] = path
         return found
 
-    def _readable_part(self, path: Path, columns: Sequence[str]) -> bool:
+    def _readable_part(self, path: Path, keys: dict[str, pa.DataType]) -> bool:
+        """A regular file inside the folder whose Parquet footer reads and whose key columns have their types."""
         if not self.inside(path) or not path.is_file():
             return False
         try:
-            names = set(pq.read_schema(path).names)
+            schema = pq.read_schema(path)
         except (OSError, ValueError, pa.ArrowException):
             return False
-        return all(c in names for c in columns)
+        return all(name in schema.names and schema.field(name).type == kind for name, kind in keys.items())
 
     def rows(self, columns: Sequence[str] | None = None, filters: Any = None) -> pd.DataFrame:
         """The rows table (finished chunks only), in model, image, method order."""
@@ -239,7 +245,7 @@ class ResultsDir:
     def curves(self, filters: Any = None) -> pd.DataFrame:
         folder = self.root / CURVES
         parts = [p for p in sorted(folder.iterdir()) if p.suffix == ".parquet" and not p.name.startswith(".")
-                 and self._readable_part(p, ("model_index", "score"))] if folder.is_dir() else []
+                 and self._readable_part(p, _CURVE_KEYS)] if folder.is_dir() else []
         return _read_parts(parts, None, filters)
 
     def chunk_maps(self, model_index: int, chunk: int) -> dict[str, np.ndarray] | None:

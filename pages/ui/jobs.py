@@ -17,6 +17,7 @@ import streamlit as st
 from explain.jobs import CANCELLED, DONE, FAILED, Job, JobLimitError, default_runner
 from explain.jobs.budget import format_passes
 from pages.ui import access
+from pages.ui.text import plain
 
 RUNS_KEY = "_runs"
 POLL_SECONDS = 1.0
@@ -88,7 +89,7 @@ def live_result(page: str, render: Callable[[Any, Job], None], placeholder: Call
         if current.active:
             progress_block(current, stoppable)
         elif current.state == FAILED:
-            st.error(f"The run failed: {current.error}")
+            st.error(f"The run failed: {plain(current.error)}")
         elif current.state == CANCELLED:
             st.warning(current.error or "The run was stopped; finished parts are stored. Press Run to go on.")
         result = current.result if current.state == DONE else current.partial
@@ -113,7 +114,7 @@ def runs_panel(page: str) -> None:
             state = job.state if job is not None else "not started"
             detail = job.progress.describe() if job is not None and job.active else state
             left, right = st.columns([5, 1])
-            left.markdown(f"**{run['title']}** · {detail}")
+            left.markdown(f"**{plain(run['title'])}** · {plain(detail)}")
             if right.button("Open", key=f"open:{page}:{run['key']}"):
                 show_analysis(page, run["analysis"])
                 st.rerun()
