@@ -167,3 +167,30 @@ def test_another_settings_run_into_the_same_folder_is_one_line(checkpoint, finis
     out = copy_of(finished, tmp_path)
     line = one_line_error(cli_evaluate(checkpoint, out, steps=6))
     assert "another evaluation" in line
+
+
+FULL_DISK = """
+import errno, sys
+from explain.evaluation import store
+from explain.evaluation.cli import main
+real = store.ResultsDir.write_chunk
+def write(self, result):
+    if result.chunk >= 1:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    real(self, result)
+store.ResultsDir.write_chunk = write
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_evaluate_is_one_line_that_says_what_is_kept(checkpoint, tmp_path):
+    out = tmp_path / "full"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK, "evaluate", "--weights", str(checkpoint), "--arch", "small_cnn",
+                           "--max-images", "4", "--methods", "saliency", "--metrics", "deletion_insertion", "--param",
+                           "deletion_insertion.steps=4", "--chunk-size", "2", "--device", "cpu", "--threads", "1",
+                           "--quiet", "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    line = one_line_error(proc)
+    assert "No space left on device" in line and "1 chunk(s) finished before it are kept" in line and "rerun" in line
+    assert ResultsDir(out).done() == {(0, 0)}

@@ -11,6 +11,7 @@ and the report CLI all run this one analysis.
 
 from __future__ import annotations
 
+import logging
 import math
 import platform
 import time
@@ -29,6 +30,7 @@ from .executors import ExecutionOptions, LocalExecutor, RayExecutor, Task
 from .sources import DataSource, ModelSource
 from .store import ResultsDir, ResultsError
 
+log = logging.getLogger(__name__)
 CLASS_MODES = ("top1", "label")
 DEFAULT_CHUNK = 64
 FORMAT = 1
@@ -169,7 +171,13 @@ class Evaluation(Analysis):
         run["images_computed"] = 0
         try:
             for result in executor.run(self, tasks, index, progress, ctx.should_stop):
-                results.write_chunk(result)
+                try:
+                    results.write_chunk(result)
+                except OSError as exc:  # a full or read-only disk: say what is kept and how to go on
+                    kept = len(results.done())
+                    raise OSError(f"{results.name}: a part could not be written ({exc.strerror or exc}); the {kept} "
+                                  "chunk(s) finished before it are kept. Free some space (or choose another results "
+                                  "folder) and rerun with the same settings to go on from them.") from None
                 run["chunks_computed"] += 1
                 run["images_computed"] += len(rows[result.chunk])
                 ctx.advance(len(rows[result.chunk]) - reported.pop((result.model_index, result.chunk), 0.0))
@@ -183,7 +191,10 @@ class Evaluation(Analysis):
                 run["images_per_second"] = round(run["images_computed"] / run["seconds"], 3)
             manifest["state"] = "complete" if len(results.done()) >= len(self.models) * chunks else "stopped"
             manifest.update(self._collected(results))
-            results.write_manifest(manifest)
+            try:
+                results.write_manifest(manifest)
+            except OSError:  # the error that stopped the run says what to do; the manifest of its start stays
+                log.warning("could not update the manifest of %s", results.name)
         ctx.check()  # a stop request ends the job as cancelled, its finished chunks kept
         yield EvaluationResult.open(self.out)
 
