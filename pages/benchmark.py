@@ -189,7 +189,8 @@ def run_form() -> tuple[Evaluation | None, EvaluationInputs, bool]:
         with st.expander("Metric settings"):
             for key in metrics:
                 st.markdown(f"**{get_metric(key).label}**")
-                params[key] = selection.params_widgets(key, get_metric(key).params, cost_of=selection.metric_cost(get_metric(key)))
+                params[key] = selection.params_widgets(key, get_metric(key).params,
+                                                       cost_of=selection.metric_cost(get_metric(key)))
         e1, e2, e3 = st.columns(3)
         class_mode = kept_widget(e1.radio, "Class explained", f"{PAGE}:class", "top1", options=["top1", "label"],
                                  format_func={"top1": "each image's top-1", "label": "each image's label"}.get, horizontal=True)
@@ -210,8 +211,9 @@ def run_form() -> tuple[Evaluation | None, EvaluationInputs, bool]:
         if kind == CHECKPOINTS:
             if not config.data_roots:
                 raise DatasetError("Checkpoint files must lie in a server folder the operator allows (data_roots); none is set.")
-            models = model_sources(weights=[pattern], arch=arch, num_classes=None if arch == ARCHITECTURE else int(classes),
-                                   roots=config.data_roots)  # the pattern checked before anything is listed or hashed
+            classes_given = None if arch == ARCHITECTURE else int(classes)
+            # the pattern is checked against data_roots before anything is listed or hashed
+            models = model_sources(weights=[pattern], arch=arch, num_classes=classes_given, roots=config.data_roots)
         else:
             models = model_sources(names=named)
         if data_kind == SERVER_DATA:
@@ -242,7 +244,7 @@ else:
             show(result.root, running=job.active)
 
         def placeholder() -> None:
-            st.caption(f"Press Run to evaluate into a results folder of this app ({Path(pending.out).name}); a rerun goes "
-                       "on from the chunks already written.")
+            st.caption(f"Press Run to evaluate into a results folder of this app ({Path(pending.out).name}); a "
+                       "rerun goes on from the chunks already written.")
 
         jobs.follow(PAGE, pending, inputs, run, draw, placeholder, stoppable=allowed)

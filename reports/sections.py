@@ -390,7 +390,8 @@ def benchmark_section(result: Any, score_key: str | None = None, model_index: in
         ),
         context=make_context(
             None, (), methods,
-            {"results": result.root.name, "checkpoints": ", ".join(result.models), "data": manifest.get("data", {}).get("label", ""),
+            {"results": result.root.name, "checkpoints": ", ".join(result.models),
+             "data": manifest.get("data", {}).get("label", ""),
              "images": manifest.get("images", 0), "class explained": settings.get("class_mode", ""),
              "metrics": ", ".join(f"{s.name}" for s in result.scores), "bootstrap": "1,000 resamples, seed 0, 95 % percentile interval"},
         ),

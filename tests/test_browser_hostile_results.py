@@ -40,5 +40,6 @@ def test_hostile_names_render_inert_in_chromium(finished, tmp_path):  # noqa: F8
         links = page.eval_on_selector_all("a", "els => els.map(e => e.getAttribute('href') || '')")
     assert "![beacon](https://tracker.example/b.png)" in body  # shown as typed
     assert not [u for u in requests if "tracker.example" in u], requests
-    assert not [s for s in sources if "tracker" in s] and not [h for h in links if "tracker" in h and not h.startswith("#")]
+    assert not [s for s in sources if "tracker" in s]
+    assert not [h for h in links if "tracker" in h and not h.startswith("#")]  # "#...": the heading's own anchor
     assert str(tmp_path) not in body

@@ -79,7 +79,7 @@ def test_the_probes_sanity_check_at_the_maxima_is_refused_before_it_starts(runne
     methods = tuple(at_maximum(k) for k in ("integrated_gradients", "smoothgrad", "rise", "lime", "shap_partition"))
     analysis = MetricAnalysis.of("cascading_randomisation", nine_images(), methods)
     assert analysis.planned_passes() > 1_000_000
-    with pytest.raises(BudgetExceeded, match="plans .* model passes; one run may plan at most 10,000 .* upload password"):
+    with pytest.raises(BudgetExceeded, match="plans .* passes; one run may plan at most 10,000 .* upload password"):
         runner.submit(analysis, None, owner=visitor)
     assert runner.jobs() == []  # nothing queued, nothing computed
     cheap = MetricAnalysis.of("cascading_randomisation", nine_images(), (MethodSpec.of("integrated_gradients"),))
@@ -119,8 +119,8 @@ def test_the_command_line_is_not_budgeted(runner):
     assert job.wait(30) and job.planned_passes == 0.0
 
 
-@pytest.mark.parametrize("key,name", [("smoothgrad", "n_samples"), ("integrated_gradients", "n_steps"), ("rise", "n_masks"),
-                                      ("lime", "n_samples")])
+@pytest.mark.parametrize("key,name", [("smoothgrad", "n_samples"), ("integrated_gradients", "n_steps"),
+                                      ("rise", "n_masks"), ("lime", "n_samples")])
 def test_parameter_ranges_are_capped_by_cost(key, name):
     method = get_method(key)
     param = next(p for p in method.params if p.name == name)
@@ -137,8 +137,9 @@ def test_parameter_ranges_are_capped_by_cost(key, name):
     assert param_ceiling(param, cost, 10**12, cheap_only=False) is None  # everything fits
     window = next(p for p in get_method("occlusion").params if p.name == "window")  # larger windows cost less
     occlusion = get_method("occlusion")
-    assert param_ceiling(window, lambda v: occlusion.evals_per_image({**occlusion.resolve_params({}), "window": v}, 224),
-                         1, cheap_only=True) is None
+    defaults = occlusion.resolve_params({})
+    assert param_ceiling(window, lambda v: occlusion.evals_per_image({**defaults, "window": v}, 224), 1,
+                         cheap_only=True) is None
 
 
 def test_the_operator_sets_the_budget_by_file_or_environment():

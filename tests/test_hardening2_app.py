@@ -12,12 +12,13 @@ import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from explain.evaluation import ResultsDir
 
 from .test_results_untrusted import checkpoint, finished  # noqa: F401  (fixtures)
+
+assert checkpoint  # the fixture `finished` needs (pytest finds it in this module)
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 LOCKED = {"explain": {"upload_password": "s3cret"}}
@@ -57,7 +58,7 @@ def benchmark(tmp_path: Path) -> AppTest:
     return at
 
 
-def test_hostile_names_in_a_run_of_this_app_render_inert_and_no_server_path(finished, tmp_path, monkeypatch):  # noqa: F811
+def test_hostile_names_in_a_run_render_inert_with_no_server_path(finished, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.setenv("EXPLAIN_CACHE_DIR", str(tmp_path))
     runs = tmp_path / "evaluations"
     runs.mkdir()

@@ -17,7 +17,14 @@ import torch
 
 from explain.analyses import run_directly
 from explain.evaluation import (
-    DataSource, Evaluation, EvaluationInputs, EvaluationResult, ExecutionOptions, MetricChoice, ResultsDir, ResultsError,
+    DataSource,
+    Evaluation,
+    EvaluationInputs,
+    EvaluationResult,
+    ExecutionOptions,
+    MetricChoice,
+    ResultsDir,
+    ResultsError,
     model_sources,
 )
 from explain.evaluation.store import manifest_problem
@@ -63,7 +70,8 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def cli_evaluate(checkpoint: Path, out: Path, steps: int = 4) -> subprocess.CompletedProcess:
     return cli("explain", "evaluate", "--weights", str(checkpoint), "--arch", "small_cnn", "--max-images", "4",
-               "--methods", "saliency", "--metrics", "deletion_insertion", "--param", f"deletion_insertion.steps={steps}",
+               "--methods", "saliency", "--metrics", "deletion_insertion",
+               "--param", f"deletion_insertion.steps={steps}",
                "--chunk-size", "2", "--device", "cpu", "--threads", "1", "--quiet", "--out", str(out), cwd=ROOT)
 
 
@@ -187,10 +195,11 @@ sys.exit(main(sys.argv[1:]))
 def test_a_full_disk_during_evaluate_is_one_line_that_says_what_is_kept(checkpoint, tmp_path):
     out = tmp_path / "full"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", FULL_DISK, "evaluate", "--weights", str(checkpoint), "--arch", "small_cnn",
-                           "--max-images", "4", "--methods", "saliency", "--metrics", "deletion_insertion", "--param",
-                           "deletion_insertion.steps=4", "--chunk-size", "2", "--device", "cpu", "--threads", "1",
-                           "--quiet", "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    argv = ["evaluate", "--weights", str(checkpoint), "--arch", "small_cnn", "--max-images", "4", "--methods",
+            "saliency", "--metrics", "deletion_insertion", "--param", "deletion_insertion.steps=4", "--chunk-size", "2",
+            "--device", "cpu", "--threads", "1", "--quiet", "--out", str(out)]
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK, *argv], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
     line = one_line_error(proc)
     assert "No space left on device" in line and "1 chunk(s) finished before it are kept" in line and "rerun" in line
     assert ResultsDir(out).done() == {(0, 0)}

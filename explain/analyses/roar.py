@@ -62,7 +62,8 @@ def valid_base(record: Any) -> dict[str, Any] | None:
     (it is then measured again, never read as it is)."""
     if record is None:
         return None
-    if isinstance(record, dict) and isinstance(record.get("architecture"), str) and _is_accuracy(record.get("accuracy")):
+    if (isinstance(record, dict) and isinstance(record.get("architecture"), str)
+            and _is_accuracy(record.get("accuracy"))):
         return record
     log.warning("ROAR base record is damaged (%s); it is skipped and measured again", type(record).__name__)
     return None

@@ -252,7 +252,8 @@ def allowed_glob(pattern: str, roots: Sequence[Path]) -> str:
     before anything is listed or read. DatasetError (the same words whether or not the
     path exists) otherwise."""
     if not roots:
-        raise DatasetError("Server files are disabled on this instance: the operator has allowed no folder (data_roots).")
+        raise DatasetError("Server files are disabled on this instance: the operator has allowed no folder "
+                           "(data_roots).")
     text = str(pattern).strip()
     if not text or "\0" in text:
         raise DatasetError("Enter a file pattern, e.g. ckpts/*.pt.")

@@ -26,7 +26,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.datasets import DatasetError, DatasetLimits, allowed_glob, inside_roots, outside_message, folder_entries, labels_for, zip_entries
+from ..data.datasets import (
+    DatasetError, DatasetLimits, allowed_glob, folder_entries, inside_roots, labels_for, outside_message, zip_entries,
+)
 from ..data.images import ImageLoadError, NamedImage, load_image_bytes
 from ..models.bundle import ModelBundle
 from ..models.errors import CustomModelError
@@ -118,7 +120,8 @@ class ModelSource:
 
 def model_sources(names: Sequence[str] = (), weights: Sequence[str] = (), arch: str | None = None,
                   num_classes: int | None = None, torchscript: Sequence[str] = (),
-                  class_names: Sequence[str] | None = None, roots: Sequence[Path] | None = None) -> tuple[ModelSource, ...]:
+                  class_names: Sequence[str] | None = None,
+                  roots: Sequence[Path] | None = None) -> tuple[ModelSource, ...]:
     """Models in order: the names, then the state dicts matching `weights` (globs, one
     architecture), then the TorchScript files matching `torchscript`; with `roots`, only
     files inside them (checked before any is read, see `expand_globs`)."""
@@ -126,7 +129,8 @@ def model_sources(names: Sequence[str] = (), weights: Sequence[str] = (), arch: 
         raise CustomModelError("state-dict checkpoints need --arch (a torchvision architecture name, or small_cnn)")
     sources = [ModelSource.named(n) for n in names]
     sources += [ModelSource.file(p, "state_dict", arch, num_classes, class_names) for p in expand_globs(weights, roots)]
-    sources += [ModelSource.file(p, "torchscript", None, num_classes, class_names) for p in expand_globs(torchscript, roots)]
+    sources += [ModelSource.file(p, "torchscript", None, num_classes, class_names)
+                for p in expand_globs(torchscript, roots)]
     if not sources:
         raise CustomModelError("no model given")
     return tuple(sources)

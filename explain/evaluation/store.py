@@ -194,8 +194,9 @@ class ResultsDir:
         except ResultsError:
             manifest = None
         if manifest is None and self.holds_parts():
-            raise ResultsError(f"{self.name} holds parts of an earlier run but no usable manifest ({MANIFEST} is missing, "
-                               "empty or damaged), so nothing says which settings wrote them. It was left as it is; "
+            raise ResultsError(f"{self.name} holds parts of an earlier run but no usable manifest ({MANIFEST} is "
+                               "missing, empty or damaged), so nothing says which settings wrote them. It was left as "
+                               "it is; "
                                "choose another results folder (or delete this one to start over).")
         return manifest
 

@@ -100,8 +100,8 @@ def admit(analysis: Analysis, visitor: Visitor, active: Iterable[Job], pool_limi
     same_pool = [j for j in own if j.analysis.pool == analysis.pool]
     slots = budget.slots(pool_limit)
     if len(same_pool) >= slots:
-        raise BudgetExceeded(f"You have {len(same_pool)} {analysis.pool} run(s) queued or running; one visitor may hold "
-                             f"{slots} of the server's {pool_limit}. Wait for one to finish or stop one.")
+        raise BudgetExceeded(f"You have {len(same_pool)} {analysis.pool} run(s) queued or running; one visitor may "
+                             f"hold {slots} of the server's {pool_limit}. Wait for one to finish or stop one.")
     return planned
 
 

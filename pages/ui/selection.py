@@ -197,7 +197,8 @@ def param_widget(owner: str, param: Param, cost_of: CostOf | None = None) -> Any
                              max_value=float(param.max), step=float(param.step or 0.01), help=help_text))
 
 
-def params_widgets(owner: str, params: Sequence[Param], columns: int = 4, cost_of: CostOf | None = None) -> dict[str, Any]:
+def params_widgets(owner: str, params: Sequence[Param], columns: int = 4,
+                   cost_of: CostOf | None = None) -> dict[str, Any]:
     """Widgets for a list of parameters, in columns (ranges capped by `cost_of`, see `param_widget`)."""
     values: dict[str, Any] = {}
     if not params:
