@@ -25,6 +25,7 @@ from ..data.training import LabelledImages
 from ..jobs.context import JobCancelled, JobContext
 from ..methods.registry import MethodSpec, get_method
 from ..metrics.base import Curves
+from ..metrics.registry import method_passes
 from ..metrics.roar.removal import degrade, method_ranker, pixel_order, random_ranker
 from ..metrics.roar.settings import RANDOM, Ranker, RoarSettings, entry_key, experiment_key, ranking_label
 from ..models.small_cnn import (
@@ -163,7 +164,7 @@ class RoarAnalysis(Analysis):
         """Each retraining's epochs over the training images, and each ranking's maps of
         every image (at the largest dataset a ROAR run takes)."""
         s = self.settings
-        rankings = sum(get_method(m.key).evals_per_image(m.resolved, size) for m in s.methods if m.key != RANDOM)
+        rankings = sum(method_passes(m, size) for m in s.methods if m.key != RANDOM)  # 1 for a custom ranker
         return self.total * s.recipe.epochs * ROAR_PLAN_IMAGES + rankings * ROAR_PLAN_IMAGES
 
     def _entries(self, scope) -> dict[str, dict[str, Any]]:

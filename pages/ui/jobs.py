@@ -125,7 +125,7 @@ def budget_note(pending: Any) -> None:
     budget = access.budget()
     try:
         planned = pending.planned_passes()
-    except NotImplementedError:
+    except (NotImplementedError, ValueError):  # an analysis without a plan, or settings the run itself refuses
         return
     over = planned > budget.job_passes
     text = f"This run plans {format_passes(planned)} model passes. {budget.describe()}"
