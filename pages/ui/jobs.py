@@ -33,8 +33,8 @@ def submit(page: str, analysis: Any, inputs: Any) -> Job | None:
     would take this session over its budget."""
     try:
         job = default_runner().submit(analysis, inputs, owner=access.visitor())
-    except JobLimitError as exc:
-        st.error(str(exc))
+    except (JobLimitError, ValueError) as exc:  # no room, over the budget, or settings that cannot be planned
+        st.error(plain(exc))
         return None
     show_analysis(page, analysis)
     return job
