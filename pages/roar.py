@@ -86,6 +86,7 @@ try:
         methods=tuple(MethodSpec.of(s.key, dict(s.params)) for s in methods), fractions=roar.parse_percentages(percent_text),
         repeats=int(repeats), seed=int(seed), mode=mode, recipe=recipe,
     )
+    settings.check_bounds()
 except ValueError as exc:
     st.error(str(exc))
     st.stop()

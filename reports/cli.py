@@ -158,10 +158,12 @@ def roar_settings(args: argparse.Namespace) -> RoarSettings:
     for method in methods:
         explain.get_method(method)
     try:
-        return RoarSettings(
+        settings = RoarSettings(
             methods=tuple(MethodSpec.of(m) for m in methods), fractions=parse_percentages(args.roar_fractions),
             repeats=args.roar_repeats, mode=args.roar_mode, recipe=TrainRecipe(epochs=args.roar_epochs),
         )
+        settings.check_bounds()
+        return settings
     except ValueError as exc:
         raise UsageError(f"--roar-*: {exc}") from None
 
