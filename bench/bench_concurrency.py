@@ -126,9 +126,11 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
-                first_photos_seconds(browser, args.limit)  # the model loads once per server process
+                warm_up = first_photos_seconds(browser, args.limit)  # the model loads once per server process
+                print(f"warm-up visit: {warm_up:.1f} s", flush=True)
                 with HealthProbe() as idle_health:
                     idle = [first_photos_seconds(browser, args.limit) for _ in range(args.visitors)]
+                print(f"idle phase done: first photos {idle}", flush=True)
                 sessions = []
                 with HealthProbe() as loaded_health:
                     started = time.perf_counter()
