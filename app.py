@@ -15,7 +15,7 @@ from explain.metrics import list_metrics
 from explain.storage import clean_stray_temporaries
 from pages.ui.metric_page import render as render_metric_page
 from pages.ui.metric_page import render_group as render_metric_group
-from pages.ui.session import before_page_run
+from pages.ui.session import before_page_run, open_requested_page
 from reports import ReportStore
 
 METRIC_PAGE_FILES = {"deletion_insertion": "pages/deletion_insertion.py", "sic_aic": "pages/pic.py",
@@ -64,7 +64,7 @@ if "report" in st.query_params:
         [st.Page("pages/shared_report.py", title="Shared report", icon=":material/description:")], position="hidden"
     )
 else:
-    navigation = st.navigation([
+    pages = [
         st.Page("pages/model_data.py", title="Model & data", icon=":material/tune:"),
         st.Page("pages/gallery.py", title="Attribution gallery", icon=":material/grid_view:", default=True),
         st.Page("pages/shap_summary.py", title="SHAP summary", icon=":material/scatter_plot:"),
@@ -72,6 +72,8 @@ else:
         st.Page("pages/roar.py", title="ROAR", icon=":material/model_training:"),
         st.Page("pages/benchmark.py", title="Benchmark", icon=":material/leaderboard:"),
         st.Page("pages/reports.py", title="Reports", icon=":material/summarize:"),
-    ])
+    ]
+    navigation = st.navigation(pages)
+    open_requested_page(pages)
 before_page_run()
 navigation.run()

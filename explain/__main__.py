@@ -1,4 +1,4 @@
-"""`python -m explain COMMAND`: batch commands (`evaluate`, `train-small-cnn`); see
+"""`python -m explain COMMAND`: batch commands (`evaluate`, `train-small-cnn`, `cache`); see
 `explain.evaluation.cli`."""
 
 import sys

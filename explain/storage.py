@@ -31,8 +31,9 @@ TMP_PREFIX = ".tmp-"
 STRAY_SECONDS = 600.0  # a temporary file this old is a killed writer's: no write takes this long
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically (temporary file in the same folder, then rename)."""
+def atomic_write(path: Path, data: bytes) -> int:
+    """Write `data` to `path` atomically (temporary file in the same folder, then rename);
+    returns the bytes written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX, suffix=path.suffix)
     try:
@@ -42,10 +43,11 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return len(data)
 
 
-def write_json(path: Path, value: Any) -> None:
-    atomic_write(path, json.dumps(value, indent=1, sort_keys=True, allow_nan=True).encode("utf-8"))
+def write_json(path: Path, value: Any) -> int:
+    return atomic_write(path, json.dumps(value, indent=1, sort_keys=True, allow_nan=True).encode("utf-8"))
 
 
 def read_json(path: Path) -> Any | None:
@@ -57,13 +59,13 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
-def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> int:
     """Named arrays as one uncompressed `.npz` (no pickles: object arrays are refused)."""
     import io
 
     buffer = io.BytesIO()
-    np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
-    atomic_write(path, buffer.getvalue())
+    np.savez(buffer, allow_pickle=False, **{k: np.asarray(v) for k, v in arrays.items()})
+    return atomic_write(path, buffer.getvalue())
 
 
 def read_arrays(path: Path) -> dict[str, np.ndarray] | None:

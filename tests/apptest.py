@@ -7,16 +7,19 @@ from typing import Any
 from streamlit.testing.v1 import AppTest
 
 from explain.jobs import default_runner
+from tests.patience import generous
 
 
-def wait_for_jobs(timeout: float = 600) -> None:
-    """Wait until no job of this process's runner is active."""
+def wait_for_jobs(timeout: float | None = None) -> None:
+    """Wait until no job of this process's runner is active (each at most `timeout` s,
+    default: generous for a minute of work)."""
+    timeout = generous(60) if timeout is None else timeout
     for job in default_runner().jobs():
         if job.active:
             assert job.wait(timeout), f"job {job.title} did not finish within {timeout} s"
 
 
-def run_until_idle(at: AppTest, timeout: float = 600) -> AppTest:
+def run_until_idle(at: AppTest, timeout: float | None = None) -> AppTest:
     """Run the page, let the jobs it started finish, and run it again to draw their results."""
     at.run()
     assert not at.exception, at.exception

@@ -15,6 +15,8 @@ from typing import Iterator
 
 import pytest
 
+from tests.patience import generous
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -31,6 +33,11 @@ def require_chromium() -> None:
         pytest.skip("headless Chromium not installed (apt-get install -y chromium)")
 
 
+def ms(idle_seconds: float) -> float:
+    """A Playwright timeout (milliseconds) for what takes `idle_seconds` on an idle machine."""
+    return generous(idle_seconds) * 1000
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -38,8 +45,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(extra_env: dict[str, str] | None = None, timeout: float = 120) -> Iterator[str]:
+def running_app(extra_env: dict[str, str] | None = None, timeout: float | None = None) -> Iterator[str]:
     """Start `streamlit run app.py` on 127.0.0.1 and yield its URL; stop it afterwards."""
+    timeout = generous(10) if timeout is None else timeout
     port = free_port()
     env = {**os.environ, **(extra_env or {})}
     process = subprocess.Popen(
@@ -65,7 +73,7 @@ def running_app(extra_env: dict[str, str] | None = None, timeout: float = 120) -
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=generous(2))
         except subprocess.TimeoutExpired:
             process.kill()
 
@@ -82,6 +90,13 @@ def chromium_page(offline: bool = False) -> Iterator:
             yield context.new_page()
         finally:
             browser.close()
+
+
+# Every plotly figure on the page laid out and drawn (what to wait for before measuring or
+# before concluding that no late error came).
+ALL_FIGURES_DRAWN = (
+    "[...document.querySelectorAll('.plotly-graph-div')].every(d => d._fullLayout && d.querySelector('svg.main-svg'))"
+)
 
 
 # Per plotly figure on the page: what a reader would see as broken. Boxes of the

@@ -1,6 +1,8 @@
 """An analysis for job tests: `parts` numbered parts, each stored as it is done and
 logged (one line per computation) to a file named in the inputs, so tests can count
-what was computed, kill a process mid-run and resume."""
+what was computed, kill a process mid-run and resume. With a `gate` file named in the
+inputs, computing part `gate_at` waits until that file exists: a test holds the job at a
+known point (parts stored, nothing more) for as long as it needs, whatever the load."""
 
 from __future__ import annotations
 
@@ -18,6 +20,15 @@ from explain.jobs import JobContext
 class CountInputs:
     log: str
     seconds: float = 0.0
+    gate: str = ""
+    gate_at: int = 0
+
+
+def wait_for_gate(inputs: CountInputs, ctx: JobContext) -> None:
+    """Hold the job until the gate file exists (a cancel still stops it)."""
+    while inputs.gate and not os.path.exists(inputs.gate):
+        ctx.check()
+        time.sleep(0.01)
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,8 @@ class Countdown(Analysis):
                 ctx.reused(1)
             else:
                 ctx.working_on(f"part {i}")
+                if i == inputs.gate_at:
+                    wait_for_gate(inputs, ctx)
                 time.sleep(inputs.seconds)
                 with open(inputs.log, "a") as log:
                     log.write(f"{os.getpid()} {i}\n")
@@ -59,10 +72,11 @@ if Countdown.kind not in ANALYSES:
     register_analysis(Countdown)
 
 
-if __name__ == "__main__":  # python -m tests.job_samples PARTS SECONDS LOG [SALT]: run it on the default runner
+if __name__ == "__main__":  # python -m tests.job_samples PARTS SECONDS LOG [GATE GATE_AT]: run it on the default runner
     from explain.jobs import default_runner
 
     parts, seconds, log = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
-    job = default_runner().submit(Countdown(parts, sys.argv[4] if len(sys.argv) > 4 else ""), CountInputs(log, seconds))
+    gate, gate_at = (sys.argv[4], int(sys.argv[5])) if len(sys.argv) > 5 else ("", 0)
+    job = default_runner().submit(Countdown(parts), CountInputs(log, seconds, gate, gate_at))
     job.wait()
     print(job.state, job.result.values[-1] if job.result else None)

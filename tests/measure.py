@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_measured(code: str, timeout: float = 300) -> dict:
+def run_measured(code: str, timeout: float = 3600) -> dict:
     """Run `code` in a new interpreter (the repository importable) and return the dict
     `result` it fills, plus `peak_mb`: the child's own peak resident memory (imports
     included). The snippet times what it measures itself (`result["seconds"]`), so that

@@ -10,6 +10,7 @@ from PIL import Image
 import explain
 import reports
 from tests.synthetic import PatchCNN, patch_image
+from tests.patience import generous
 
 HOSTILE = "<script>alert('x')</script>"
 HOSTILE_IMG = '<img src=x onerror="alert(2)">'
@@ -104,6 +105,6 @@ def every_section_report(roar_store_root) -> reports.Report:
                                  fractions=(0.1, 0.5), recipe=TrainRecipe(epochs=3, batch_size=32, width=4))
     dataset = patch_dataset()
     job = JobRunner(JobStore(roar_store_root)).submit(RoarAnalysis.of(dataset, settings), RoarInputs(dataset))
-    assert job.wait(300) and job.state == "done", job.error
+    assert job.wait(generous(30)) and job.state == "done", job.error
     sections.append(job.result.report_section())
     return reports.Report.assemble("Every section", sections)

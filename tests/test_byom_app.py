@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from .apptest import click, run_until_idle, shown_result
 from .test_byom_backend import SmallCNN, png_bytes, torch_bytes, torchscript_bytes, zip_bytes
 from .test_data import huge_png_header
+from tests.patience import generous
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/model_data.py"
@@ -22,7 +23,7 @@ PAGE = "pages/model_data.py"
 def model_page(secrets: dict | None = None, user: dict | None = None) -> AppTest:
     """A fresh session on the Model & data page, after a first run on the gallery (one
     photo, Saliency: cached across tests by the process-wide attribution cache)."""
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = AppTest.from_file(APP, default_timeout=generous(30))
     if secrets:
         at.secrets.update(secrets)
     if user is not None:

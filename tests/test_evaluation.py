@@ -30,6 +30,7 @@ from explain.evaluation.cli import add_commands, evaluation_from_args
 from explain.evaluation.cli import main as explain_main
 from explain.methods.registry import MethodSpec
 from explain.metrics import pic
+from tests.patience import generous
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -100,13 +101,28 @@ def test_pandas_reads_rows_curves_and_manifest(results):
 
 
 # ---------------------------------------------------------------------- executors
+RAY_STARTS = 3  # Ray gives a starting node a fixed 30 s; a loaded machine may need another try
+
+
+def start_local_ray(ray, num_cpus: int) -> None:  # type: ignore[no-untyped-def]
+    """`ray.init` a local node, starting again when the node timed out during start-up."""
+    for attempt in range(RAY_STARTS):
+        try:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR")
+            return
+        except Exception as exc:  # Ray raises a bare Exception for a start-up timeout
+            ray.shutdown()
+            if "timed out during startup" not in str(exc) or attempt == RAY_STARTS - 1:
+                raise
+
+
 @pytest.mark.ray
 @pytest.mark.slow
 def test_local_and_ray_executors_give_identical_rows(checkpoints, results, tmp_path):
     import ray  # in requirements.txt: a missing or broken Ray fails here, it is never skipped
 
     analysis = settings(checkpoints, tmp_path / "ray", save_maps=True)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    start_local_ray(ray, num_cpus=2)
     try:
         got = run_directly(analysis, EvaluationInputs("ray", ExecutionOptions(device="cpu", threads=1)))
     finally:
@@ -199,7 +215,7 @@ def test_a_killed_run_resumes_without_recomputing_finished_chunks(checkpoints, t
     killed = tmp_path / "killed"
     env = {**os.environ, "KILL_AT": str(kill_at), "PYTHONPATH": str(ROOT)}
     process = subprocess.run([sys.executable, "-c", KILLED_RUN, *_cli_args(checkpoints, killed)], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=300)
+                             capture_output=True, text=True, timeout=generous(30))
     assert process.returncode == -9, process.stderr[-2000:]
 
     # The interrupted store is consistent: whole parts only, readable by pandas, the manifest says "running".
@@ -268,7 +284,7 @@ print(json.dumps({"rss": seen, "chunks": len(chunks), "alive": sum(ref() is not 
 def test_resident_memory_stays_flat_in_the_number_of_images(checkpoints, tmp_path):
     """RSS after 2,000 images within 10 % of RSS after 200 (a fresh process; about 20 s)."""
     process = subprocess.run([sys.executable, "-c", MEMORY_RUN, str(checkpoints / "small_cnn-e3.pt"), str(tmp_path / "memory")],
-                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
+                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=generous(60))
     assert process.returncode == 0, process.stderr[-2000:]
     found = json.loads(process.stdout.strip().splitlines()[-1])
     rss = {int(k): v for k, v in found["rss"].items()}
@@ -303,7 +319,7 @@ def test_benchmark_page_shows_a_three_checkpoint_run_and_adds_it_to_the_report(r
     monkeypatch.setenv("EXPLAIN_CACHE_DIR", str(tmp_path / "cache"))
     run = runs_dir() / "three-checkpoints"
     shutil.copytree(results.root, run)
-    at = AppTest.from_file(str(APP), default_timeout=120)
+    at = AppTest.from_file(str(APP), default_timeout=generous(12))
     at.switch_page("pages/benchmark.py")
     at.run()
     assert not at.exception

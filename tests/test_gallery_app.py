@@ -14,13 +14,14 @@ import explain
 from explain.analyses import maps as maps_module
 
 from .apptest import click, run_until_idle, shown_result, wait_for_jobs
+from tests.patience import generous
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 CHEAP_METHODS = ["gradcam", "saliency"]
 
 
 def gallery(samples=("chelsea", "coffee"), methods=CHEAP_METHODS) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = AppTest.from_file(APP, default_timeout=generous(30))
     at.session_state["samples"] = list(samples)
     at.session_state["methods"] = list(methods)
     return at
@@ -73,7 +74,7 @@ def test_first_visit_paints_images_and_top5_then_maps_arrive():
 
 @pytest.mark.slow
 def test_gallery_default_settings_render():
-    at = run_until_idle(AppTest.from_file(APP, default_timeout=600))
+    at = run_until_idle(AppTest.from_file(APP, default_timeout=generous(60)))
     assert len(images_on_page(at)) == 3 * 4
 
 
@@ -170,7 +171,7 @@ def test_sidebar_picks_survive_page_switches_and_every_page_uses_them():
     images = tuple(explain.NamedImage(f"img{i}.png", Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)))
                    for i in range(8))
     dataset = ImageDataset("eight", images, ("a", "b") * 4)
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = AppTest.from_file(APP, default_timeout=generous(30))
     at.session_state["custom_bundle"] = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
     at.session_state["dataset"] = dataset
     at.session_state["samples"] = []

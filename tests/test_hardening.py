@@ -31,6 +31,7 @@ from explain.models.small_cnn import SmallCNN as RoarCNN, TrainRecipe, base_mode
 from reports import cli
 
 from .measure import run_measured
+from .patience import generous
 from .test_byom_backend import png_bytes, torch_bytes, zip_bytes
 from .test_roar import oracle_ranker, patch_dataset
 
@@ -45,12 +46,11 @@ def test_class_names_json_nested_100000_deep_gets_a_message():
         parse_class_names(deep, "deep.json")
 
 
-def test_duplicate_check_of_80000_class_names_is_fast():
+def test_duplicate_check_of_80000_class_names_names_the_repeat():
+    """The check's speed is measured in bench/bench_hardening.py (no test asserts on time)."""
     names = [f"class {i:05d}" for i in range(80_000)]  # 0.9 MB
-    started = time.perf_counter()
     with pytest.raises(CustomModelError, match=r"class names repeat \(class 00007\)"):
         parse_class_names("\n".join([*names, "class 00007"]).encode(), "many.txt")
-    assert time.perf_counter() - started < 2.0
     assert parse_class_names("\n".join(names).encode(), "many.txt") == names
 
 
@@ -87,16 +87,14 @@ def test_deflated_state_dict_is_measured_before_it_is_inflated(tmp_path):
         from pathlib import Path
         from explain.models import CustomModelError, UploadedModel, load_uploaded_model
         data = Path({str(path)!r}).read_bytes()
-        started = time.perf_counter()
         try:
             load_uploaded_model(UploadedModel("bomb.pt", data, "state_dict", "resnet18", 1000),
                                 allow_torchscript=False, max_bytes=64 * 2**20)
         except CustomModelError as exc:
             result["error"] = str(exc)
-        result["seconds"] = time.perf_counter() - started
     """)
     assert "inflates to 1024 MB" in measured["error"] and "64 MB" in measured["error"]
-    assert measured["peak_mb"] < 1024 and measured["seconds"] < 2
+    assert measured["peak_mb"] < 1024
 
 
 def test_torchscript_zip_is_measured_before_it_is_inflated_too():
@@ -126,16 +124,14 @@ def test_tiny_state_dict_for_a_huge_architecture_is_refused_before_building_it()
         from explain.models import CustomModelError, build_torchvision_model
         state = {"fc.weight": torch.zeros(10, 64), "fc.bias": torch.zeros(10)}  # 2.6 kB
         for architecture in ("regnet_y_128gf", "vit_h_14"):
-            started = time.perf_counter()
             try:
                 build_torchvision_model(architecture, 10, state, "tiny.pt")
             except CustomModelError as exc:
-                result[architecture] = [str(exc), time.perf_counter() - started]
+                result[architecture] = str(exc)
     """)
     for architecture in ("regnet_y_128gf", "vit_h_14"):
-        message, seconds = measured[architecture]
+        message = measured[architecture]
         assert f"tiny.pt does not fit {architecture} with 10 classes" in message and "missing" in message
-        assert seconds < 2
     assert measured["peak_mb"] < 1024
 
 
@@ -209,14 +205,12 @@ def test_a_one_pixel_wide_image_costs_little_to_preprocess():
         bundle = explain.make_bundle("id", torch.nn.Flatten(), ["a"], input_size=224, resize_size=256, device="cpu")
         for name, data in {files!r}.items():
             image = explain.load_image_bytes(data, name + ".png")
-            started = time.perf_counter()
             batch = bundle.preprocess_batch([image])
-            result[name] = [time.perf_counter() - started, list(batch.shape), float(bundle.to_display(batch)[0, ..., 0].mean())]
+            result[name] = [list(batch.shape), float(bundle.to_display(batch)[0, ..., 0].mean())]
     """)
     for name in files:
-        seconds, shape, red = measured[name]
+        shape, red = measured[name]
         assert shape == [1, 3, 224, 224] and red == pytest.approx(200, abs=2), name
-        assert seconds < 2, name
     assert measured["peak_mb"] < 1024
 
 
@@ -266,14 +260,13 @@ def test_huge_file_named_png_in_an_allowed_folder_is_skipped_without_reading_it(
     with open(tmp_path / "cat" / "big.png", "wb") as handle:
         handle.truncate(2**30)  # sparse: 1 GB on paper, nothing on disk
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         dataset = dataset_from_folder(tmp_path, [tmp_path])
         images = cli.load_images(str(tmp_path / "cat"))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert time.perf_counter() - started < 2 and peak < 100 * MB
+    assert peak < 100 * MB  # nothing of the 1 GB file was read
     assert [im.name for im in dataset.images] == ["cat/a.png"]
     assert dataset.skipped == ("cat/big.png: the file is 1024 MB; the limit is 50 MB.",)
     assert [im.name for im in images] == ["a.png"] and "big.png: the file is 1024 MB" in capsys.readouterr().err
@@ -331,7 +324,7 @@ def test_seeded_methods_on_two_models_at_once_give_the_sequential_maps():
     for t in threads:
         t.start()
     for t in threads:
-        t.join(300)
+        t.join(generous(60))
     assert not errors and not mismatches, (errors, mismatches)
 
 
@@ -348,20 +341,31 @@ def roar_settings(epochs: int = 1, **kw) -> roar.RoarSettings:
     return roar.RoarSettings(methods=(MethodSpec("oracle"),), fractions=(0.5,), recipe=recipe, **kw)
 
 
-def test_stop_reaches_the_training_of_the_base_model(roar_cache):
+def test_stop_reaches_the_training_of_the_base_model(roar_cache, monkeypatch):
+    """Stop is heard at the next mini-batch: the training's stop check answers "stop"
+    exactly once, and that answer ends it (observed, not timed)."""
+    from explain.analyses import roar as roar_analysis
+
     data = patch_dataset()
     settings = roar_settings(epochs=5000)  # minutes of base-model training
+    answers: list[bool] = []
+    training = threading.Event()
+    real = roar_analysis.trained_base_model
+
+    def observed(*args, should_stop, **kwargs):
+        def asked() -> bool:
+            answers.append(should_stop())
+            training.set()
+            return answers[-1]
+        return real(*args, should_stop=asked, **kwargs)
+
+    monkeypatch.setattr(roar_analysis, "trained_base_model", observed)
     runner = JobRunner(JobStore(roar_cache / "store"))
     job = runner.submit(RoarAnalysis.of(data, settings), RoarInputs(data, rankers={"oracle": oracle_ranker}))
-    deadline = time.monotonic() + 60
-    while "base model" not in job.progress.label and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # well inside the first epochs
+    assert training.wait(generous(5)), job.error  # mini-batches of the base model are running
     job.cancel()
-    started = time.monotonic()
-    assert job.wait(10), "the base model kept training after Stop"
-    assert time.monotonic() - started < 5
-    assert job.state == "cancelled"
+    assert job.wait(generous(5)), "the base model kept training after Stop"
+    assert job.state == "cancelled" and answers.count(True) == 1 and answers[-1]
     assert not base_model_path(data, settings.recipe, settings.seed).exists()  # nothing half-trained is cached
 
 
@@ -371,25 +375,25 @@ def test_roar_jobs_are_capped_per_process_with_a_clear_message(roar_cache):
     release = threading.Event()
 
     def held(bundle, images):
-        assert release.wait(120)
+        assert release.wait(generous(5))
         return oracle_ranker(bundle, images)
 
     data = patch_dataset()
     runner = JobRunner(JobStore(roar_cache / "store"))
     inputs = RoarInputs(data, rankers={"oracle": held})
     jobs = [runner.submit(RoarAnalysis.of(data, roar_settings(seed=seed)), inputs) for seed in range(4)]
-    deadline = time.monotonic() + 60
-    while sum(job.state == "running" for job in jobs) < 2 and time.monotonic() < deadline:
+    deadline = time.monotonic() + generous(5)
+    while sum(job.state == "running" for job in jobs) < 2:  # the running two hold until released: no third starts
+        assert time.monotonic() < deadline, [job.state for job in jobs]
         time.sleep(0.05)
-    time.sleep(0.3)
     assert sum(job.state == "running" for job in jobs) == POOL_SIZES["long"] and sum(job.state == "queued" for job in jobs) == 2
     with pytest.raises(JobLimitError, match="at most 4"):
         runner.submit(RoarAnalysis.of(data, roar_settings(seed=99)), inputs)
     assert runner.submit(RoarAnalysis.of(data, roar_settings(seed=0)), inputs) is jobs[0]
     release.set()
-    assert all(job.wait(120) and job.state == "done" for job in jobs)
+    assert all(job.wait(generous(5)) and job.state == "done" for job in jobs)
     extra = runner.submit(RoarAnalysis.of(data, roar_settings(seed=99)), RoarInputs(data, rankers={"oracle": oracle_ranker}))
-    assert extra.wait(120) and extra.state == "done"
+    assert extra.wait(generous(5)) and extra.state == "done"
 
 
 def test_overlapping_training_thread_settings_leave_later_threads_as_they_were():
@@ -402,20 +406,20 @@ def test_overlapping_training_thread_settings_leave_later_threads_as_they_were()
     def job_a() -> None:
         with torch_threads(1):
             a_in.set()
-            assert b_in.wait(10)
+            assert b_in.wait(generous(1))
         a_out.set()
 
     def job_b() -> None:
-        assert a_in.wait(10)
+        assert a_in.wait(generous(1))
         with torch_threads(1):  # enters while A holds one thread, leaves after A
             b_in.set()
-            assert a_out.wait(10)
+            assert a_out.wait(generous(1))
 
     threads = [threading.Thread(target=job_a), threading.Thread(target=job_b)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(20)
+        t.join(generous(1))
     seen = []
     later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
     later.start()

@@ -16,6 +16,7 @@ from explain.jobs import pools as pools_module
 from explain.models.zoo import zoo_weight_path
 
 from .test_byom_app import errors, model_page
+from tests.patience import generous
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 LOCKED = {"explain": {"upload_password": "s3cret"}}
@@ -23,7 +24,7 @@ PAGES = ["pages/model_data.py", "pages/gallery.py", "pages/roar.py", "pages/repo
 
 
 def fresh_session(page: str, secrets: dict | None = LOCKED) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = AppTest.from_file(APP, default_timeout=generous(30))
     if secrets:
         at.secrets.update(secrets)
     at.session_state["samples"] = ["coffee"]

@@ -11,13 +11,14 @@ from streamlit.testing.v1 import AppTest
 from tests.synthetic import PatchCNN, bundle_of
 
 from .apptest import click, run_until_idle, shown_result
+from tests.patience import generous
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
 @pytest.fixture
 def app() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
+    at = AppTest.from_file(APP, default_timeout=generous(12))
     at.session_state["custom_bundle"] = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
     at.session_state["samples"] = ["chelsea", "coffee"]
     at.session_state["methods"] = ["gradcam", "saliency"]
@@ -69,7 +70,7 @@ def test_pages_report_no_selection_without_failing(app):
 
 @pytest.mark.slow
 def test_pic_page_on_the_default_model_keeps_a_confident_photo():
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = AppTest.from_file(APP, default_timeout=generous(30))
     at.session_state["samples"] = ["coffee"]
     at.session_state["methods"] = ["gradcam"]
     run_page(at, "pages/pic.py")

@@ -12,6 +12,7 @@ from torch import nn
 import explain
 from explain.models.bundle import make_bundle
 from explain.models.efficientnet_lite import EfficientNetLite, ReLU6
+from tests.patience import method_params
 
 CHEAP = {"integrated_gradients": {"n_steps": 4}, "occlusion": {"window": 112, "stride": 112},
          "gradient_shap": {"n_samples": 2}, "smoothgrad": {"n_samples": 2}, "smoothgrad_sq": {"n_samples": 2},
@@ -104,8 +105,8 @@ def assert_same_maps(ours: np.ndarray, before: np.ndarray) -> None:
     np.testing.assert_allclose(ours, before, rtol=0, atol=1e-4 * scale)
 
 
-@pytest.mark.parametrize("method", [m.key for m in explain.list_methods()
-                                    if (m.family != "perturbation" or m.key == "occlusion")])
+@pytest.mark.parametrize("method", method_params(m.key for m in explain.list_methods()
+                                                  if (m.family != "perturbation" or m.key == "occlusion")))
 def test_every_method_gives_the_same_maps_as_before(default_bundle, previous_bundle, images, method):
     reason = explain.get_method(method).unavailable_reason(default_bundle)
     if reason is not None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import explain
+from tests.patience import method_params
 
 CHEAP = {"integrated_gradients": {"n_steps": 4}, "occlusion": {"window": 112, "stride": 112},
          "gradient_shap": {"n_samples": 2}, "smoothgrad": {"n_samples": 2}, "smoothgrad_sq": {"n_samples": 2},
@@ -31,7 +32,8 @@ def inputs(default_bundle):
     return default_bundle.preprocess_batch([explain.load_sample("chelsea"), explain.load_sample("coffee")])
 
 
-@pytest.mark.parametrize("method", [m.key for m in explain.list_methods() if m.family != "perturbation" or m.key == "occlusion"])
+@pytest.mark.parametrize("method", method_params(m.key for m in explain.list_methods()
+                                                  if m.family != "perturbation" or m.key == "occlusion"))
 def test_method_leaves_model_bit_identical(default_bundle, inputs, method):
     reason = explain.get_method(method).unavailable_reason(default_bundle)
     if reason is not None:

@@ -14,6 +14,7 @@ from tests.report_samples import HOSTILE, curves
 from tests.synthetic import PatchCNN, bundle_of, labelled_folder
 
 from .apptest import click, run_until_idle, shown_result
+from tests.patience import generous
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -35,7 +36,7 @@ def texts(at: AppTest) -> str:
 
 
 def test_gallery_result_goes_into_a_saved_shareable_report(store):
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = AppTest.from_file(APP, default_timeout=generous(30))
     at.session_state["samples"] = ["chelsea"]
     at.session_state["methods"] = ["gradcam"]
     run_until_idle(at)
@@ -60,7 +61,7 @@ def test_gallery_result_goes_into_a_saved_shareable_report(store):
     assert f"/?report={saved[0].id}" in texts(at)
 
     # The share link opens the saved report alone, read-only, without the navigation.
-    viewer = AppTest.from_file(APP, default_timeout=60)
+    viewer = AppTest.from_file(APP, default_timeout=generous(6))
     viewer.query_params["report"] = saved[0].id
     viewer.run()
     assert not viewer.exception, viewer.exception
@@ -76,7 +77,7 @@ def test_gallery_result_goes_into_a_saved_shareable_report(store):
 
 @pytest.mark.parametrize("bad_id", ["../../etc/passwd", "x" * 22, ""])
 def test_a_bad_or_unknown_share_link_says_so(store, bad_id):
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(APP, default_timeout=generous(6))
     at.query_params["report"] = bad_id
     at.run()
     assert not at.exception, at.exception
@@ -85,7 +86,7 @@ def test_a_bad_or_unknown_share_link_says_so(store, bad_id):
 
 
 def test_sections_are_chosen_and_ordered_and_can_be_cleared(store):
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(APP, default_timeout=generous(6))
     report = ReportDraft()
     for section in (curves("first"), reports.Section("t", "Second", (reports.Table(("a",), ((1,),)),))):
         report.add(section)
@@ -104,12 +105,13 @@ def test_sections_are_chosen_and_ordered_and_can_be_cleared(store):
     assert "The report is empty" in texts(at)
 
 
+@pytest.mark.slow
 def test_the_report_being_built_survives_page_switches_and_adds_from_every_page(store, tmp_path):
     """Why #3: title, author, description and chosen sections were wiped by "Add to report"
     on the ROAR page, and the download held 2 of 5 sections without a word."""
     from explain.data.datasets import dataset_from_folder
 
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = AppTest.from_file(APP, default_timeout=generous(30))
     at.session_state["custom_bundle"] = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
     at.session_state["samples"] = ["chelsea", "coffee"]
     at.session_state["methods"] = ["gradcam", "saliency"]
@@ -153,7 +155,7 @@ def test_the_report_being_built_survives_page_switches_and_adds_from_every_page(
 
 def test_the_saved_list_shows_other_sessions_reports_only_when_the_operator_allows(store, monkeypatch):
     foreign = store.save(reports.Report.assemble("someone else's", [curves("x")]), "<p>x</p>")
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(APP, default_timeout=generous(6))
     at.switch_page("pages/reports.py").run()
     assert not at.exception, at.exception
     assert not at.get("selectbox") and "No saved reports to show" in texts(at)
@@ -163,7 +165,7 @@ def test_the_saved_list_shows_other_sessions_reports_only_when_the_operator_allo
 
 
 def test_shap_summary_page_adds_its_plots_to_the_report(store):
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = AppTest.from_file(APP, default_timeout=generous(30))
     at.session_state["custom_bundle"] = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
     at.session_state["samples"] = ["chelsea", "coffee"]
     at.session_state["shap_method"] = "shap_gradient"

@@ -10,7 +10,7 @@ import pytest
 
 import reports
 from reports.store import STORE_ENV, ReportStore
-from tests.browser import FIGURE_PROBLEMS_JS, LEGEND_STYLES_JS, chromium_page, require_chromium, running_app
+from tests.browser import ALL_FIGURES_DRAWN, FIGURE_PROBLEMS_JS, LEGEND_STYLES_JS, chromium_page, ms, require_chromium, running_app
 from tests.report_samples import EVERY_METHOD, HOSTILE, every_section_report, hostile_report
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -37,7 +37,7 @@ def test_saved_html_renders_offline_with_figures_and_no_errors(tmp_path):
     with chromium_page(offline=True) as page:
         seen = watch(page)
         page.goto(path.as_uri(), wait_until="load")
-        page.wait_for_selector(".plotly-graph-div svg.main-svg", timeout=30_000)
+        page.wait_for_selector(".plotly-graph-div svg.main-svg", timeout=ms(5))
         assert page.locator(".plotly-graph-div .scatterlayer .trace").count() == 3  # every curve drawn
         assert page.locator(".plotly-graph-div .imagelayer image").count() == 1  # the JPEG inside the figure
         left, right = (page.locator(".figure-row .plotly-graph-div").nth(i).bounding_box() for i in (0, 1))
@@ -48,7 +48,7 @@ def test_saved_html_renders_offline_with_figures_and_no_errors(tmp_path):
         assert decoded and all(decoded)
         legend = page.locator(".plotly-graph-div .legendtext").all_text_contents()
         assert f"curve {HOSTILE}" in legend  # the hostile label is drawn as text
-        page.wait_for_timeout(300)
+        page.wait_for_function(ALL_FIGURES_DRAWN, timeout=ms(10))  # every figure drawn: late errors have surfaced
     assert not seen["dialogs"], seen["dialogs"]
     assert not seen["errors"], seen["errors"]
     assert all(url.startswith(("file:", "data:")) for url in seen["requests"]), seen["requests"]
@@ -62,15 +62,15 @@ def test_share_link_opens_the_saved_report_read_only_in_the_app(tmp_path):
     with running_app({STORE_ENV: str(store.root)}) as url, chromium_page() as page:
         seen = watch(page)
         page.goto(f"{url}/?report={saved.id}", wait_until="domcontentloaded")
-        page.get_by_text("read-only").first.wait_for(timeout=60_000)
+        page.get_by_text("read-only").first.wait_for(timeout=ms(10))
         frame = page.frame_locator("iframe").first
-        frame.locator(".plotly-graph-div svg.main-svg").first.wait_for(timeout=60_000)
+        frame.locator(".plotly-graph-div svg.main-svg").first.wait_for(timeout=ms(10))
         assert frame.locator("h1").inner_text() == f"Title {HOSTILE}"
         assert page.locator('[data-testid="stSidebarNav"]').count() == 0  # no navigation
         # The shipped .streamlit/config.toml hides Streamlit's developer toolbar, also on localhost.
         assert page.get_by_text("Deploy", exact=True).count() == 0
         page.goto(f"{url}/?report=..%2F..%2Fetc%2Fpasswd", wait_until="domcontentloaded")
-        page.get_by_text("Report not found").first.wait_for(timeout=60_000)
+        page.get_by_text("Report not found").first.wait_for(timeout=ms(10))
     assert not seen["dialogs"], seen["dialogs"]
     assert not [e for e in seen["errors"] if "favicon" not in e], seen["errors"]
 
@@ -102,8 +102,7 @@ def test_every_section_reads_well_offline(tmp_path, monkeypatch, streamlit_plotl
     with chromium_page(offline=True) as page:
         seen = watch(page)
         page.goto(path.as_uri(), wait_until="load")
-        page.wait_for_selector(".plotly-graph-div svg.main-svg", timeout=30_000)
-        page.wait_for_timeout(500)
+        page.wait_for_function(ALL_FIGURES_DRAWN, timeout=ms(10))  # every figure laid out before it is measured
         problems = page.evaluate(FIGURE_PROBLEMS_JS)
         styles = page.evaluate(LEGEND_STYLES_JS)
         thumbnails = page.eval_on_selector_all(".grid img", "els => els.map(e => e.getBoundingClientRect().width)")

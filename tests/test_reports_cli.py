@@ -13,6 +13,7 @@ import pytest
 import explain
 from reports import cli
 from reports.store import STORE_ENV, ReportStore
+from tests.patience import generous
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +26,7 @@ def test_cli_builds_and_saves_a_report_from_two_sample_photos(tmp_path):
         [sys.executable, "-m", "reports", "build", "--model", "efficientnet_lite0", "--images", "chelsea,coffee",
          "--methods", "gradcam,saliency", "--quiet",
          "--sections", "gallery", "--out", str(out), "--save", "--title", "CLI <b>run</b>", "--device", "cpu"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=generous(30),
     )
     assert result.returncode == 0, result.stderr
     html = out.read_text()

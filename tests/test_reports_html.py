@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import re
-import time
 from html.parser import HTMLParser
 
 import numpy as np
@@ -192,12 +191,9 @@ def test_sixteen_images_by_six_methods_with_curves_stay_small_and_fast():
         figure.update_layout(title=metric)
         figures.append(reports.Figure.of(figure))
     report = reports.Report.assemble("big", [section, reports.Section("curves", "Curves", tuple(figures))])
-    start = time.perf_counter()
-    html = reports.render_report(report)
-    seconds = time.perf_counter() - start
+    html = reports.render_report(report)  # its time is measured in bench/bench_reports.py
     size = len(html.encode("utf-8"))
     assert size < 15 * 2**20, size
-    assert seconds < 20, seconds  # about 1-2 s alone; the test machine is shared
     assert html.count("<img ") == 16 * 7
 
 

@@ -11,6 +11,7 @@ from torch import nn
 import explain
 from explain.methods.rise import RiseMasks
 from tests.synthetic import PatchCNN, bundle_of, patch_image
+from tests.patience import generous
 
 REGION = (4, 12, 18, 26)
 
@@ -128,7 +129,7 @@ def test_xrai_is_default_selected_on_the_sic_aic_page_and_new_methods_reach_the_
     from tests.apptest import click, run_until_idle, shown_result
 
     def app() -> AppTest:
-        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=300)
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=generous(30))
         at.session_state["custom_bundle"] = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
         at.session_state["samples"] = ["chelsea", "coffee"]
         return at

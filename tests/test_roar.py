@@ -14,6 +14,7 @@ from explain.methods.registry import MethodSpec
 from explain.metrics import roar
 from explain.data.training import LabelledImages, from_arrays
 from explain.models.small_cnn import TrainRecipe
+from tests.patience import generous
 
 SIZE, PATCH = 16, 4  # the label lives in the top-left 4 x 4 patch: 16 / 256 = 6.25 % of the pixels
 TINY = TrainRecipe(epochs=3, batch_size=32, learning_rate=1e-2, width=4)
@@ -53,7 +54,7 @@ def run(dataset, s, store_dir, rankers=None, runner: JobRunner | None = None):
     """Run ROAR as a job on a runner storing under `store_dir`; the finished job."""
     runner = runner or JobRunner(JobStore(store_dir))
     job = runner.submit(RoarAnalysis.of(dataset, s), RoarInputs(dataset, rankers=rankers or {"oracle": oracle_ranker}))
-    assert job.wait(120), "the tiny ROAR job did not finish"
+    assert job.wait(generous(12)), "the tiny ROAR job did not finish"
     return job
 
 
@@ -120,7 +121,7 @@ def test_stopped_run_resumes_with_only_the_missing_retrainings(dataset, tmp_path
     monkeypatch.setattr(roar_analysis, "train_small_cnn", counting)
     runner = JobRunner(JobStore(tmp_path))
     job = runner.submit(RoarAnalysis.of(dataset, s), RoarInputs(dataset))
-    assert job.wait(120) and job.state == "cancelled" and len(trained) == 2
+    assert job.wait(generous(12)) and job.state == "cancelled" and len(trained) == 2
     partial = RoarAnalysis.of(dataset, s).stored(runner.reader())
     assert partial.done == 2 and not partial.complete
     table = partial.table()  # what the page shows: saliency done, the baseline not yet
@@ -129,12 +130,12 @@ def test_stopped_run_resumes_with_only_the_missing_retrainings(dataset, tmp_path
     assert np.isfinite(table.loc["Saliency", "ROAR AUC"]) and np.isnan(table.loc["Random (baseline)", "ROAR AUC"])
     trained.clear()
     resumed = JobRunner(JobStore(tmp_path)).submit(RoarAnalysis.of(dataset, s), RoarInputs(dataset))
-    assert resumed.wait(120) and resumed.state == "done" and len(trained) == 2
+    assert resumed.wait(generous(12)) and resumed.state == "done" and len(trained) == 2
     fresh = run(dataset, s, tmp_path / "fresh").result
     assert accuracies(resumed.result) == accuracies(fresh)
     trained.clear()
     again = JobRunner(JobStore(tmp_path)).submit(RoarAnalysis.of(dataset, s), RoarInputs(dataset))
-    assert again.wait(60) and again.state == "done" and trained == []
+    assert again.wait(generous(6)) and again.state == "done" and trained == []
 
 
 def test_runs_of_the_same_experiment_share_their_retrainings(dataset, tmp_path, monkeypatch):
@@ -153,7 +154,7 @@ def test_job_is_not_started_twice(dataset, tmp_path):
     release = threading.Event()
 
     def gated(bundle, images):  # holds the job in its attribution phase until released
-        assert release.wait(60)
+        assert release.wait(generous(6))
         return oracle_ranker(bundle, images)
 
     s = settings(methods=("gated",), fractions=(0.5,))
@@ -163,7 +164,7 @@ def test_job_is_not_started_twice(dataset, tmp_path):
     assert job.active
     assert runner.submit(analysis, RoarInputs(dataset, rankers={"gated": gated})) is job
     release.set()
-    assert job.wait(60)
+    assert job.wait(generous(6))
     assert job.state == "done" and job.result.complete
     assert runner.find(analysis) is job
 

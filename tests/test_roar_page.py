@@ -12,6 +12,7 @@ from explain.data.datasets import dataset_from_folder
 from tests.synthetic import labelled_folder
 
 from .apptest import click, run_until_idle, shown_result
+from tests.patience import generous
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
@@ -28,7 +29,7 @@ RUN = "Run (retrains the network)"
 
 
 def roar_page(dataset=None, secrets: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
+    at = AppTest.from_file(str(APP), default_timeout=generous(6))
     if secrets:
         at.secrets.update(secrets)
     if dataset is not None:

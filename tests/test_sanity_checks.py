@@ -25,6 +25,7 @@ from explain.metrics.similarity import SIMILARITIES, rank_correlation
 from explain.models.small_cnn import TrainRecipe, small_cnn_bundle, torch_threads, train_small_cnn
 from tests.synthetic import LinearClassifier, PatchCNN, bundle_of
 from tests.test_roar import patch_dataset
+from tests.patience import generous
 
 RECIPE = TrainRecipe(epochs=3, batch_size=32, learning_rate=1e-2, width=8)
 
@@ -220,7 +221,7 @@ def test_sanity_checks_run_as_analyses_store_their_parts_and_build_report_sectio
     for key, params in (("cascading_randomisation", {"max_steps": 2}), ("agreement", {}), ("robustness", {"sensitivity_samples": 2})):
         analysis = MetricAnalysis.of(key, prepared.subject(), methods, params)
         job = runner.submit(analysis, prepared)
-        assert job.wait(120) and job.state == "done", job.error
+        assert job.wait(generous(12)) and job.state == "done", job.error
         assert job.progress.done == pytest.approx(job.progress.total)
         again = JobRunner(JobStore(tmp_path)).find(analysis)  # rebuilt from the stored parts
         for score, sets in job.result.curves.items():
@@ -241,7 +242,7 @@ def test_the_sanity_checks_page_runs_every_check_and_shows_the_maps_as_layers_ar
     from tests.apptest import click, run_until_idle, shown_result
     from tests.test_metrics_pages import APP
 
-    at = AppTest.from_file(APP, default_timeout=120)
+    at = AppTest.from_file(APP, default_timeout=generous(12))
     at.session_state["custom_bundle"] = bundle_of(PatchCNN(), 32, 2, cam_layer="features", linear_head="fc")
     at.session_state["samples"] = ["chelsea", "coffee"]
     at.session_state["methods"] = ["gradcam", "saliency"]

@@ -21,6 +21,7 @@ from explain.analyses.shap_grid import (
     summarize_grid,
 )
 from tests.synthetic import LinearClassifier, PatchCNN, bundle_of, patch_image
+from tests.patience import generous
 
 GRID = (4, 4)
 CELL = (1, 2)  # rows 8:16, columns 16:24 of a 32 x 32 image
@@ -66,6 +67,7 @@ def test_only_the_cell_the_model_reads_carries_shap_and_ranks_first(one_cell, me
     assert others.max() < 0.02 * summary.mean_abs[CELL_INDEX]
 
 
+@pytest.mark.slow
 def test_partition_shap_values_add_up_to_f_x_minus_f_blurred():
     """Efficiency: sum of Owen values = f(x) - f(fully masked), the masked image being the blur."""
     bundle = bundle_of(PatchCNN(), 32, 2)
@@ -215,6 +217,6 @@ def test_shap_summary_explains_each_top_class_and_reuses_stored_maps(monkeypatch
     calls = []
     monkeypatch.setattr(maps_module, "attribute", lambda *a, **k: calls.append(a))
     again = JobRunner(store).submit(analysis, prepared)
-    assert again.wait(60) and again.state == "done", again.error
+    assert again.wait(generous(6)) and again.state == "done", again.error
     assert not calls
     np.testing.assert_array_equal(again.result.per_class, result.per_class)

@@ -9,12 +9,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from .apptest import click, run_until_idle, shown_result
+from tests.patience import generous
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
 def shap_page(samples=("chelsea", "coffee"), n_samples=4) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=600)
+    at = AppTest.from_file(APP, default_timeout=generous(60))
     at.session_state["samples"] = list(samples)
     at.session_state["shap_method"] = "shap_gradient"
     at.session_state["param:shap_gradient:n_samples"] = n_samples
@@ -28,6 +29,7 @@ def figures(at: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
 
+@pytest.mark.slow
 def test_shap_page_shows_image_plots_beeswarm_and_cell_heatmap():
     at = shap_page()
     assert not at.exception, at.exception
@@ -71,7 +73,7 @@ def test_whole_dataset_joins_the_summary():
 
     names = ("coffee", "rocket", "flower")
     dataset = ImageDataset("mini", tuple(explain.NamedImage(n, explain.load_sample(n)) for n in names), ("a", "b", "b"))
-    at = AppTest.from_file(APP, default_timeout=600)
+    at = AppTest.from_file(APP, default_timeout=generous(60))
     at.session_state["samples"] = ["chelsea"]
     at.session_state["dataset"] = dataset
     at.session_state["dataset_picks:" + dataset.id] = []

@@ -15,6 +15,7 @@ import explain
 from tests.apptest import run_until_idle, shown_result
 from explain.methods.attention import attention_matrices
 from explain.models import CustomModelError, cam_layer_options, preprocessing_of, with_settings, zoo_cam_layers
+from tests.patience import generous
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -149,7 +150,7 @@ def test_methods_that_cannot_apply_say_why():
     ("swin_t", small_swin(), ["cam", "gradcam_plusplus", "layercam", "xgradcam"], "Attention rollout"),
 ])
 def test_transformers_are_explained_end_to_end_in_the_gallery(name, model, methods, unavailable):
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = AppTest.from_file(APP, default_timeout=generous(30))
     at.session_state["custom_bundle"] = transformer_bundle(name, model)
     at.session_state["samples"] = ["chelsea", "coffee"]
     at.session_state["methods"] = methods

@@ -6,7 +6,9 @@ An analysis is a frozen dataclass of its settings (plain values, tuples and nest
 frozen dataclasses, so it is hashable, JSON-serialisable and comparable) with:
 
 - `kind`: its registered name; `pool`: which job pool runs it;
-- `key`: a hash of the kind, a format version and the settings: the job's identity;
+- `key`: a hash of the kind, the store's format, the settings and the versions of the
+  methods and metrics they use (`code_versions`): the job's identity, so a fix to one
+  method or metric recomputes exactly the analyses that use it;
 - `run(inputs, ctx)`: a generator that stores each finished part through `ctx`,
   yields partial results as they come, and yields the final result last;
 - `load(ctx)`: the final result rebuilt from stored parts, or None if any is missing.
@@ -25,9 +27,12 @@ import typing
 from typing import Any, ClassVar, Iterator, TypeVar
 
 from ..jobs.context import JobContext
+from ..jobs.store import STORE_FORMAT
+from ..methods.registry import MethodSpec, method_version
+from ..metrics.registry import metric_version
 
 PLAN_SIZE = 224  # the image side a plan assumes before the images are prepared (the default model's input)
-FORMAT_VERSION = 1  # bump when stored parts change shape: older results are recomputed, never misread
+FORMAT_VERSION = STORE_FORMAT  # bump it in jobs.store: older results are recomputed, never misread
 ANALYSES: dict[str, type["Analysis"]] = {}
 
 A = TypeVar("A", bound="Analysis")
@@ -51,8 +56,20 @@ class Analysis:
 
     @property
     def key(self) -> str:
-        text = json.dumps([self.kind, FORMAT_VERSION, self.settings_record()], sort_keys=True, separators=(",", ":"))
+        text = json.dumps([self.kind, FORMAT_VERSION, self.settings_record(), self.code_versions()],
+                          sort_keys=True, separators=(",", ":"))
         return hashlib.sha1(text.encode("utf-8")).hexdigest()[:24]
+
+    def metric_keys(self) -> tuple[str, ...]:
+        """The metric families this analysis computes (their versions join its key)."""
+        return ()
+
+    def code_versions(self) -> dict[str, dict[str, int]]:
+        """The version of every method (each `MethodSpec` in the settings) and metric
+        (`metric_keys`) the analysis uses."""
+        specs = _method_specs(self)
+        return {"methods": {spec.key: method_version(spec.key) for spec in specs},
+                "metrics": {key: metric_version(key) for key in self.metric_keys()}}
 
     @property
     def title(self) -> str:
@@ -89,6 +106,19 @@ def analysis_from_record(record: dict[str, Any]) -> Analysis:
     if kind not in ANALYSES:
         raise ValueError(f"unknown analysis kind {kind!r}; known: {', '.join(sorted(ANALYSES))}")
     return ANALYSES[kind].from_record(record["settings"])
+
+
+def _method_specs(value: Any) -> list[MethodSpec]:
+    """Every `MethodSpec` inside a settings value (dataclasses, tuples, lists, dicts)."""
+    if isinstance(value, MethodSpec):
+        return [value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [s for f in dataclasses.fields(value) for s in _method_specs(getattr(value, f.name))]
+    if isinstance(value, (tuple, list)):
+        return [s for v in value for s in _method_specs(v)]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _method_specs(v)]
+    return []
 
 
 def _plain(value: Any) -> Any:

@@ -1,7 +1,7 @@
 """Attribution maps for analyses: found in memory, then on disk, else computed.
 
-Maps are stored by content (model id, image digest, explained class, method and its
-resolved parameters) in the shared "maps" scope of the job store, one file per map, so
+Maps are stored by content (model id, image digest, explained class, method, its
+version and resolved parameters, and the store's format) in the shared "maps" scope of the job store, one file per map, so
 every analysis and every job reuses every map already computed, across page switches,
 reloads and restarts. The process-wide `AttributionCache` sits in front of the disk.
 """
@@ -15,6 +15,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..jobs.context import JobContext
+from ..jobs.store import STORE_FORMAT
 from ..methods.cache import AttributionCache, cache_key, default_cache
 from ..methods.registry import MethodSpec, attribute, get_method
 from .inputs import PreparedImages, Subject
@@ -23,8 +24,9 @@ MAPS_SCOPE = "maps"
 
 
 def map_part_name(key: tuple) -> str:
-    """The stored name of a map: a digest of its cache key."""
-    return "map-" + hashlib.sha1(json.dumps(key, default=str).encode("utf-8")).hexdigest()[:32]
+    """The stored name of a map: a digest of its cache key and the store's format."""
+    text = json.dumps([STORE_FORMAT, key], default=str)
+    return "map-" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:32]
 
 
 def find_map(cache: AttributionCache, disk, key: tuple, shape: tuple[int, int] | None = None) -> np.ndarray | None:

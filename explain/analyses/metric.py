@@ -156,6 +156,9 @@ class MetricAnalysis(Analysis):
     methods: tuple[MethodSpec, ...]
     params: tuple[tuple[str, Any], ...] = ()
 
+    def metric_keys(self) -> tuple[str, ...]:
+        return (self.metric,)
+
     @classmethod
     def of(cls, metric: str, subject: Subject, methods: tuple[MethodSpec, ...], params: Mapping[str, Any] | None = None) -> "MetricAnalysis":
         """Settings with every metric parameter resolved (defaults filled in, values checked)."""

@@ -28,6 +28,7 @@ from ..metrics.base import Curves
 from ..metrics.registry import method_passes
 from ..metrics.roar.removal import degrade, method_ranker, pixel_order, random_ranker
 from ..metrics.roar.settings import RANDOM, Ranker, RoarSettings, entry_key, experiment_key, ranking_label
+from ..models.bundle import default_device
 from ..models.small_cnn import (
     TrainingStopped, accuracy, architecture_name, small_cnn_bundle, torch_threads, train_small_cnn,
     trained_base_model, training_threads,
@@ -48,7 +49,7 @@ class RoarInputs:
     (name -> function; e.g. an oracle in tests) usable as method keys."""
 
     dataset: LabelledImages
-    device: str = "cpu"
+    device: str = field(default_factory=lambda: str(default_device()))  # the CLI and the page alike
     rankers: Mapping[str, Ranker] = field(default_factory=dict)
     threads: int | None = None
 
@@ -75,7 +76,7 @@ def _entry_part(name: str) -> str:
 
 
 def _orders_part(method: MethodSpec) -> str:
-    return "orders-" + hashlib.sha1(method.ident.encode("utf-8")).hexdigest()[:24]
+    return "orders-" + hashlib.sha1(method.versioned_ident.encode("utf-8")).hexdigest()[:24]
 
 
 @dataclass(frozen=True, eq=False)

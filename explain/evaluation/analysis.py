@@ -22,8 +22,8 @@ from typing import Any, Iterator, Mapping, Sequence
 from ..config import cache_dir
 from ..data.datasets import DatasetLimits
 from ..jobs.context import JobContext
-from ..methods.registry import MethodSpec, get_method
-from ..metrics.registry import get_metric
+from ..methods.registry import MethodSpec, get_method, method_version
+from ..metrics.registry import get_metric, metric_version
 from ..analyses.base import Analysis, register_analysis
 from .compute import SCORE_PREFIX, metric_passes, score_keys
 from .executors import ExecutionOptions, LocalExecutor, RayExecutor, Task
@@ -95,6 +95,9 @@ class Evaluation(Analysis):
     save_maps: bool = False
     out: str = ""
 
+    def metric_keys(self) -> tuple[str, ...]:
+        return tuple(choice.key for choice in self.metrics)
+
     def __post_init__(self) -> None:
         if self.class_mode not in CLASS_MODES:
             raise ValueError(f"the class to explain must be one of {CLASS_MODES}, not {self.class_mode!r}")
@@ -132,8 +135,8 @@ class Evaluation(Analysis):
         with results.writing():
             previous = results.manifest_for_writing()
             if previous is not None and not self.wrote(previous):
-                raise ResultsError(f"{results.name} holds another evaluation (other settings), left as it is; choose "
-                                   "another results folder")
+                raise ResultsError(f"{results.name} holds another evaluation (other settings, or methods/metrics "
+                                   "changed since), left as it is; choose another results folder")
             with self.data.open(inputs.data_roots, inputs.limits) as index:
                 yield from self._run(inputs, ctx, results, index, previous)
 
@@ -205,12 +208,16 @@ class Evaluation(Analysis):
         return len(self.models) * images * self._passes_per_image(size)
 
     def wrote(self, manifest: Mapping[str, Any]) -> bool:
-        """Whether these settings wrote `manifest` (the results folder's own place aside, so
-        a folder copied or moved elsewhere goes on where it was)."""
+        """Whether these settings, with today's method and metric versions, wrote `manifest`
+        (the results folder's own place aside, so a folder copied or moved elsewhere goes on
+        where it was)."""
         def placeless(settings: Any) -> Any:
             return {k: v for k, v in settings.items() if k != "out"} if isinstance(settings, dict) else settings
 
-        return placeless(manifest.get("settings")) == placeless(self.settings_record())
+        versions = ([m.get("version") for m in manifest.get("methods", []) if isinstance(m, dict)],
+                    manifest.get("metric_versions"))
+        today = ([method_version(s.key) for s in self.methods], {c.key: metric_version(c.key) for c in self.metrics})
+        return placeless(manifest.get("settings")) == placeless(self.settings_record()) and versions == today
 
     def load(self, ctx: JobContext) -> "EvaluationResult | None":
         try:
@@ -234,7 +241,9 @@ class Evaluation(Analysis):
                      "skipped": index.skipped[:1000]},
             "models": [{"index": i, "label": s.label, "kind": s.kind, "path": s.name, "arch": s.arch, "digest": s.digest}
                        for i, s in enumerate(self.models)],
-            "methods": [{"ident": s.ident, "key": s.key, "label": s.label, "params": s.resolved} for s in self.methods],
+            "methods": [{"ident": s.ident, "key": s.key, "label": s.label, "params": s.resolved,
+                         "version": method_version(s.key)} for s in self.methods],
+            "metric_versions": {c.key: metric_version(c.key) for c in self.metrics},
             "scores": [{"key": info.key, "name": info.name, "metric": c.key, "higher_is_better": info.higher_is_better,
                         "column": SCORE_PREFIX + info.key} for c in self.metrics for info in get_metric(c.key).scores],
             "versions": _versions(),

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..commandline import UsageError, check_device, exit_code, parse_params, run_job
-from ..jobs import default_runner
+from ..jobs import cache_command, default_runner
 from ..methods.registry import MethodSpec, get_method
 from ..metrics import get_metric, list_metrics
 from .analysis import CLASS_MODES, DEFAULT_CHUNK, Evaluation, EvaluationInputs, MetricChoice
@@ -130,6 +130,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--out", default="ckpts", help="folder for the checkpoints (default %(default)s)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threads", type=int, default=None, help="intra-op threads (default: $EXPLAIN_TRAIN_THREADS or 1)")
+    cache_command.add_command(commands)
 
 
 def print_summary(result: EvaluationResult) -> None:
@@ -155,5 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print_summary(evaluate(args))
         elif args.command == "train-small-cnn":
             train_small_cnn(args)
+        elif args.command == "cache":
+            cache_command.run(args)
 
     return exit_code(command, "stopped; finished chunks are stored and a rerun with the same settings goes on from them")

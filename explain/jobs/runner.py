@@ -123,11 +123,6 @@ class JobRunner:
         with self._lock:
             return sorted(self._jobs.values(), key=lambda j: j.created, reverse=True)
 
-    def active_keys(self) -> set[str]:
-        """Keys of the jobs running or waiting in this process (their parts must not be evicted)."""
-        with self._lock:
-            return {key for key, job in self._jobs.items() if job.active}
-
     def reader(self) -> JobContext:
         """A context on the shared scopes (maps, ROAR retrainings...), for showing stored
         parts outside any job."""
@@ -181,7 +176,16 @@ class JobRunner:
             job._set(state=FAILED, error=f"{type(exc).__name__}: {exc}")
             self._safe_record(job, started)
         finally:
+            if analysis.pool == "long":  # long jobs also write outside the part stores (models, results folders)
+                self._keep_bound()
             job.finished_event.set()
+
+    def _keep_bound(self) -> None:
+        """Evict to the cache's bound after a job (never fails the job: the bound is a housekeeping)."""
+        try:
+            self.store.bound.check()
+        except (OSError, ValueError):
+            log.exception("could not keep the cache under its bound")
 
     def _safe_record(self, job: Job, started: float) -> None:
         try:

@@ -9,6 +9,8 @@
 Every part is its own file written atomically (`explain.storage`), so a killed job
 leaves only whole parts (a rerun reuses them) and two processes writing parts at once
 never lose each other's. Parts hold JSON or named NumPy arrays; nothing is pickled.
+`STORE_FORMAT` is part of every job key and stored map name: a change of layout makes
+new names, and the old files age out of the bounded cache (`explain.jobs.bound`).
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ import os
 import re
 import shutil
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..config import cache_dir
+from .bound import CacheBound
 from ..storage import TMP_PREFIX, read_arrays, read_json, write_arrays, write_json
+
+STORE_FORMAT = 2  # bump when stored parts change shape or naming: every key changes, nothing old is misread
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +45,16 @@ def file_stem(name: str) -> str:
 
 
 class PartStore:
-    """The parts of one scope (a job, or a shared scope) in one folder."""
+    """The parts of one scope (a job, or a shared scope) in one folder; `on_write(bytes)`
+    hears of every part written (the cache bound counts them)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, on_write: Callable[[int], None] | None = None) -> None:
         self.root = Path(root)
+        self._on_write = on_write
+
+    def _wrote(self, size: int) -> None:
+        if self._on_write is not None:
+            self._on_write(size)
 
     def _path(self, name: str, suffix: str) -> Path:
         return self.root / (file_stem(name) + suffix)
@@ -54,13 +66,13 @@ class PartStore:
         return read_json(self._path(name, ".json"))
 
     def put_json(self, name: str, value: Any) -> None:
-        write_json(self._path(name, ".json"), value)
+        self._wrote(write_json(self._path(name, ".json"), value))
 
     def get_arrays(self, name: str) -> dict[str, np.ndarray] | None:
         return read_arrays(self._path(name, ".npz"))
 
     def put_arrays(self, name: str, arrays: dict[str, np.ndarray]) -> None:
-        write_arrays(self._path(name, ".npz"), arrays)
+        self._wrote(write_arrays(self._path(name, ".npz"), arrays))
 
     def json_records(self, prefix: str = "") -> list[Any]:
         """Every JSON part whose file name starts with `prefix` (plain names only), in name order."""
@@ -78,14 +90,17 @@ class PartStore:
     def count(self) -> int:
         if not self.root.is_dir():
             return 0
-        return sum(1 for p in self.root.iterdir() if not p.name.startswith(TMP_PREFIX) and p.suffix in (".json", ".npz"))
+        parts = (p for p in self.root.iterdir() if not p.name.startswith(TMP_PREFIX))
+        return sum(1 for p in parts if p.suffix in (".json", ".npz"))
 
 
 class JobStore:
-    """Job records and parts under `root` (default `cache_dir()`)."""
+    """Job records and parts under `root` (default `cache_dir()`), kept under the cache's
+    size bound (`bound`: oldest idle entries go first, see `explain.jobs.bound`)."""
 
-    def __init__(self, root: str | os.PathLike | None = None) -> None:
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root) if root is not None else cache_dir()
+        self.bound = CacheBound(self.root)
 
     def job_dir(self, key: str) -> Path:
         if not re.fullmatch(r"[0-9a-f]{8,64}", key):
@@ -93,11 +108,11 @@ class JobStore:
         return self.root / "jobs" / key
 
     def parts(self, key: str) -> PartStore:
-        return PartStore(self.job_dir(key) / "parts")
+        return PartStore(self.job_dir(key) / "parts", self.bound.wrote)
 
     def shared(self, scope: str) -> PartStore:
         """Parts shared between jobs, e.g. `shared("maps")` or `shared("roar-<experiment>")`."""
-        return PartStore(self.root / "shared" / file_stem(scope))
+        return PartStore(self.root / "shared" / file_stem(scope), self.bound.wrote)
 
     def lock_path(self, key: str) -> Path:
         return self.job_dir(key) / "lock"
@@ -107,7 +122,8 @@ class JobStore:
         return valid_record(read_json(self.job_dir(key) / "job.json"))
 
     def write_record(self, key: str, record: dict[str, Any]) -> None:
-        write_json(self.job_dir(key) / "job.json", record)
+        """Write a job's record (stamped with `STORE_FORMAT`)."""
+        self.bound.wrote(write_json(self.job_dir(key) / "job.json", {**record, "format": STORE_FORMAT}))
 
     def records(self) -> list[dict[str, Any]]:
         """Every job record on disk, newest first."""

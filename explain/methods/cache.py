@@ -1,6 +1,6 @@
 """A process-wide cache of attribution maps, and of the top-1 class of each image.
 
-Keyed by model weights, image content, class, method and resolved parameters, so
+Keyed by model weights, image content, class, method, its version and resolved parameters, so
 the gallery, the metric pages and the report builder reuse each other's maps and
 a rerun with the same settings costs nothing. Bounded in bytes, least recently
 used entries go first; safe to share between sessions (one lock).
@@ -20,7 +20,7 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 import torch
 
-from .registry import ProgressFn, attribute, get_method, resolve_targets
+from .registry import ProgressFn, attribute, get_method, method_version, resolve_targets
 from ..models.bundle import ModelBundle
 
 
@@ -124,8 +124,9 @@ predictions = PredictionCache()  # per process, shared by every cache, analysis 
 
 def cache_key(model_id: str, digest: str, target: int, method: str, params: dict[str, Any]) -> tuple:
     """What names a map: the model (weights and preprocessing), the image content, the
-    explained class, the method and its resolved parameters."""
-    return (model_id, digest, int(target), method, tuple(sorted(params.items())))
+    explained class, the method, its version (a fix to the method makes new keys) and its
+    resolved parameters."""
+    return (model_id, digest, int(target), method, method_version(method), tuple(sorted(params.items())))
 
 
 def cached_attribute(

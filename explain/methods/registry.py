@@ -93,6 +93,8 @@ class Method:
     `attribute` hands its `compute` the bundle's `with_rectifiers()` view.
     `unavailable_when(bundle)`: why the method cannot explain that model (e.g. LRP on
     TorchScript), or None; pages show the reason next to the disabled method.
+    `version`: bump it whenever the method's definition or numerics change; it is part
+    of every stored map's key, so a fix recomputes this method's maps and no others.
     """
 
     key: str
@@ -108,6 +110,7 @@ class Method:
     batched_internally: bool = False
     sees_rectifiers: bool = False
     unavailable_when: Callable[[ModelBundle], str | None] | None = None
+    version: int = 1
 
     def resolve_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return resolve_params(self.label, self.params, params)
@@ -156,6 +159,13 @@ def list_methods() -> list[Method]:
     return list(_REGISTRY.values())
 
 
+def method_version(key: str) -> int:
+    """The registered version of method `key`; 0 for keys that are not registered
+    methods (ROAR's `random` baseline, a caller's own ranker)."""
+    method = _REGISTRY.get(key)
+    return method.version if method is not None else 0
+
+
 def get_method(key: str) -> Method:
     try:
         return _REGISTRY[key]
@@ -191,6 +201,11 @@ class MethodSpec:
         if not self.params:
             return self.key
         return f"{self.key}{json.dumps(dict(self.params), sort_keys=True, separators=(',', ':'))}"
+
+    @property
+    def versioned_ident(self) -> str:
+        """`ident` with the method's version: the name of results stored for this spec."""
+        return f"{self.ident}@v{method_version(self.key)}"
 
     @property
     def resolved(self) -> dict[str, Any]:

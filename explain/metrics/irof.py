@@ -61,9 +61,9 @@ def irof_curve(data: MetricInput, index: int, params: Mapping[str, Any]) -> tupl
     order = np.argsort(-means, kind="stable")
     rank = np.empty(count, dtype=np.int64)
     rank[order] = np.arange(count)
-    pixel_rank = torch.from_numpy(rank[labels])  # (H, W): the step at which each pixel goes
+    pixel_rank = torch.from_numpy(rank[labels]).to(x.device)  # (H, W): the step at which each pixel goes
     fill = x.mean(dim=(2, 3), keepdim=True) if params["fill"] == "mean" else torch.zeros_like(x[:, :, :1, :1])
-    steps = torch.arange(count + 1).view(-1, 1, 1, 1)
+    steps = torch.arange(count + 1, device=x.device).view(-1, 1, 1, 1)
     removed = (pixel_rank.view(1, 1, *pixel_rank.shape) < steps)  # (K+1, 1, H, W)
     batch = torch.where(removed, fill, x)
     probs = bundle.probabilities(batch)[:, int(data.targets[index])].double().numpy()

@@ -91,8 +91,10 @@ class MetricFamily:
     """What every registered family declares: key, label, its scores' `MetricInfo`s, a
     description, its parameters, `passes(params, n)` (model passes beyond recomputed
     maps for `n` images: progress and ETA), methods preselected on its page besides
-    the session's (`suggested_methods`: XRAI on SIC/AIC, from the same paper), and the
-    `page` it shares with other families ("" = a page of its own)."""
+    the session's (`suggested_methods`: XRAI on SIC/AIC, from the same paper), the
+    `page` it shares with other families ("" = a page of its own), and its `version`:
+    bump it whenever the metric's definition or numerics change; it is part of every
+    stored score's key, so a fix recomputes this metric's results and no others."""
 
     key: str
     label: str
@@ -102,6 +104,7 @@ class MetricFamily:
     passes: Callable[[Mapping[str, Any], int], int] = lambda params, n: n
     suggested_methods: tuple[str, ...] = ()
     page: str = ""
+    version: int = 1
 
     @property
     def reference(self) -> str:
@@ -162,6 +165,12 @@ def register_metric(metric: MetricFamily) -> MetricFamily:
 
 def list_metrics() -> list[MetricFamily]:
     return list(_REGISTRY.values())
+
+
+def metric_version(key: str) -> int:
+    """The registered version of metric family `key` (0 when not registered)."""
+    metric = _REGISTRY.get(key)
+    return metric.version if metric is not None else 0
 
 
 def get_metric(key: str) -> MetricFamily:

@@ -195,13 +195,15 @@ def conv_layer_names(model: nn.Module) -> list[str]:
 
 
 def state_dict_digest(model: nn.Module) -> str:
-    """A short digest of the weights: part of every cache key, so that two models of the
-    same name never share cached attributions."""
-    h = hashlib.sha1()
+    """A short digest of all the weights: part of every cache key, so that two models of
+    the same name (or two checkpoints differing anywhere, even in their last byte) never
+    share cached attributions or predictions. Hashes every tensor's name, dtype, shape
+    and full bytes, streamed through BLAKE2b from memoryviews (no copy of CPU tensors)."""
+    h = hashlib.blake2b(digest_size=16)
     for key, tensor in model.state_dict().items():
-        h.update(key.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes()[:4096])
-        h.update(str(tuple(tensor.shape)).encode())
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{key}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
+        h.update(memoryview(flat.view(torch.uint8).numpy()))
     return h.hexdigest()[:16]
 
 

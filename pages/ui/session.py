@@ -10,12 +10,17 @@ widget (an option that went away) falls back to the default.
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 KEPT_KEY = "_kept"
 APP_RAN_KEY = "_app_navigation_ran"
+OPEN_PARAM = "open"  # query parameter: the page app.py opens once its navigation is built
+PAGES_DIR = Path(__file__).resolve().parent.parent
 
 
 def kept(name: str, default: Any = None) -> Any:
@@ -56,15 +61,15 @@ def before_page_run() -> None:
 
 
 def start_page() -> None:
-    """Called first by every page: leaves Streamlit's legacy pages mode (see below) and
-    hands every kept value to the widgets about to be drawn.
+    """Called first by every page: makes sure the page runs inside app.py's navigation
+    (see `run_through_app`) and hands every kept value to the widgets about to be drawn.
 
     A widget with the same key on another page is another widget: the previous page's
     widget still owns the key, so the next one would start from its default. Each
     kept key's current value (with the change that triggered this run) is taken from
     the widget and put back as plain session state, which the next widget with that
     key starts from."""
-    leave_legacy_pages_mode()
+    run_through_app()
     kept_values = st.session_state.setdefault(KEPT_KEY, {})
     for name in list(kept_values):
         if name in st.session_state:
@@ -73,14 +78,38 @@ def start_page() -> None:
             st.session_state[name] = kept_values[name] = current
 
 
-def leave_legacy_pages_mode() -> None:
-    """Streamlit runs a deep link (`/gallery`) opened before app.py ever ran in this
-    process in its legacy `pages/` mode: the page alone, without app.py's navigation.
-    Switch the process to `st.navigation` and, in a session that app.py has not run
-    yet, rerun through app.py."""
-    from streamlit.runtime.pages_manager import PagesManager
+def run_through_app() -> None:
+    """A page that runs without app.py (Streamlit serves a deep link such as `/gallery`
+    opened before app.py ever ran in the process as a lone page of its `pages/` folder,
+    or someone ran the page file itself) goes to app.py, naming itself in the `open`
+    query parameter so app.py opens it (`open_requested_page`): from then on the session
+    has the navigation and every click reaches its page. Where app.py cannot be reached
+    the page says so and stops, rather than drawing widgets whose clicks go nowhere."""
+    if st.session_state.get(APP_RAN_KEY):
+        return
+    try:
+        st.switch_page("app.py", query_params={OPEN_PARAM: _running_page()})
+    except StreamlitAPIException:
+        st.error("This page is part of the dashboard: start it with `streamlit run app.py`.")
+        st.stop()
 
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        if not st.session_state.get(APP_RAN_KEY):
-            st.rerun()
+
+def open_requested_page(pages: Sequence[Any]) -> None:
+    """Called by app.py once its navigation is built: open the page a lone page run asked
+    for (`run_through_app`), by its URL path."""
+    wanted = st.query_params.get(OPEN_PARAM)
+    if wanted is None:
+        return
+    del st.query_params[OPEN_PARAM]
+    for page in pages:
+        if page.url_path == wanted:
+            st.switch_page(page)
+
+
+def _running_page() -> str:
+    """The URL path of the page file being run (its name without `.py`), found on the stack."""
+    for frame in inspect.stack(0):
+        path = Path(frame.filename).resolve()
+        if path.parent == PAGES_DIR:
+            return path.stem
+    return ""

@@ -117,4 +117,5 @@ def experiment_key(dataset_key: str, settings: RoarSettings) -> str:
 
 
 def entry_key(method: MethodSpec, fraction: float, repeat: int) -> str:
-    return f"{method.ident}|{fraction:.4f}|{repeat}"
+    """Names one retraining: the ranking (with its method's version), fraction and repeat."""
+    return f"{method.versioned_ident}|{fraction:.4f}|{repeat}"
