@@ -23,7 +23,7 @@ from explain.data.training import mnist_subset
 from explain.jobs import JobRunner, JobStore
 from explain.methods.registry import MethodSpec
 from explain.metrics.roar import DEFAULT_METHODS, RoarSettings
-from explain.storage import TMP_PREFIX, clean_stray_temporaries
+from explain.storage import TMP_PREFIX, clean_stray_temporaries, write_json
 from reports import Report, ReportStore
 from reports import store as report_store
 
@@ -110,7 +110,7 @@ def test_a_damaged_job_record_is_skipped(tmp_path, record):
     analysis = Countdown(2, salt=str(record))
     good = Countdown(1, salt="good")
     runner.store.write_record(good.key, {"kind": good.kind, "state": "done", "created": 1.0, "settings": {}})
-    runner.store.write_record(analysis.key, record)  # type: ignore[arg-type]
+    write_json(runner.store.job_dir(analysis.key) / "job.json", record)  # damaged by hand
     assert runner.store.record(analysis.key) is None
     assert [r["kind"] for r in runner.store.records()] == ["test_countdown"]
     assert runner.find(analysis) is None
