@@ -10,10 +10,13 @@ import re
 
 import streamlit as st
 
+from explain.config import cache_dir
 from explain.metrics import list_metrics
+from explain.storage import clean_stray_temporaries
 from pages.ui.metric_page import render as render_metric_page
 from pages.ui.metric_page import render_group as render_metric_group
 from pages.ui.session import before_page_run, open_requested_page
+from reports import ReportStore
 
 METRIC_PAGE_FILES = {"deletion_insertion": "pages/deletion_insertion.py", "sic_aic": "pages/pic.py",
                      "Sanity checks": "pages/sanity_checks.py"}
@@ -49,6 +52,14 @@ def metric_pages() -> list:
     return pages
 
 
+@st.cache_resource(show_spinner=False)
+def cleaned_at_start_up() -> int:
+    """Once per server process: what killed writers left (stray `.tmp-*` files under the
+    cache, reports saved without their metadata) is removed; returns how many files."""
+    return ReportStore().clean() + clean_stray_temporaries(cache_dir())
+
+
+cleaned_at_start_up()
 st.set_page_config(page_title="Explain image classifiers", page_icon="🔍", layout="wide")
 if "report" in st.query_params:
     navigation = st.navigation(

@@ -4,6 +4,8 @@ checked before any model loads, and a job followed on the terminal with a progre
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from typing import Any, Callable, Sequence
 
@@ -91,6 +93,7 @@ def exit_code(command: Callable[[], None], interrupted: str) -> int:
     from .models.errors import ModelUnavailableError
     from .models.state_dicts import first_line
 
+    quiet_job_tracebacks()
     try:
         command()
     except ModelUnavailableError as exc:
@@ -103,3 +106,18 @@ def exit_code(command: Callable[[], None], interrupted: str) -> int:
         print(interrupted, file=sys.stderr)
         return 130
     return 0
+
+
+DEBUG_ENV = "EXPLAIN_DEBUG"
+
+
+def quiet_job_tracebacks() -> None:
+    """On a terminal, a failed job is the one `error:` line `exit_code` prints: the job
+    runner's log of its traceback (for the app's server log) is kept off stderr unless
+    `EXPLAIN_DEBUG=1`."""
+    if os.environ.get(DEBUG_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
+        return
+    jobs_log = logging.getLogger("explain.jobs")
+    if not any(isinstance(h, logging.NullHandler) for h in jobs_log.handlers):
+        jobs_log.addHandler(logging.NullHandler())
+        jobs_log.propagate = False

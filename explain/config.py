@@ -31,7 +31,13 @@ class OperatorConfig:
     """What the operator allows. `auth`: "none" (anyone may upload), "password"
     (a shared password unlocks uploads for a session) or "login" (Streamlit's built-in
     OIDC login, optionally restricted to `allowed_emails`). `error` is set when the
-    settings were inconsistent; uploads are then refused for everybody."""
+    settings were inconsistent; uploads are then refused for everybody.
+
+    The compute budget of a visitor's session, in model passes (`explain.jobs.budget`):
+    `job_passes` per job, `session_passes` queued or running at once, `locked_passes`
+    for both when the session is locked (a password configured and not entered), and
+    `session_share` of the interactive slots one session may hold. The defaults keep a
+    2-core host usable: 200,000 passes of the default model are about an hour there."""
 
     auth: str = "none"
     upload_password: str | None = None
@@ -41,6 +47,10 @@ class OperatorConfig:
     max_model_mb: int = 600
     max_dataset_mb: int = 512
     max_dataset_images: int = 2000
+    job_passes: int = 200_000
+    session_passes: int = 400_000
+    locked_passes: int = 10_000
+    session_share: float = 0.25
     error: str | None = None
 
     @property
@@ -68,6 +78,16 @@ def _as_positive_int(name: str, value: Any) -> int:
     return number
 
 
+def _as_share(value: Any) -> float:
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"session_share must be a number, not {value!r}") from None
+    if not 0 < share <= 1:
+        raise ConfigError(f"session_share must lie in (0, 1], not {share}")
+    return share
+
+
 ENV_NAMES = {
     "auth": "EXPLAIN_AUTH",
     "upload_password": "EXPLAIN_UPLOAD_PASSWORD",
@@ -77,6 +97,10 @@ ENV_NAMES = {
     "max_model_mb": "EXPLAIN_MAX_MODEL_MB",
     "max_dataset_mb": "EXPLAIN_MAX_DATASET_MB",
     "max_dataset_images": "EXPLAIN_MAX_DATASET_IMAGES",
+    "job_passes": "EXPLAIN_JOB_PASSES",
+    "session_passes": "EXPLAIN_SESSION_PASSES",
+    "locked_passes": "EXPLAIN_LOCKED_PASSES",
+    "session_share": "EXPLAIN_SESSION_SHARE",
 }
 
 
@@ -118,6 +142,10 @@ def read_operator_config(
             max_dataset_images=_as_positive_int(
                 "max_dataset_images", raw.get("max_dataset_images", OperatorConfig.max_dataset_images)
             ),
+            job_passes=_as_positive_int("job_passes", raw.get("job_passes", OperatorConfig.job_passes)),
+            session_passes=_as_positive_int("session_passes", raw.get("session_passes", OperatorConfig.session_passes)),
+            locked_passes=_as_positive_int("locked_passes", raw.get("locked_passes", OperatorConfig.locked_passes)),
+            session_share=_as_share(raw.get("session_share", OperatorConfig.session_share)),
         )
     except ConfigError as exc:
         return OperatorConfig(

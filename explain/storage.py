@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -27,6 +28,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 TMP_PREFIX = ".tmp-"
+STRAY_SECONDS = 600.0  # a temporary file this old is a killed writer's: no write takes this long
 
 
 def atomic_write(path: Path, data: bytes) -> int:
@@ -114,3 +116,19 @@ def is_locked(path: Path) -> bool:
 
 class LockWaitCancelled(RuntimeError):
     """Waiting for a lock was given up because the waiter was cancelled."""
+
+
+def clean_stray_temporaries(root: Path, older_than: float = STRAY_SECONDS, *, recursive: bool = True) -> int:
+    """Remove `.tmp-*` files (what a killed `atomic_write` leaves) under `root` older than
+    `older_than` seconds, so one still being written by another process is left alone.
+    Returns how many were removed; unreadable folders are skipped."""
+    cutoff = time.time() - older_than
+    removed = 0
+    for path in (root.rglob(TMP_PREFIX + "*") if recursive else root.glob(TMP_PREFIX + "*")):
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed

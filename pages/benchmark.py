@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import streamlit as st
 
 import explain
@@ -31,6 +32,7 @@ from explain.models.zoo import zoo_weights_available
 from pages.ui import access, jobs, report_builder, selection
 from pages.ui.session import kept_widget, start_page
 from reports import build_section
+from pages.ui.text import plain
 
 PAGE = "benchmark"
 OPENED_KEY = "benchmark:opened"
@@ -66,11 +68,31 @@ def read(root: str | Path) -> EvaluationResult:
     return opened(str(root), (len(store.done()), manifest.stat().st_mtime_ns if manifest.exists() else 0))
 
 
-def own_runs() -> list[Path]:
-    """The app's own runs, newest first."""
+def own_runs() -> tuple[dict[str, str], int]:
+    """The app's own runs that read back, newest first (folder -> its title and time as
+    plain text), and how many were left out because they are damaged."""
     folder = runs_dir()
     found = [p for p in folder.iterdir() if (p / "_manifest.json").is_file()] if folder.is_dir() else []
-    return sorted(found, key=lambda p: (p / "_manifest.json").stat().st_mtime, reverse=True)
+    labels, damaged = {}, 0
+    for path in sorted(found, key=lambda p: (p / "_manifest.json").stat().st_mtime, reverse=True):
+        try:
+            title = EvaluationResult.open(path).title
+        except (ValueError, OSError):
+            damaged += 1
+            continue
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime((path / "_manifest.json").stat().st_mtime))
+        labels[str(path)] = f"{title} · {when}"
+    return labels, damaged
+
+
+def show(root: str | Path, running: bool = False) -> None:
+    """The dashboard of the results in `root`, or one message when they cannot be read."""
+    try:
+        result = read(root)
+        dashboard(result, running)
+    except (ValueError, KeyError, TypeError, OSError, pa.ArrowException) as exc:  # a damaged or hand-edited folder
+        st.error(f"These results cannot be shown: {plain(exc)}. Nothing was changed; rerun the evaluation into "
+                 "another results folder.")
 
 
 def accuracy_table(result: EvaluationResult):
@@ -89,7 +111,7 @@ def dashboard(result: EvaluationResult, running: bool = False) -> None:
     """Everything the page shows of one result (partial while its run goes on)."""
     done, total = result.done_chunks, result.total_chunks
     state = "complete" if result.complete else f"{done} of {total} chunks so far"
-    st.caption(f"**{result.title}** · {state} · `{result.root}`")
+    st.caption(f"**{plain(result.title)}** · {state}")  # names from the folder as plain text; no server path
     if result.rows.empty:
         st.info("No chunk is finished yet.")
         return
@@ -117,17 +139,17 @@ def dashboard(result: EvaluationResult, running: bool = False) -> None:
         st.markdown("**Checkpoints** (accuracy on the labelled images, bootstrap 95 % interval)")
         st.dataframe(accuracy_table(result), key=f"{PAGE}:accuracy")
     # Full width: one column per score, too many for the side column.
-    st.markdown(f"**Leaderboard of {result.models[model_index]}** (mean per-image AUC, bootstrap 95 % interval)")
+    st.markdown(f"**Leaderboard of {plain(result.models[model_index])}** (mean per-image AUC, bootstrap 95 % interval)")
     st.dataframe(result.leaderboard_display(score, model_index), key=f"{PAGE}:leaderboard")
     figure = result.class_figure(score, model_index)
     if figure is not None:
         st.plotly_chart(figure, key=f"{PAGE}:classes", config={"displaylogo": False})
-    st.subheader(f"Worst images by {score.name} on {result.models[model_index]}")
+    st.subheader(f"Worst images by {plain(score.name)} on {plain(result.models[model_index])}")
     worst = result.worst(score, model_index, int(worst_k))
     if not any(item["picture"] is not None for _, items in worst for item in items):
         st.caption("The run kept no maps (`--save-maps`); the worst images by name:")
     for label, items in worst:
-        st.markdown(f"**{label}**")
+        st.markdown(f"**{plain(label)}**")
         pictures = [item["picture"] for item in items if item["picture"] is not None]
         captions = [
             f"{item['image']} · label {item['label']} · pred {item['prediction_name']} · {item[score.column]:.3f}"
@@ -136,7 +158,7 @@ def dashboard(result: EvaluationResult, running: bool = False) -> None:
         if pictures:
             st.image(pictures, width=140, caption=captions)
         else:
-            st.caption(" · ".join(captions))
+            st.caption(" · ".join(plain(c) for c in captions))
     if result.manifest.get("notes_total"):
         with st.expander(f"{result.manifest['notes_total']} note(s): images or methods left out"):
             st.write(result.manifest.get("notes", []))
@@ -145,17 +167,12 @@ def dashboard(result: EvaluationResult, running: bool = False) -> None:
 
 
 def open_results() -> None:
-    runs = own_runs()
-    labels = {
-        str(
-            p
-        ): f"{EvaluationResult.open(p).title} · "
-           f"{time.strftime('%Y-%m-%d %H:%M', time.localtime((p / '_manifest.json').stat().st_mtime))}"
-        for p in runs
-    }
+    labels, damaged = own_runs()
     c1, c2 = st.columns(2)
     own = c1.selectbox("Runs of this app", list(labels), format_func=labels.get, index=None,
-                       placeholder="none yet" if not runs else "choose a run", key=f"{PAGE}:own")
+                       placeholder="none yet" if not labels else "choose a run", key=f"{PAGE}:own")
+    if damaged:
+        c1.caption(f"{damaged} run folder(s) left out: their manifest is damaged.")
     folder = c2.text_input(
         "Or a results folder on the server",
         key=f"{PAGE}:folder",
@@ -170,13 +187,13 @@ def open_results() -> None:
             if path is None:
                 raise DatasetError("Choose a run or enter a folder.")
             EvaluationResult.open(path)
-        except (DatasetError, ValueError) as exc:
-            st.error(str(exc))
+        except (DatasetError, ValueError, OSError) as exc:
+            st.error(plain(exc))
         else:
             st.session_state[OPENED_KEY] = str(path)
     root = st.session_state.get(OPENED_KEY)
     if root and Path(root, "_manifest.json").is_file():
-        dashboard(read(root))
+        show(root)
 
 
 def run_form() -> tuple[Evaluation | None, EvaluationInputs, bool]:
@@ -222,7 +239,8 @@ def run_form() -> tuple[Evaluation | None, EvaluationInputs, bool]:
         with st.expander("Metric settings"):
             for key in metrics:
                 st.markdown(f"**{get_metric(key).label}**")
-                params[key] = selection.params_widgets(key, get_metric(key).params)
+                params[key] = selection.params_widgets(key, get_metric(key).params,
+                                                       cost_of=selection.metric_cost(get_metric(key)))
         e1, e2, e3 = st.columns(3)
         class_mode = kept_widget(
             e1.radio,
@@ -256,13 +274,9 @@ def run_form() -> tuple[Evaluation | None, EvaluationInputs, bool]:
                 raise DatasetError(
                     "Checkpoint files must lie in a server folder the operator allows (data_roots); none is set."
                 )
-            root = config.data_roots[0]
-            files = Path(pattern).expanduser() if Path(pattern).expanduser().is_absolute() else root / pattern
-            models = model_sources(
-                weights=[str(files)], arch=arch, num_classes=None if arch == ARCHITECTURE else int(classes)
-            )
-            for source in models:
-                allowed_folder(Path(source.name).parent, config.data_roots)
+            classes_given = None if arch == ARCHITECTURE else int(classes)
+            # the pattern is checked against data_roots before anything is listed or hashed
+            models = model_sources(weights=[pattern], arch=arch, num_classes=classes_given, roots=config.data_roots)
         else:
             models = model_sources(names=named)
         if data_kind == SERVER_DATA:
@@ -279,7 +293,7 @@ def run_form() -> tuple[Evaluation | None, EvaluationInputs, bool]:
                                  tuple(MetricChoice.of(m, params.get(m, {})) for m in metrics),
                                  class_mode=class_mode, chunk_size=int(chunk), save_maps=bool(save_maps))
     except (DatasetError, CustomModelError, ValueError, OSError) as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return None, inputs, False
     return analysis, inputs, run and allowed
 
@@ -292,9 +306,10 @@ else:
     pending, inputs, run = run_form()
     if pending is not None:
         def draw(result, job) -> None:
-            dashboard(read(result.root), running=job.active)
+            show(result.root, running=job.active)
 
         def placeholder() -> None:
-            st.caption(f"Press Run to evaluate into `{pending.out}` (a rerun goes on from the chunks already written).")
+            st.caption(f"Press Run to evaluate into a results folder of this app ({Path(pending.out).name}); a "
+                       "rerun goes on from the chunks already written.")
 
         jobs.follow(PAGE, pending, inputs, run, draw, placeholder, stoppable=allowed)

@@ -127,6 +127,9 @@ with saved_tab:
             "`python -m reports list` on the server lists them all (or set `EXPLAIN_REPORTS_LIST=all` on a private "
             "instance)."
         )
+    if store.skipped:
+        st.warning(f"{store.skipped} saved report(s) with damaged metadata were left out; `python -m reports list` on "
+                   "the server names them.")
     if not saved_reports:
         st.info("No saved reports to show. **Save & share** stores one here.")
     else:

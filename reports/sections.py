@@ -460,15 +460,14 @@ def benchmark_section(
             f"image(s) of {manifest.get('data', {}).get('label', '')} by {len(methods)} method(s), explaining "
             f"{'each image’s label' if settings.get('class_mode') == 'label' else 'each image’s top-1 prediction'}. "
             "Scores are each metric's per-image area under its curve; "
-            f"{'; '.join(f'{s.name}: {s.direction}' for s in result.scores)}."
-            + state
+            f"{'; '.join(f'{s.name}: {s.direction}' for s in result.scores)}." + state
         ),
         context=make_context(
             None,
             (),
             methods,
             {
-                "results": str(result.root),
+                "results": result.root.name,
                 "checkpoints": ", ".join(result.models),
                 "data": manifest.get("data", {}).get("label", ""),
                 "images": manifest.get("images", 0),

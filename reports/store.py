@@ -15,11 +15,12 @@ import json
 import os
 import re
 import secrets
+import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from explain.storage import atomic_write
+from explain.storage import STRAY_SECONDS, atomic_write, clean_stray_temporaries
 
 from .report import Report
 
@@ -52,6 +53,20 @@ class SavedReport:
     sections: tuple[str, ...]
 
 
+def _saved_report(data: object, report_id: str) -> SavedReport | None:
+    """The metadata as a `SavedReport` when every field has its type (and its id is the
+    file's), else None: `"created": 5` or a JSON list is a damaged entry."""
+    if not isinstance(data, dict):
+        return None
+    texts = all(isinstance(data.get(name), str) for name in ("id", "title", "author", "created"))
+    size = data.get("size_bytes")
+    sections = data.get("sections", [])
+    if (not texts or data["id"] != report_id or not isinstance(size, int) or isinstance(size, bool) or size < 0
+            or not isinstance(sections, list) or not all(isinstance(s, str) for s in sections)):
+        return None
+    return SavedReport(data["id"], data["title"], data["author"], data["created"], size, tuple(sections))
+
+
 def is_valid_id(report_id: object) -> bool:
     return isinstance(report_id, str) and ID_PATTERN.fullmatch(report_id) is not None
 
@@ -66,6 +81,7 @@ def share_link(report_id: str, base_url: str = "") -> str:
 class ReportStore:
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = Path(root or os.environ.get(STORE_ENV) or DEFAULT_STORE).resolve()
+        self.skipped = 0  # damaged entries the last `list()` left out
 
     def _paths(self, report_id: str) -> tuple[Path, Path]:
         """The two files of a report; refuses anything that is not a well-formed id."""
@@ -94,7 +110,11 @@ class ReportStore:
             sections=tuple(s.title for s in report.sections),
         )
         atomic_write(html_path, data)
-        atomic_write(meta_path, json.dumps(asdict(saved)).encode("utf-8"))
+        try:
+            atomic_write(meta_path, json.dumps(asdict(saved)).encode("utf-8"))
+        except BaseException:  # a full disk, say: no report the app could neither list nor delete
+            html_path.unlink(missing_ok=True)
+            raise
         return saved
 
     def load_html(self, report_id: str) -> str:
@@ -108,14 +128,18 @@ class ReportStore:
         _, meta_path = self._paths(report_id)
         try:
             data = json.loads(meta_path.read_text(encoding="utf-8"))
-            return SavedReport(**{**data, "sections": tuple(data.get("sections", ()))})
         except FileNotFoundError:
             raise ReportNotFoundError(f"No saved report with id {report_id}.") from None
-        except (ValueError, TypeError, AttributeError):
-            raise ReportNotFoundError(f"The saved report {report_id} is damaged (unreadable metadata).") from None
+        except ValueError:
+            data = None
+        saved = _saved_report(data, report_id)
+        if saved is None:
+            raise ReportNotFoundError(f"The saved report {report_id} is damaged (unreadable metadata).")
+        return saved
 
     def list(self) -> list[SavedReport]:
-        """Saved reports, newest first; unreadable entries are skipped."""
+        """Saved reports, newest first; damaged entries are skipped (`skipped` counts them)."""
+        self.skipped = 0
         if not self.root.is_dir():
             return []
         found = []
@@ -125,8 +149,27 @@ class ReportStore:
             try:
                 found.append(self.info(meta_path.stem))
             except ReportNotFoundError:
-                continue
+                self.skipped += 1
         return sorted(found, key=lambda r: (r.created, r.id), reverse=True)
+
+    def clean(self, older_than: float = STRAY_SECONDS) -> int:
+        """Remove what a killed or failed save left: a report `.html` without its metadata
+        (the app could neither list nor delete it) and stray temporary files, once older
+        than `older_than` seconds (a save under way in another process is left alone).
+        Returns how many files were removed. Called once per process at start-up."""
+        if not self.root.is_dir():
+            return 0
+        removed = clean_stray_temporaries(self.root, older_than, recursive=False)
+        cutoff = time.time() - older_than
+        for html_path in self.root.glob("*.html"):
+            if is_valid_id(html_path.stem) and not html_path.with_suffix(".json").exists():
+                try:
+                    if html_path.stat().st_mtime < cutoff:
+                        html_path.unlink()
+                        removed += 1
+                except OSError:
+                    continue
+        return removed
 
     def delete(self, report_id: str) -> None:
         html_path, meta_path = self._paths(report_id)

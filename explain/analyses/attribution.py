@@ -16,7 +16,7 @@ import numpy as np
 from ..jobs.context import JobContext
 from ..methods.registry import MethodSpec
 from ..models.bundle import ModelCard
-from .base import Analysis, register_analysis
+from .base import PLAN_SIZE, Analysis, register_analysis
 from .inputs import ImagesView, PreparedImages, Subject, load_images, store_images
 from .maps import iter_maps, maps_passes, stored_maps
 
@@ -81,6 +81,9 @@ class AttributionMaps(Analysis):
     @property
     def title(self) -> str:
         return f"Attribution maps · {len(self.methods)} method(s) × {len(self.subject.images)} image(s)"
+
+    def planned_passes(self, size: int = PLAN_SIZE) -> float:
+        return maps_passes(self.methods, self.subject, size)
 
     def run(self, inputs: PreparedImages, ctx: JobContext) -> Iterator[AttributionResult]:
         check_inputs(self.subject, inputs)

@@ -32,6 +32,7 @@ from ..jobs.store import STORE_FORMAT
 from ..methods.registry import MethodSpec, method_version
 from ..metrics.registry import metric_version
 
+PLAN_SIZE = 224  # the image side a plan assumes before the images are prepared (the default model's input)
 FORMAT_VERSION = STORE_FORMAT  # bump it in jobs.store: older results are recomputed, never misread
 ANALYSES: dict[str, type["Analysis"]] = {}
 
@@ -74,6 +75,11 @@ class Analysis:
     @property
     def title(self) -> str:
         return self.kind
+
+    def planned_passes(self, size: int = PLAN_SIZE) -> float:
+        """The model passes this analysis plans, at most, for images of side `size`: known
+        from the settings alone, before it starts (what a visitor's budget admits)."""
+        raise NotImplementedError
 
     def run(self, inputs: Any, ctx: JobContext) -> Iterator[Any]:
         raise NotImplementedError

@@ -23,12 +23,12 @@ import torch
 from ..jobs.context import JobContext
 from ..methods.registry import MethodSpec
 from ..metrics.base import Curves, Pairs, Skipped
-from ..metrics.executor import MetricBatch, compare_methods, score_method, summaries
+from ..metrics.executor import MetricBatch, compare_methods, metric_passes, score_method, summaries
 from ..metrics.registry import Comparison, Metric, MetricFamily, MetricInput, Strip, get_metric
 from ..models.bundle import ModelCard
 from ..plots.overlay import overlay
 from .attribution import check_inputs, load_card, store_subject_views
-from .base import Analysis, register_analysis
+from .base import PLAN_SIZE, Analysis, register_analysis
 from .inputs import ImagesView, PreparedImages, Subject, load_images
 from .maps import all_maps, maps_passes
 
@@ -178,6 +178,11 @@ class MetricAnalysis(Analysis):
     @property
     def title(self) -> str:
         return f"{get_metric(self.metric).label} · {len(self.methods)} method(s) × {len(self.subject.images)} image(s)"
+
+    def planned_passes(self, size: int = PLAN_SIZE) -> float:
+        metric, n = get_metric(self.metric), len(self.subject.images)
+        params = metric.resolve_params(dict(self.params))
+        return maps_passes(self.methods, self.subject, size) + metric_passes(metric, params, self.methods, n, size)
 
     def run(self, inputs: PreparedImages, ctx: JobContext) -> Iterator[MetricResult]:
         check_inputs(self.subject, inputs)

@@ -14,6 +14,7 @@ Curves come out in the one metric shape (`Curves`): one unit per repeat, x = fra
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
@@ -24,6 +25,7 @@ from ..data.training import LabelledImages
 from ..jobs.context import JobCancelled, JobContext
 from ..methods.registry import MethodSpec, get_method
 from ..metrics.base import Curves
+from ..metrics.registry import method_passes
 from ..metrics.roar.removal import degrade, method_ranker, pixel_order, random_ranker
 from ..metrics.roar.settings import RANDOM, Ranker, RoarSettings, entry_key, experiment_key, ranking_label
 from ..models.bundle import default_device
@@ -32,6 +34,11 @@ from ..models.small_cnn import (
     trained_base_model, training_threads,
 )
 from .base import Analysis, register_analysis
+
+log = logging.getLogger(__name__)
+
+ROAR_PLAN_IMAGES = 5000  # the largest dataset a ROAR run plans for (the MNIST subset, train and test)
+ROAR_PLAN_SIDE = 32  # and its largest image side
 
 BASE_PART = "base"
 
@@ -45,6 +52,23 @@ class RoarInputs:
     device: str = field(default_factory=lambda: str(default_device()))  # the CLI and the page alike
     rankers: Mapping[str, Ranker] = field(default_factory=dict)
     threads: int | None = None
+
+
+def _is_accuracy(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+
+def valid_base(record: Any) -> dict[str, Any] | None:
+    """The stored base-model record when it is sound (an object with a text
+    `architecture` and an `accuracy` in [0, 1]); None, with a log line, when it is damaged
+    (it is then measured again, never read as it is)."""
+    if record is None:
+        return None
+    if (isinstance(record, dict) and isinstance(record.get("architecture"), str)
+            and _is_accuracy(record.get("accuracy"))):
+        return record
+    log.warning("ROAR base record is damaged (%s); it is skipped and measured again", type(record).__name__)
+    return None
 
 
 def _entry_part(name: str) -> str:
@@ -139,14 +163,23 @@ class RoarAnalysis(Analysis):
         s = self.settings
         return len(s.all_methods) * len(s.fractions) * s.repeats
 
+    def planned_passes(self, size: int = ROAR_PLAN_SIDE) -> float:
+        """Each retraining's epochs over the training images, and each ranking's maps of
+        every image (at the largest dataset a ROAR run takes)."""
+        s = self.settings
+        rankings = sum(method_passes(m, size) for m in s.methods if m.key != RANDOM)  # 1 for a custom ranker
+        return self.total * s.recipe.epochs * ROAR_PLAN_IMAGES + rankings * ROAR_PLAN_IMAGES
+
     def _entries(self, scope) -> dict[str, dict[str, Any]]:
         s = self.settings
         wanted = {entry_key(m, f, r) for m in s.all_methods for f in s.fractions for r in range(s.repeats)}
         found = {}
         for name in wanted:
             record = scope.get_json(_entry_part(name))
-            if isinstance(record, dict) and "accuracy" in record:
+            if isinstance(record, dict) and _is_accuracy(record.get("accuracy")):
                 found[name] = record
+            elif record is not None:
+                log.warning("ROAR entry %s is damaged; it is skipped and retrained", name)
         return found
 
     def _result(
@@ -171,7 +204,7 @@ class RoarAnalysis(Analysis):
     def stored(self, ctx: JobContext) -> RoarResult | None:
         """What is stored for this experiment and these settings so far (None before the
         base model was trained): the page shows it even when no job runs."""
-        base = ctx.shared(f"roar-{self.experiment}").get_json(BASE_PART)
+        base = valid_base(ctx.shared(f"roar-{self.experiment}").get_json(BASE_PART))
         if base is None:
             return None
         entries = self._entries(ctx.shared(f"roar-{self.experiment}"))
@@ -198,7 +231,7 @@ class RoarAnalysis(Analysis):
         entries = self._entries(scope)
         ctx.plan(self.total, "retrainings")
         ctx.reused(len(entries))
-        base = scope.get_json(BASE_PART)
+        base = valid_base(scope.get_json(BASE_PART))  # a damaged one is measured again
         yield self._result(architecture, None if base is None else base["accuracy"], entries, timings)
         try:
             ctx.working_on("training the base model (cached on disk after the first run)")

@@ -17,7 +17,7 @@ from ..jobs.context import JobContext
 from ..methods.registry import MethodSpec
 from ..models.bundle import ModelCard
 from .attribution import check_inputs, load_card, store_subject_views
-from .base import Analysis, register_analysis
+from .base import PLAN_SIZE, Analysis, register_analysis
 from .inputs import ImagesView, PreparedImages, Subject, load_images
 from .maps import all_maps, maps_passes, stored_maps
 from ..plots.shap_grid import GridSummary, summarize_grid
@@ -75,6 +75,11 @@ class ShapSummary(Analysis):
             Subject(self.subject.model_id, self.subject.model_name, refs, tuple(int(top5[i][r][0]) for i in range(m)))
             for r in range(self.top_k)
         ]
+
+    def planned_passes(self, size: int = PLAN_SIZE) -> float:
+        plotted = min(self.plotted, len(self.subject.images))
+        per_image = maps_passes([self.method], self.subject, size) / max(1, len(self.subject.images))
+        return per_image * (len(self.subject.images) + self.top_k * plotted)
 
     def run(self, inputs: PreparedImages, ctx: JobContext) -> Iterator[ShapSummaryResult]:
         check_inputs(self.subject, inputs)

@@ -14,6 +14,7 @@ corrupt and server files over the size limit (never read) are listed in `skipped
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import os
@@ -229,6 +230,45 @@ def zip_entries(archive: zipfile.ZipFile, name: str, limits: DatasetLimits) -> l
     return sorted(((safe_member_path(m.filename), reader(m)) for m in images), key=lambda e: e[0])
 
 
+def outside_message(text: str) -> str:
+    """The one refusal for a path outside the operator's roots: the same words whether or
+    not it exists, and no server path of the roots themselves."""
+    return (f"{text} is outside the folders this instance may read (the operator's data_roots); relative paths "
+            "start in the first of them.")
+
+
+def inside_roots(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether `path`, symlinks resolved, lies inside one of `roots` (nothing is read)."""
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):
+        return False
+    return any(resolved == root or resolved.is_relative_to(root) for root in (Path(r).resolve() for r in roots))
+
+
+def allowed_glob(pattern: str, roots: Sequence[Path]) -> str:
+    """`pattern` made absolute (relative ones start in the first root) once the folder it
+    starts from (its components before the first wildcard) lies inside the roots: checked
+    before anything is listed or read. DatasetError (the same words whether or not the
+    path exists) otherwise."""
+    if not roots:
+        raise DatasetError("Server files are disabled on this instance: the operator has allowed no folder "
+                           "(data_roots).")
+    text = str(pattern).strip()
+    if not text or "\0" in text:
+        raise DatasetError("Enter a file pattern, e.g. ckpts/*.pt.")
+    path = Path(text).expanduser()
+    path = path if path.is_absolute() else Path(roots[0]) / path
+    fixed = Path(path.anchor)
+    for part in path.parts[1:]:
+        if glob.has_magic(part):
+            break
+        fixed = fixed / part
+    if ".." in path.parts or not inside_roots(fixed, roots):
+        raise DatasetError(outside_message(text))
+    return str(path)
+
+
 def allowed_folder(path: str | os.PathLike, roots: Sequence[Path]) -> Path:
     """The resolved folder when it lies inside one of the operator's roots (symlinks
     resolved first), else DatasetError."""
@@ -244,7 +284,7 @@ def allowed_folder(path: str | os.PathLike, roots: Sequence[Path]) -> Path:
         folder = roots[0] / folder
     folder = folder.resolve()
     if not any(folder == root or folder.is_relative_to(root) for root in (Path(r).resolve() for r in roots)):
-        raise DatasetError(f"{text} is outside the folders this instance may read ({', '.join(map(str, roots))}).")
+        raise DatasetError(outside_message(text))
     if not folder.is_dir():
         raise DatasetError(f"{text} is not a folder on the server.")
     return folder

@@ -6,10 +6,10 @@ from .analysis import CLASS_MODES, DEFAULT_CHUNK, Evaluation, EvaluationInputs, 
 from .executors import ExecutionOptions, LocalExecutor, RayExecutor
 from .results import EvaluationResult, Score
 from .sources import DataSource, ModelSource, model_sources
-from .store import ResultsBusy, ResultsDir
+from .store import ResultsBusy, ResultsDir, ResultsError
 
 __all__ = [
     "CLASS_MODES", "DEFAULT_CHUNK", "Evaluation", "EvaluationInputs", "MetricChoice", "runs_dir", "ExecutionOptions",
     "LocalExecutor", "RayExecutor", "EvaluationResult", "Score", "DataSource", "ModelSource", "model_sources",
-    "ResultsBusy", "ResultsDir",
+    "ResultsBusy", "ResultsDir", "ResultsError",
 ]

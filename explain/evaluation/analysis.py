@@ -11,6 +11,7 @@ and the report CLI all run this one analysis.
 
 from __future__ import annotations
 
+import logging
 import math
 import platform
 import time
@@ -27,8 +28,9 @@ from ..analyses.base import Analysis, register_analysis
 from .compute import SCORE_PREFIX, metric_passes, score_keys
 from .executors import ExecutionOptions, LocalExecutor, RayExecutor, Task
 from .sources import DataSource, ModelSource
-from .store import ResultsDir
+from .store import ResultsDir, ResultsError
 
+log = logging.getLogger(__name__)
 CLASS_MODES = ("top1", "label")
 DEFAULT_CHUNK = 64
 FORMAT = 1
@@ -133,12 +135,10 @@ class Evaluation(Analysis):
     def run(self, inputs: EvaluationInputs, ctx: JobContext) -> Iterator["EvaluationResult"]:
         results = self.results
         with results.writing():
-            previous = results.manifest()
-            if previous is not None and previous.get("key") != self.key:
-                raise ValueError(
-                    f"{self.out} holds another evaluation (other settings, or methods/metrics changed since); "
-                    "choose another results directory"
-                )
+            previous = results.manifest_for_writing()
+            if previous is not None and not self.wrote(previous):
+                raise ResultsError(f"{results.name} holds another evaluation (other settings, or methods/metrics "
+                                   "changed since), left as it is; choose another results folder")
             with self.data.open(inputs.data_roots, inputs.limits) as index:
                 yield from self._run(inputs, ctx, results, index, previous)
 
@@ -182,7 +182,13 @@ class Evaluation(Analysis):
         run["images_computed"] = 0
         try:
             for result in executor.run(self, tasks, index, progress, ctx.should_stop):
-                results.write_chunk(result)
+                try:
+                    results.write_chunk(result)
+                except OSError as exc:  # a full or read-only disk: say what is kept and how to go on
+                    kept = len(results.done())
+                    raise OSError(f"{results.name}: a part could not be written ({exc.strerror or exc}); the {kept} "
+                                  "chunk(s) finished before it are kept. Free some space (or choose another results "
+                                  "folder) and rerun with the same settings to go on from them.") from None
                 run["chunks_computed"] += 1
                 run["images_computed"] += len(rows[result.chunk])
                 ctx.advance(len(rows[result.chunk]) - reported.pop((result.model_index, result.chunk), 0.0))
@@ -196,20 +202,44 @@ class Evaluation(Analysis):
                 run["images_per_second"] = round(run["images_computed"] / run["seconds"], 3)
             manifest["state"] = "complete" if len(results.done()) >= len(self.models) * chunks else "stopped"
             manifest.update(self._collected(results))
-            results.write_manifest(manifest)
+            try:
+                results.write_manifest(manifest)
+            except OSError:  # the error that stopped the run says what to do; the manifest of its start stays
+                log.warning("could not update the manifest of %s", results.name)
         ctx.check()  # a stop request ends the job as cancelled, its finished chunks kept
         yield EvaluationResult.open(self.out)
 
+    def planned_passes(self, size: int = 224) -> float:
+        """Every model's passes over the images (at most `max_images`, else the listing's
+        cap): each image's prediction, maps and metrics."""
+        images = self.data.max_images or self.data.planned_images
+        return len(self.models) * images * self._passes_per_image(size)
+
+    def wrote(self, manifest: Mapping[str, Any]) -> bool:
+        """Whether these settings, with today's method and metric versions, wrote `manifest`
+        (the results folder's own place aside, so a folder copied or moved elsewhere goes on
+        where it was)."""
+        def placeless(settings: Any) -> Any:
+            return {k: v for k, v in settings.items() if k != "out"} if isinstance(settings, dict) else settings
+
+        versions = ([m.get("version") for m in manifest.get("methods", []) if isinstance(m, dict)],
+                    manifest.get("metric_versions"))
+        today = ([method_version(s.key) for s in self.methods], {c.key: metric_version(c.key) for c in self.metrics})
+        return placeless(manifest.get("settings")) == placeless(self.settings_record()) and versions == today
+
     def load(self, ctx: JobContext) -> "EvaluationResult | None":
-        result = EvaluationResult.open(self.out) if (Path(self.out) / "_manifest.json").is_file() else None
-        return result if result is not None and result.complete and result.manifest.get("key") == self.key else None
+        try:
+            result = EvaluationResult.open(self.out)
+        except ResultsError:  # none yet, or damaged: the run says why (and refuses to mix)
+            return None
+        return result if result.complete and self.wrote(result.manifest) else None
 
     # ------------------------------------------------------------------ manifest
-    def _passes_per_image(self) -> float:
+    def _passes_per_image(self, size: int = 224) -> float:
         """Model passes per image (one model, all methods and metrics) at a nominal size,
         for progress inside a chunk."""
-        maps = sum(get_method(s.key).evals_per_image(s.resolved, 224) for s in self.methods)
-        return float(max(1, 1 + maps + metric_passes(self.methods, self.metrics, 1, 224)))
+        maps = sum(get_method(s.key).evals_per_image(s.resolved, size) for s in self.methods)
+        return float(max(1, 1 + maps + metric_passes(self.methods, self.metrics, 1, size)))
 
     def _manifest(self, previous: dict | None, index, chunks: int) -> dict[str, Any]:
         manifest = dict(previous or {})

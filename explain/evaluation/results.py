@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics.base import direction_text
-from .store import MANIFEST, ResultsDir
+from .store import MANIFEST, ResultsDir, ResultsError
 from . import summary
 
 
@@ -44,11 +44,12 @@ class EvaluationResult:
 
     @classmethod
     def open(cls, root: str | Path) -> "EvaluationResult":
-        """The results in `root`; ValueError when it holds no evaluation."""
+        """The results in `root`; `ResultsError` (a ValueError naming the folder by its last
+        component only) when it holds no evaluation or its manifest fails validation."""
         store = ResultsDir(root)
         manifest = store.manifest()
-        if manifest is None or manifest.get("kind") != "evaluation":
-            raise ValueError(f"{root}: not a results directory of an evaluation (no {MANIFEST})")
+        if manifest is None:
+            raise ResultsError(f"{store.name}: not a results folder of an evaluation (no {MANIFEST})")
         return cls(Path(root), manifest)
 
     @property
@@ -86,7 +87,7 @@ class EvaluationResult:
 
         known = score_infos()
         out = []
-        for s in self.manifest.get("scores", []):
+        for s in self.manifest["scores"]:  # validated: each has key, name, column and direction
             info = known.get(s["key"])
             out.append(
                 Score(
@@ -107,7 +108,11 @@ class EvaluationResult:
     def rows(self) -> pd.DataFrame:
         """The rows table (finished chunks), with the method labels as `method` values'
         companions (`method_label`)."""
-        return self.store.rows()
+        rows = self.store.rows()
+        for column in [s.column for s in self.scores]:  # a part written without one of the manifest's scores
+            if column not in rows.columns:
+                rows[column] = np.nan
+        return rows
 
     # ------------------------------------------------------------------ numbers
     def accuracy(self) -> pd.DataFrame:

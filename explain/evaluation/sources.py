@@ -26,7 +26,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.datasets import DatasetError, DatasetLimits, folder_entries, labels_for, zip_entries
+from ..data.datasets import (
+    DatasetError, DatasetLimits, allowed_glob, folder_entries, inside_roots, labels_for, outside_message, zip_entries,
+)
 from ..data.images import ImageLoadError, NamedImage, load_image_bytes
 from ..models.bundle import ModelBundle
 from ..models.errors import CustomModelError
@@ -34,6 +36,7 @@ from ..models.errors import CustomModelError
 MODEL_KINDS = ("named", "state_dict", "torchscript")
 DATA_KINDS = ("mnist", "folder", "zip")
 MNIST_SPLITS = ("test", "all")
+MNIST_SIZES = {"test": 1000, "all": 5000}
 MAX_MODEL_BYTES = 8 * 2**30  # your own files on your own machine (the app passes the operator's limit)
 
 
@@ -51,14 +54,19 @@ def natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
-def expand_globs(patterns: Sequence[str]) -> list[str]:
+def expand_globs(patterns: Sequence[str], roots: Sequence[Path] | None = None) -> list[str]:
     """Files matching each pattern (or the path itself), naturally sorted, each once;
-    a pattern that matches no file is an error."""
+    a pattern that matches no file is an error. With `roots` (the app: the operator's
+    folders), each pattern's folder is checked before anything is listed, and a match
+    that resolves outside them (a symlink) is left out before it is read or hashed."""
     found: list[str] = []
-    for pattern in patterns:
+    for typed in patterns:
+        pattern = allowed_glob(typed, roots) if roots is not None else typed
         matches = sorted((p for p in glob.glob(os.path.expanduser(pattern)) if os.path.isfile(p)), key=natural_key)
+        if roots is not None:
+            matches = [m for m in matches if inside_roots(Path(m), roots)]
         if not matches:
-            raise DatasetError(f"{pattern}: no such file")
+            raise DatasetError(f"{typed}: no such file")
         found += [str(Path(m).resolve()) for m in matches]
     return list(dict.fromkeys(found))
 
@@ -116,14 +124,17 @@ class ModelSource:
 
 def model_sources(names: Sequence[str] = (), weights: Sequence[str] = (), arch: str | None = None,
                   num_classes: int | None = None, torchscript: Sequence[str] = (),
-                  class_names: Sequence[str] | None = None) -> tuple[ModelSource, ...]:
+                  class_names: Sequence[str] | None = None,
+                  roots: Sequence[Path] | None = None) -> tuple[ModelSource, ...]:
     """Models in order: the names, then the state dicts matching `weights` (globs, one
-    architecture), then the TorchScript files matching `torchscript`."""
+    architecture), then the TorchScript files matching `torchscript`; with `roots`, only
+    files inside them (checked before any is read, see `expand_globs`)."""
     if weights and not arch:
         raise CustomModelError("state-dict checkpoints need --arch (a torchvision architecture name, or small_cnn)")
     sources = [ModelSource.named(n) for n in names]
-    sources += [ModelSource.file(p, "state_dict", arch, num_classes, class_names) for p in expand_globs(weights)]
-    sources += [ModelSource.file(p, "torchscript", None, num_classes, class_names) for p in expand_globs(torchscript)]
+    sources += [ModelSource.file(p, "state_dict", arch, num_classes, class_names) for p in expand_globs(weights, roots)]
+    sources += [ModelSource.file(p, "torchscript", None, num_classes, class_names)
+                for p in expand_globs(torchscript, roots)]
     if not sources:
         raise CustomModelError("no model given")
     return tuple(sources)
@@ -234,6 +245,14 @@ class DataSource:
             source = cls(kind, str(path), max_images=max_images)
         with source.open(roots, limits) as index:
             return dataclasses.replace(source, digest=index.digest)
+
+    @property
+    def planned_images(self) -> int:
+        """Images a run plans for before listing them: the MNIST split's size, else a
+        listing's default cap."""
+        if self.kind == "mnist":
+            return MNIST_SIZES[self.split]
+        return DatasetLimits().max_images
 
     @property
     def label(self) -> str:
@@ -351,7 +370,7 @@ def _zip_index(path: str, roots: Sequence[Path], limits: DatasetLimits) -> Image
     file = Path(path)
     resolved = [Path(r).resolve() for r in roots]
     if not any(file.resolve().is_relative_to(root) for root in resolved):
-        raise DatasetError(f"{path} is outside the folders this instance may read.")
+        raise DatasetError(outside_message(path))
     try:
         archive = zipfile.ZipFile(file)
     except (OSError, zipfile.BadZipFile):

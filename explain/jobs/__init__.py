@@ -3,6 +3,7 @@ persist under `$EXPLAIN_CACHE_DIR`: `runner` (submission, admission, the run), `
 (threads and queue limits), `job`, `context` (what a running analysis sees), `progress`
 and `store` (the files)."""
 
+from .budget import Budget, BudgetExceeded, Visitor
 from .context import JobCancelled, JobContext, MemoryParts
 from .job import ACTIVE_STATES, CANCELLED, DONE, FAILED, QUEUED, RUNNING, WAITING, Job
 from .pools import JobLimitError
@@ -13,5 +14,5 @@ from .store import JobStore, PartStore
 __all__ = [
     "ACTIVE_STATES", "CANCELLED", "DONE", "FAILED", "QUEUED", "RUNNING", "WAITING", "Job", "JobCancelled",
     "JobLimitError", "JobContext", "JobRunner", "MemoryParts", "Progress", "default_runner", "format_seconds",
-    "JobStore", "PartStore",
+    "JobStore", "PartStore", "Budget", "BudgetExceeded", "Visitor",
 ]

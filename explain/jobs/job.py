@@ -18,8 +18,10 @@ ACTIVE_STATES = (QUEUED, WAITING, RUNNING)
 class Job:
     """One analysis run in the background; every property is safe to read from any thread."""
 
-    def __init__(self, analysis: Analysis) -> None:
+    def __init__(self, analysis: Analysis, owner: str | None = None, planned_passes: float = 0.0) -> None:
         self.analysis = analysis
+        self.owner = owner  # the session that started it (None: the command line, a script)
+        self.planned_passes = planned_passes  # counted against its owner's budget while active
         self.key = analysis.key
         self.kind = analysis.kind
         self.title = analysis.title

@@ -27,6 +27,8 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from ..storage import LockWaitCancelled, file_lock, is_locked
+from . import budget
+from .budget import Visitor
 from .context import JobCancelled, JobContext, MemoryParts
 from .job import ACTIVE_STATES, CANCELLED, DONE, FAILED, QUEUED, RUNNING, WAITING, Job
 from .pools import JobLimitError, Pools, pool_sizes
@@ -56,10 +58,11 @@ class JobRunner:
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- public
-    def submit(self, analysis: Analysis, inputs: Any, owner: str | None = None) -> Job:
+    def submit(self, analysis: Analysis, inputs: Any, owner: Visitor | None = None) -> Job:
         """The job for `analysis`: the one already running or finished in this process, a
         finished one rebuilt from disk, or a new job (admitted by `admit`) started in the
-        background. `owner` names who asked (a visitor's session), for admission."""
+        background. `owner`: the visitor (session and budget) who asked; None (the command
+        line, scripts) is not budgeted."""
         with self._lock:
             job = self._jobs.get(analysis.key)
             if job is not None and (job.active or job.state == DONE):
@@ -72,18 +75,23 @@ class JobRunner:
             job = self._jobs.get(analysis.key)
             if job is not None and job.active:
                 return job
-            self.admit(analysis, owner)
-            job = Job(analysis)
+            planned = self.admit(analysis, owner)
+            job = Job(analysis, owner.session if owner else None, planned)
             self._remember(job)
         self._pools.start(analysis.pool, lambda: self._execute(job, inputs))
         return job
 
-    def admit(self, analysis: Analysis, owner: str | None) -> None:
+    def admit(self, analysis: Analysis, owner: Visitor | None) -> float:
         """Decide whether a new job for `analysis` may start now: raise `JobLimitError` (or
-        another error the pages show) when it may not. The single admission point; called
-        with the runner's lock held, so what it counts cannot change under it."""
-        active = sum(1 for j in self._jobs.values() if j.active and j.analysis.pool == analysis.pool)
-        self._pools.check_room(analysis.pool, active)
+        `BudgetExceeded`, the visitor's caps) when it may not; returns the passes it
+        plans (counted against `owner` while it is active; 0 for no visitor). The single
+        admission point; called with the runner's lock held, so what it counts cannot
+        change under it."""
+        active = [j for j in self._jobs.values() if j.active]
+        self._pools.check_room(analysis.pool, sum(1 for j in active if j.analysis.pool == analysis.pool))
+        if owner is None:
+            return 0.0
+        return budget.admit(analysis, owner, active, self._pools.queue_limit(analysis.pool))
 
     def find(self, analysis: Analysis) -> Job | None:
         """The job for `analysis` if it is known in this process or finished on disk;

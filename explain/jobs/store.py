@@ -16,6 +16,7 @@ new names, and the old files age out of the bounded cache (`explain.jobs.bound`)
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -30,6 +31,9 @@ from .bound import CacheBound
 from ..storage import TMP_PREFIX, read_arrays, read_json, write_arrays, write_json
 
 STORE_FORMAT = 2  # bump when stored parts change shape or naming: every key changes, nothing old is misread
+
+log = logging.getLogger(__name__)
+
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.=+-]{1,100}$")
 
 
@@ -114,8 +118,8 @@ class JobStore:
         return self.job_dir(key) / "lock"
 
     def record(self, key: str) -> dict[str, Any] | None:
-        value = read_json(self.job_dir(key) / "job.json")
-        return value if isinstance(value, dict) else None
+        """The job's record when it is sound (see `valid_record`); a damaged one counts as none."""
+        return valid_record(read_json(self.job_dir(key) / "job.json"))
 
     def write_record(self, key: str, record: dict[str, Any]) -> None:
         """Write a job's record (stamped with `STORE_FORMAT`)."""
@@ -126,8 +130,23 @@ class JobStore:
         folder = self.root / "jobs"
         if not folder.is_dir():
             return []
-        found = [r for p in folder.iterdir() if (r := read_json(p / "job.json")) is not None and isinstance(r, dict)]
+        found = [r for p in folder.iterdir() if (r := valid_record(read_json(p / "job.json"))) is not None]
         return sorted(found, key=lambda r: r.get("created", 0), reverse=True)
 
     def delete(self, key: str) -> None:
         shutil.rmtree(self.job_dir(key), ignore_errors=True)
+
+
+def valid_record(value: Any) -> dict[str, Any] | None:
+    """A job record read from disk when its fields have their types (`kind`, `state` text;
+    `created` a number; `settings` an object), else None with a log line: a hand-edited
+    or damaged record is skipped, never half-used."""
+    if value is None:
+        return None
+    sound = (isinstance(value, dict) and isinstance(value.get("kind"), str) and isinstance(value.get("state"), str)
+             and isinstance(value.get("created", 0), (int, float)) and not isinstance(value.get("created", 0), bool)
+             and isinstance(value.get("settings", {}), dict))
+    if not sound:
+        log.warning("a damaged job record was skipped (%s)", type(value).__name__)
+        return None
+    return value

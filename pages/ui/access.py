@@ -5,14 +5,17 @@ process (`explain.guesses`), not per session."""
 from __future__ import annotations
 
 import math
+import uuid
 from typing import Any
 
 import streamlit as st
 
 from explain.config import OperatorConfig, may_upload, password_matches, read_operator_config
 from explain.guesses import PASSWORD_GUESSES
+from explain.jobs import Budget, Visitor
 
 UNLOCKED_KEY = "uploads_unlocked"
+VISITOR_KEY = "_visitor_id"
 LAST_FAILURE_KEY = "upload_password_last_failure"
 
 
@@ -89,3 +92,15 @@ def upload_gate(config: OperatorConfig) -> bool:
         st.error(f"{email or 'This account'} may not upload models or data here; ask the operator.")
         st.button("Log out", key="logout_button", on_click=st.logout)
     return False
+
+
+def budget(config: OperatorConfig | None = None) -> Budget:
+    """This session's compute budget (a small one while it is locked)."""
+    config = config or operator_config()
+    return Budget.of(config, unlocked=uploads_allowed(config))
+
+
+def visitor() -> Visitor:
+    """This session as the job runner budgets it: a random id kept in the session, and its budget."""
+    session = st.session_state.setdefault(VISITOR_KEY, uuid.uuid4().hex)
+    return Visitor(session, budget())

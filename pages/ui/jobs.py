@@ -15,6 +15,9 @@ from typing import Any, Callable
 import streamlit as st
 
 from explain.jobs import CANCELLED, DONE, FAILED, Job, JobLimitError, default_runner
+from explain.jobs.budget import format_passes
+from pages.ui import access
+from pages.ui.text import plain
 
 RUNS_KEY = "_runs"
 POLL_SECONDS = 1.0
@@ -26,11 +29,12 @@ def shown_key(page: str) -> str:
 
 def submit(page: str, analysis: Any, inputs: Any) -> Job | None:
     """Start (or find) the job for `analysis` and show it on `page`; None (with the
-    reason shown) when the server has too many jobs of this kind already."""
+    reason shown) when the server has too many jobs of this kind already, or the run
+    would take this session over its budget."""
     try:
-        job = default_runner().submit(analysis, inputs)
-    except JobLimitError as exc:
-        st.error(str(exc))
+        job = default_runner().submit(analysis, inputs, owner=access.visitor())
+    except (JobLimitError, ValueError) as exc:  # no room, over the budget, or settings that cannot be planned
+        st.error(plain(exc))
         return None
     show_analysis(page, analysis)
     return job
@@ -87,7 +91,7 @@ def live_result(page: str, render: Callable[[Any, Job], None], placeholder: Call
         if current.active:
             progress_block(current, stoppable)
         elif current.state == FAILED:
-            st.error(f"The run failed: {current.error}")
+            st.error(f"The run failed: {plain(current.error)}")
         elif current.state == CANCELLED:
             st.warning(current.error or "The run was stopped; finished parts are stored. Press Run to go on.")
         result = current.result if current.state == DONE else current.partial
@@ -112,10 +116,22 @@ def runs_panel(page: str) -> None:
             state = job.state if job is not None else "not started"
             detail = job.progress.describe() if job is not None and job.active else state
             left, right = st.columns([5, 1])
-            left.markdown(f"**{run['title']}** · {detail}")
+            left.markdown(f"**{plain(run['title'])}** · {plain(detail)}")
             if right.button("Open", key=f"open:{page}:{run['key']}"):
                 show_analysis(page, run["analysis"])
                 st.rerun()
+
+
+def budget_note(pending: Any) -> None:
+    """What Run would plan against this session's budget, and how to get more (locked sessions)."""
+    budget = access.budget()
+    try:
+        planned = pending.planned_passes()
+    except (NotImplementedError, ValueError):  # an analysis without a plan, or settings the run itself refuses
+        return
+    over = planned > budget.job_passes
+    text = f"This run plans {format_passes(planned)} model passes. {budget.describe()}"
+    (st.warning if over else st.caption)(text)
 
 
 def follow(page: str, pending: Any, inputs: Any, run: bool, draw: Callable[[Any, Job], None],
@@ -125,6 +141,7 @@ def follow(page: str, pending: Any, inputs: Any, run: bool, draw: Callable[[Any,
     settings is shown without Run; the shown analysis is drawn live while it matches
     the settings, else `placeholder()` says what Run would compute. `stoppable=False`
     hides the Stop button (a visitor who may not start such jobs may not stop them)."""
+    budget_note(pending)
     if run:
         submit(page, pending, inputs)
     elif default_runner().find(pending) is not None:

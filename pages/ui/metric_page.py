@@ -44,7 +44,7 @@ def render(metric_key: str, page: str) -> None:
     with st.form(f"{page}_settings", border=False):
         methods = selection.method_picker(bundle, default=_default_methods([metric]), key=f"{page}:methods")
         with st.expander(f"{metric.label} settings"):
-            params = selection.params_widgets(metric.key, metric.params)
+            params = selection.params_widgets(metric.key, metric.params, cost_of=selection.metric_cost(metric))
         run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
     show_units = kept_widget(st.checkbox, "Show per-image curves", f"{page}:show_units", False)
     if not methods:
@@ -69,7 +69,8 @@ def render_group(keys: Sequence[str], page: str, title: str) -> None:
                 chosen[metric.key] = kept_widget(st.checkbox, metric.label, f"{page}:run:{metric.key}", True)
         for metric in metrics:
             with st.expander(f"{metric.label} settings"):
-                params[metric.key] = selection.params_widgets(metric.key, metric.params)
+                params[metric.key] = selection.params_widgets(metric.key, metric.params,
+                                                              cost_of=selection.metric_cost(metric))
         run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
     show_units = kept_widget(st.checkbox, "Show per-image curves", f"{page}:show_units", False)
     if not methods:

@@ -9,7 +9,9 @@ when the page's Run button is pressed.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import dataclasses
+import math
+from typing import Any, Callable, Mapping, Sequence
 
 import streamlit as st
 
@@ -17,8 +19,12 @@ import explain
 from explain.analyses import ClassChoice, PreparedImages, prepare_images
 from explain.data.datasets import ImageDataset
 from explain.data.images import MAX_BYTES, UPLOAD_EXTENSIONS, NamedImage
-from explain.methods.registry import MethodSpec, Param
+from explain.analyses.base import PLAN_SIZE
+from explain.jobs.budget import param_ceiling as budget_ceiling
+from explain.methods.registry import Method, MethodSpec, Param
+from explain.metrics.registry import Metric, MetricFamily
 
+from . import access
 from .access import uploads_allowed
 from .model import current_bundle, model_sidebar
 from .session import kept, kept_widget, keep, start_page
@@ -159,10 +165,37 @@ def prepared_images(bundle: explain.ModelBundle, images: Sequence[NamedImage]) -
     return store[key]
 
 
-def param_widget(owner: str, param: Param) -> Any:
-    """A widget for one registered parameter (of a method or a metric), kept across pages."""
+CostOf = Callable[[Mapping[str, Any]], float]
+
+
+def param_ceiling(param: Param, cost_of: CostOf | None) -> Any:
+    """The largest value this session is offered for `param` (None: its registered
+    maximum): capped by its cost under the session's budget (`explain.jobs.budget`)."""
+    if cost_of is None:
+        return None
+    budget = access.budget()
+
+    def cost(value: Any) -> float:
+        try:
+            return float(cost_of({param.name: value}))
+        except (ValueError, TypeError, ZeroDivisionError):
+            return math.inf
+
+    return budget_ceiling(param, cost, budget.job_passes, cheap_only=budget.locked)
+
+
+def param_widget(owner: str, param: Param, cost_of: CostOf | None = None) -> Any:
+    """A widget for one registered parameter (of a method or a metric), kept across pages;
+    `cost_of(overrides)`: the model passes per image with `overrides`, which caps the
+    range by this session's budget."""
     key = f"param:{owner}:{param.name}"
     help_text = param.help or None
+    ceiling = param_ceiling(param, cost_of)
+    if ceiling is not None:
+        help_text = f"{help_text or ''} At most {ceiling} in this session (its compute budget).".strip()
+        if isinstance(st.session_state.get(key), (int, float)) and st.session_state[key] > ceiling:
+            st.session_state[key] = type(st.session_state[key])(ceiling)
+        param = dataclasses.replace(param, max=ceiling)
     if param.choices:
         return kept_widget(st.selectbox, param.label, key, param.default, options=param.choices, help=help_text)
     if isinstance(param.default, bool):
@@ -174,15 +207,16 @@ def param_widget(owner: str, param: Param) -> Any:
                              max_value=float(param.max), step=float(param.step or 0.01), help=help_text))
 
 
-def params_widgets(owner: str, params: Sequence[Param], columns: int = 4) -> dict[str, Any]:
-    """Widgets for a list of parameters, in columns."""
+def params_widgets(owner: str, params: Sequence[Param], columns: int = 4,
+                   cost_of: CostOf | None = None) -> dict[str, Any]:
+    """Widgets for a list of parameters, in columns (ranges capped by `cost_of`, see `param_widget`)."""
     values: dict[str, Any] = {}
     if not params:
         return values
     cols = st.columns(min(columns, len(params)))
     for i, param in enumerate(params):
         with cols[i % len(cols)]:
-            values[param.name] = param_widget(owner, param)
+            values[param.name] = param_widget(owner, param, cost_of)
     return values
 
 
@@ -206,5 +240,24 @@ def method_picker(
         with st.expander("Method parameters"):
             for method in with_params:
                 st.markdown(f"**{method.label}**")
-                settings[method.key] = params_widgets(method.key, method.params)
+                settings[method.key] = params_widgets(method.key, method.params, cost_of=method_cost(method))
     return tuple(MethodSpec.of(k, settings.get(k, {})) for k in chosen)
+
+
+def method_cost(method: Method) -> CostOf:
+    """Model passes per image of one map of `method` with some parameters changed."""
+    defaults = method.resolve_params({})
+    return lambda overrides: method.evals_per_image({**defaults, **overrides}, PLAN_SIZE)
+
+
+def metric_cost(metric: MetricFamily) -> CostOf:
+    """Model passes per image of `metric` (beyond the maps) with some parameters changed;
+    recomputed maps costed at one pass each."""
+    defaults = metric.resolve_params({})
+
+    def cost(overrides: Mapping[str, Any]) -> float:
+        params = {**defaults, **overrides}
+        recomputed = metric.maps_per_image(params) if isinstance(metric, Metric) else 0
+        return metric.passes(params, 1) + recomputed
+
+    return cost

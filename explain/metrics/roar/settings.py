@@ -17,6 +17,10 @@ from ...models.small_cnn import TrainRecipe
 from ..base import MetricInfo
 
 RANDOM = "random"
+# The bounds of a run's settings: the ROAR page's widgets and `python -m reports build --roar-*` both use these.
+EPOCHS_RANGE = (1, 50)
+REPEATS_RANGE = (1, 10)
+SEED_RANGE = (0, 2**31 - 1)
 MODES = ("roar", "kar")
 DEFAULT_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "gradcam", "smoothgrad_sq")  # SG-SQ: Hooker et al.'s best
@@ -74,10 +78,19 @@ class RoarSettings:
         if any(not 0 < f < 1 for f in self.fractions):
             raise ValueError("fractions must lie strictly between 0 and 1 (0 % and 100 % are not informative)")
         object.__setattr__(self, "fractions", tuple(sorted({round(float(f), 4) for f in self.fractions})))
-        if not 1 <= self.repeats <= 10:
-            raise ValueError("repeats must lie between 1 and 10")
+        if not REPEATS_RANGE[0] <= self.repeats <= REPEATS_RANGE[1]:
+            raise ValueError(f"repeats must lie between {REPEATS_RANGE[0]} and {REPEATS_RANGE[1]}, not {self.repeats}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
+
+    def check_bounds(self) -> None:
+        """ValueError outside the bounds the ROAR page offers (epochs, repeats, seed): what
+        a visitor or `python -m reports build` may ask for. The library itself accepts any
+        recipe (a test may train for long on purpose)."""
+        for name, value, (low, high) in (("repeats", self.repeats, REPEATS_RANGE), ("seed", self.seed, SEED_RANGE),
+                                         ("epochs per retraining", self.recipe.epochs, EPOCHS_RANGE)):
+            if not low <= value <= high:
+                raise ValueError(f"{name} must lie between {low} and {high}, not {value}")
 
     @property
     def all_methods(self) -> tuple[MethodSpec, ...]:

@@ -1,0 +1,162 @@
+"""Does interactive paint queue behind compute? A Streamlit server on loopback (port 8608
+only), first idle, then with `--sessions` headless-Chromium sessions that open the
+gallery and press Run at once; printed: the health endpoint's latency (median and
+maximum, polled every 0.25 s) and a fresh visitor's time to the first photos (median
+of `--visitors`), idle against loaded, and their ratios. Bounded: every wait has a
+limit (`--limit` seconds), and the server and browsers stop at the end or on error.
+
+    python bench/bench_concurrency.py [--sessions 8] [--visitors 3] [--limit 240]
+
+The sessions share the gallery's default settings, so their Run presses share one job
+per settings (the runner deduplicates); the load is that job plus every session's page
+runs (photos, top-5) on the server's cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PORT = 8608  # the one port benchmarks and screenshots use on shared machines
+URL = f"http://127.0.0.1:{PORT}"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PHOTO = '[data-testid="stImage"] img'
+
+
+def start_server(cache: str, limit: float) -> subprocess.Popen:
+    env = {**os.environ, "EXPLAIN_CACHE_DIR": cache}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
+         "127.0.0.1", "--server.port", str(PORT), "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError("streamlit exited at start-up (is port 8608 taken?)")
+        if health_seconds() is not None:
+            return server
+        time.sleep(0.5)
+    server.terminate()
+    raise RuntimeError(f"streamlit did not answer within {limit:.0f} s")
+
+
+def health_seconds(timeout: float = 60.0) -> float | None:
+    """Seconds the health endpoint took to answer 200, or None."""
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(f"{URL}/_stcore/health", timeout=timeout) as response:
+            return time.perf_counter() - start if response.status == 200 else None
+    except OSError:
+        return None
+
+
+class HealthProbe:
+    """Polls the health endpoint in a thread until stopped; keeps each latency."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            seconds = health_seconds()
+            if seconds is not None:
+                self.latencies.append(seconds)
+            self._stop.wait(0.25)
+
+    def __enter__(self) -> "HealthProbe":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=70)
+
+
+def first_photos_seconds(browser: Any, limit: float) -> float:
+    """A fresh visitor: seconds from opening the gallery to its first photo on screen."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        start = time.perf_counter()
+        page.goto(URL, timeout=limit * 1000)
+        page.locator(PHOTO).first.wait_for(timeout=limit * 1000)
+        return time.perf_counter() - start
+    finally:
+        context.close()
+
+
+def press_run(browser: Any, limit: float) -> Any:
+    """A session that opens the gallery and presses Run; returns its context (kept open)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(URL, timeout=limit * 1000)
+    page.locator("button", has_text="Run").first.click(timeout=limit * 1000)
+    return context
+
+
+def summary(values: list[float]) -> str:
+    if not values:
+        return "no answer"
+    return f"median {statistics.median(values):.3f} s, max {max(values):.3f} s ({len(values)} probes)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument("--visitors", type=int, default=3, help="fresh visitors timed per phase")
+    parser.add_argument("--limit", type=float, default=240.0, help="seconds any one wait may take")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    server = start_server(tempfile.mkdtemp(prefix="bench-concurrency-"), args.limit)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                warm_up = first_photos_seconds(browser, args.limit)  # the model loads once per server process
+                print(f"warm-up visit: {warm_up:.1f} s", flush=True)
+                with HealthProbe() as idle_health:
+                    idle = [first_photos_seconds(browser, args.limit) for _ in range(args.visitors)]
+                print(f"idle phase done: first photos {idle}", flush=True)
+                sessions = []
+                with HealthProbe() as loaded_health:
+                    started = time.perf_counter()
+                    sessions = [press_run(browser, args.limit) for _ in range(args.sessions)]
+                    pressing = time.perf_counter() - started
+                    loaded = [first_photos_seconds(browser, args.limit) for _ in range(args.visitors)]
+                for context in sessions:
+                    context.close()
+            finally:
+                browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    print(f"{args.sessions} sessions pressed Run in {pressing:.1f} s")
+    print(f"health endpoint, idle:   {summary(idle_health.latencies)}")
+    print(f"health endpoint, loaded: {summary(loaded_health.latencies)}")
+    print(f"first photos, idle:   median {statistics.median(idle):.2f} s of {idle}")
+    print(f"first photos, loaded: median {statistics.median(loaded):.2f} s of {loaded}")
+    if idle_health.latencies and loaded_health.latencies:
+        health = statistics.median(loaded_health.latencies) / statistics.median(idle_health.latencies)
+        photos = statistics.median(loaded) / statistics.median(idle)
+        print(f"ratios loaded/idle: health {health:.2f}x, first photos {photos:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
