@@ -20,6 +20,7 @@ from typing import Any, Mapping
 AUTH_MODES = ("none", "password", "login")
 CACHE_ENV = "EXPLAIN_CACHE_DIR"
 TRUE_WORDS = {"1", "true", "yes", "on"}
+DOWNLOADS_ENV = "EXPLAIN_ALLOW_DOWNLOADS"
 
 
 class ConfigError(ValueError):
@@ -41,6 +42,7 @@ class OperatorConfig:
     max_model_mb: int = 600
     max_dataset_mb: int = 512
     max_dataset_images: int = 2000
+    allow_downloads: bool = False
     error: str | None = None
 
     @property
@@ -77,6 +79,7 @@ ENV_NAMES = {
     "max_model_mb": "EXPLAIN_MAX_MODEL_MB",
     "max_dataset_mb": "EXPLAIN_MAX_DATASET_MB",
     "max_dataset_images": "EXPLAIN_MAX_DATASET_IMAGES",
+    "allow_downloads": DOWNLOADS_ENV,
 }
 
 
@@ -108,6 +111,7 @@ def read_operator_config(secrets: Mapping[str, Any] | None = None, environ: Mapp
             upload_password=password,
             allowed_emails=tuple(e.lower() for e in _as_list(raw.get("allowed_emails"), ",")),
             allow_torchscript=_as_bool(raw.get("allow_torchscript", False)),
+            allow_downloads=_as_bool(raw.get("allow_downloads", False)),
             data_roots=tuple(Path(p).expanduser().resolve() for p in _as_list(raw.get("data_roots"), os.pathsep)),
             max_model_mb=_as_positive_int("max_model_mb", raw.get("max_model_mb", OperatorConfig.max_model_mb)),
             max_dataset_mb=_as_positive_int("max_dataset_mb", raw.get("max_dataset_mb", OperatorConfig.max_dataset_mb)),
@@ -146,3 +150,11 @@ def cache_dir() -> Path:
     else the repository's git-ignored `data/` folder."""
     root = os.environ.get(CACHE_ENV)
     return Path(root) if root else Path(__file__).resolve().parent.parent / "data"
+
+
+def downloads_allowed(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether model weights may be fetched from the internet (torchvision's zoo, timm's and
+    the Hugging Face hub): `EXPLAIN_ALLOW_DOWNLOADS` (the app's `allow_downloads` setting;
+    the CLIs set it from `--allow-downloads` / `--offline`). Off when unset."""
+    environ = os.environ if environ is None else environ
+    return _as_bool(environ.get(DOWNLOADS_ENV, "") or False)
