@@ -131,11 +131,13 @@ def add_model_options(parser: argparse.ArgumentParser, *, repeatable: bool) -> N
 
 
 def apply_download_choice(args: argparse.Namespace) -> bool:
-    """Downloads are on for the local CLI unless `--offline`; the choice goes to the
+    """Downloads are on for the local CLI unless `--offline` (or `EXPLAIN_ALLOW_DOWNLOADS=0`
+    in the environment, which `--allow-downloads` overrides); the choice goes to the
     environment so that the loader (and local workers) see it."""
-    from .config import DOWNLOADS_ENV
+    from .config import DOWNLOADS_ENV, TRUE_WORDS
 
-    allowed = not args.offline
+    switched_off = os.environ.get(DOWNLOADS_ENV, "").strip().lower() not in ("", *TRUE_WORDS)
+    allowed = args.allow_downloads or not (args.offline or switched_off)
     os.environ[DOWNLOADS_ENV] = "1" if allowed else "0"
     if not allowed:
         os.environ["HF_HUB_OFFLINE"] = "1"

@@ -13,6 +13,7 @@ pooling; a linear head only where pooling is followed by exactly one linear laye
 
 from __future__ import annotations
 
+import re
 from typing import Callable, NamedTuple
 
 import torchvision
@@ -60,26 +61,33 @@ def _timm_transformer(model: nn.Module, prefix: str) -> CamLayers | None:
     return None
 
 
-# Hugging Face `AutoModelForImageClassification` families by `config.model_type`:
-# (CAM layer under the base model, prefix tokens or None for feature maps, linear head).
-_HF_FAMILIES: dict[str, Callable[[nn.Module], CamLayers]] = {
-    "vit": lambda m: CamLayers(f"vit.encoder.layer.{len(m.vit.encoder.layer) - 1}.layernorm_before", None, "tokens:1"),
-    "deit": lambda m: CamLayers(f"deit.encoder.layer.{len(m.deit.encoder.layer) - 1}.layernorm_before", None, "tokens:2"),
-    "swin": lambda m: CamLayers("swin.layernorm", "classifier", "tokens:0"),
-    "convnext": lambda m: CamLayers(f"convnext.encoder.stages.{len(m.convnext.encoder.stages) - 1}", None),
-    "convnextv2": lambda m: CamLayers(f"convnextv2.encoder.stages.{len(m.convnextv2.encoder.stages) - 1}", None),
-    "resnet": lambda m: CamLayers(f"resnet.encoder.stages.{len(m.resnet.encoder.stages) - 1}", "classifier.1"),
+def _last_named(model: nn.Module, pattern: str) -> str | None:
+    """The last module (in registration order, i.e. the deepest block) whose name matches."""
+    names = [name for name, _ in model.named_modules() if re.search(pattern, name)]
+    return names[-1] if names else None
+
+
+# Hugging Face `AutoModelForImageClassification` families by `config.model_type`: how the
+# CAM layer is found (its name changes between transformers versions: `encoder.layer` in 4.x,
+# `layers` in 5.x), the reshape and the linear head.
+_HF_FAMILIES: dict[str, tuple[str, str | None, str | None]] = {
+    "vit": (r"\.layernorm_before$", "tokens:1", None),
+    "deit": (r"\.layernorm_before$", "tokens:2", None),  # class + distillation token
+    "swin": (r"^swin\.layernorm$", "tokens:0", "classifier"),
+    "convnext": (r"encoder\.stages\.\d+$", None, None),  # a LayerNorm follows the pooling: no CAM
+    "convnextv2": (r"encoder\.stages\.\d+$", None, None),
+    "resnet": (r"encoder\.stages\.\d+$", None, "classifier.1"),
 }
 
 
 def _hugging_face(model: nn.Module, prefix: str) -> CamLayers | None:
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     family = _HF_FAMILIES.get(model_type) if isinstance(model_type, str) else None
-    if family is None:
+    layer = _last_named(model, family[0]) if family is not None else None
+    if family is None or layer is None:
         return None
-    found = family(model)
-    head = found.head if found.head is not None and isinstance(model.get_submodule(found.head), nn.Linear) else None
-    return CamLayers(prefix + found.layer if found.layer else None, prefix + head if head else None, found.reshape)
+    head = family[2] if family[2] and _has(model, family[2]) and isinstance(model.get_submodule(family[2]), nn.Linear) else None
+    return CamLayers(prefix + layer, prefix + head if head else None, family[1])
 
 
 # timm CNN families whose global average pooling feeds one linear layer: (CAM layer, head).

@@ -59,21 +59,28 @@ def check_folder(folder: Path) -> list[Path]:
     return weights
 
 
+def _entry(sizes: object, key: str) -> int | None:
+    """A field of an image processor's size (a dict, or transformers' `SizeDict`)."""
+    if sizes is None:
+        return None
+    value = sizes.get(key) if isinstance(sizes, dict) else getattr(sizes, key, None)
+    return int(value) if value else None
+
+
 def hf_preprocessing(processor: object) -> Preprocessing:
     """The image processor's size, crop and normalisation as resize + center crop: a fixed
     {height, width} (ViT) is resized to directly; {shortest_edge} with `crop_pct` (ConvNeXt)
     resizes to edge / crop_pct and crops the edge."""
-    size = getattr(processor, "size", None) or {}
-    crop = getattr(processor, "crop_size", None) or {}
-    if getattr(processor, "do_center_crop", False) and crop.get("height"):
-        input_size = int(crop["height"])
-        resize = int(size.get("shortest_edge") or size.get("height") or input_size)
-    elif size.get("shortest_edge"):
-        input_size = int(size["shortest_edge"])
+    size, crop = getattr(processor, "size", None), getattr(processor, "crop_size", None)
+    if getattr(processor, "do_center_crop", False) and _entry(crop, "height"):
+        input_size = int(_entry(crop, "height"))
+        resize = int(_entry(size, "shortest_edge") or _entry(size, "height") or input_size)
+    elif _entry(size, "shortest_edge"):
+        input_size = int(_entry(size, "shortest_edge"))
         crop_pct = getattr(processor, "crop_pct", None)
         resize = int(input_size / crop_pct) if crop_pct and input_size < 384 else input_size
     else:
-        input_size = int(size.get("height") or 224)
+        input_size = int(_entry(size, "height") or 224)
         resize = input_size
     mean = tuple(getattr(processor, "image_mean", None) or (0.5, 0.5, 0.5))
     std = tuple(getattr(processor, "image_std", None) or (0.5, 0.5, 0.5))

@@ -1,0 +1,270 @@
+"""The model-source registry, offline, on tiny models made here: timm (`pretrained=False`,
+saved as safetensors), Hugging Face (tiny `ViTConfig` / `ConvNextConfig` + `save_pretrained`
+with the image processor), ONNX exports and the operator's own factory. Nothing downloads:
+`HF_HUB_OFFLINE` is set and downloads are off unless a test says otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import explain  # noqa: E402
+from explain.methods.registry import attribute, list_methods  # noqa: E402
+from explain.models import CustomModelError, ModelUnavailableError, load_model  # noqa: E402
+from explain.models.sources import list_sources, split_reference  # noqa: E402
+
+CLASSES = 3
+LABELS = {0: "cat", 1: "dog", 2: "fox"}
+CHEAP = {"n_steps": 2, "n_samples": 4, "max_evals": 50, "n_masks": 8, "max_channels": 4, "mask_side": 8,
+         "n_segments": 4, "window": 8, "stride": 8}  # enough to run each method once, fast
+
+
+def _save_safetensors(model: torch.nn.Module, path: Path) -> Path:
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny models of this file, each saved the way its library saves it."""
+    import timm
+    from transformers import (
+        ConvNextConfig, ConvNextForImageClassification, ConvNextImageProcessor, ViTConfig, ViTForImageClassification,
+        ViTImageProcessor,
+    )
+
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    paths = {
+        "timm_convnext": _save_safetensors(timm.create_model("test_convnext", pretrained=False, num_classes=CLASSES),
+                                           root / "convnext.safetensors"),
+        "timm_vit": _save_safetensors(timm.create_model("test_vit", pretrained=False, num_classes=CLASSES),
+                                      root / "vit.safetensors"),
+    }
+    vit = ViTForImageClassification(ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=2,
+                                               num_attention_heads=2, intermediate_size=32, num_labels=CLASSES,
+                                               id2label=LABELS, label2id={v: k for k, v in LABELS.items()}))
+    vit.save_pretrained(root / "hf_vit")
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(root / "hf_vit")
+    convnext = ConvNextForImageClassification(ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2,
+                                                             num_labels=CLASSES, id2label=LABELS,
+                                                             label2id={v: k for k, v in LABELS.items()}))
+    convnext.save_pretrained(root / "hf_convnext")
+    ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=0.875).save_pretrained(root / "hf_convnext")
+    paths["hf_vit"], paths["hf_convnext"] = root / "hf_vit", root / "hf_convnext"
+    return paths
+
+
+REFERENCES = {
+    "timm_convnext": ("timm:test_convnext", "timm_convnext"),
+    "timm_vit": ("timm:test_vit", "timm_vit"),
+    "hf_vit": (None, "hf_vit"),
+    "hf_convnext": (None, "hf_convnext"),
+}
+
+
+def load_made(made: dict[str, Path], key: str) -> explain.ModelBundle:
+    ref, path_key = REFERENCES[key]
+    if ref is None:
+        return load_model(f"hf:{made[path_key]}", "cpu")
+    return load_model(ref, "cpu", weights=made[path_key])
+
+
+def photo(size: int = 48, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size, size + 8, 3), dtype=np.uint8))
+
+
+def test_every_source_is_registered_once_with_what_it_takes() -> None:
+    names = [s.name for s in list_sources()]
+    assert names == ["torchvision", "timm", "hf", "onnx", "torchscript", "factory"]
+    assert all(s.reference and s.description and s.weights in ("required", "optional", "none") for s in list_sources())
+    assert split_reference("resnet18")[0].name == "torchvision"
+    assert split_reference("timm:convnext_tiny.fb_in1k") == (split_reference("timm:x")[0], "convnext_tiny.fb_in1k")
+    with pytest.raises(CustomModelError, match="say which model"):
+        split_reference("hf:")
+
+
+@pytest.mark.parametrize("key", ["timm_convnext", "timm_vit"])
+def test_timm_bundle_equals_timms_forward_on_timms_transforms(made: dict[str, Path], key: str) -> None:
+    import timm
+    from safetensors.torch import load_file
+
+    bundle = load_made(made, key)
+    reference = timm.create_model(REFERENCES[key][0].split(":")[1], pretrained=False, num_classes=CLASSES)
+    reference.load_state_dict(load_file(str(made[key])))
+    reference.eval()
+    config = timm.data.resolve_model_data_config(reference)
+    x = timm.data.create_transform(**config)(photo()).unsqueeze(0)
+    with torch.no_grad():
+        expected = reference(x)
+    torch.testing.assert_close(bundle.logits(x), expected, rtol=1e-5, atol=1e-5)
+    assert bundle.input_size == config["input_size"][-1] and bundle.mean == tuple(config["mean"])
+    assert bundle.resize_size == int(config["input_size"][-1] / config["crop_pct"])
+    assert bundle.source == "timm" and bundle.num_classes == CLASSES and len(bundle.weights_sha256) == 64
+    assert bundle.weights_sha256 == __import__("hashlib").sha256(made[key].read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("key", ["hf_vit", "hf_convnext"])
+def test_hf_bundle_equals_the_models_forward_on_the_processors_pixels(made: dict[str, Path], key: str) -> None:
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    bundle = load_made(made, key)
+    model = AutoModelForImageClassification.from_pretrained(made[key]).eval()
+    processor = AutoImageProcessor.from_pretrained(made[key])
+    pixels = processor(images=[photo(), photo(seed=1)], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        expected = model(pixel_values=pixels).logits
+    torch.testing.assert_close(bundle.logits(pixels), expected, rtol=1e-5, atol=1e-5)
+    assert bundle.class_names == ["cat", "dog", "fox"] and bundle.source == "hf"
+    assert bundle.input_size == pixels.shape[-1] and bundle.preprocess(photo()).shape == pixels.shape[1:]
+
+
+def test_vit_cam_layers_are_patch_tokens_never_the_patch_embedding(made: dict[str, Path]) -> None:
+    timm_vit, hf_vit = load_made(made, "timm_vit"), load_made(made, "hf_vit")
+    assert (timm_vit.cam_layer, timm_vit.linear_head, timm_vit.cam_reshape) == ("blocks.5.norm1", None, "tokens:1")
+    assert hf_vit.cam_layer.startswith("model.vit.") and hf_vit.cam_layer.endswith("1.layernorm_before")
+    assert hf_vit.cam_reshape == "tokens:1"
+    for bundle, side in ((timm_vit, 10), (hf_vit, 4)):
+        assert "patch" not in bundle.cam_layer
+        tokens: list[torch.Tensor] = []
+        handle = bundle.model.get_submodule(bundle.cam_layer).register_forward_hook(lambda m, i, o: tokens.append(o))
+        bundle.logits(torch.zeros(1, 3, bundle.input_size, bundle.input_size))
+        handle.remove()
+        assert bundle.cam_feature_maps(tokens[0]).shape[-2:] == (side, side)  # the patch grid, prefix tokens dropped
+
+
+def test_deit_distillation_and_register_tokens_are_dropped() -> None:
+    from explain.models.bundle import cam_reshape_function
+
+    grid = torch.arange(2 * 16 * 4, dtype=torch.float32).reshape(2, 16, 4)
+    for prefix in (0, 1, 2, 5):
+        tokens = torch.cat([torch.full((2, prefix, 4), -1.0), grid], dim=1)
+        maps = cam_reshape_function(f"tokens:{prefix}")(tokens)
+        assert maps.shape == (2, 4, 4, 4) and torch.equal(maps[:, :, 1, 2], grid[:, 6])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", list(REFERENCES))
+def test_every_registered_method_runs_or_says_why(made: dict[str, Path], key: str) -> None:
+    bundle = load_made(made, key)
+    x = bundle.preprocess_batch([photo()])
+    refused = {}
+    for method in list_methods():
+        reason = method.unavailable_reason(bundle)
+        if reason is not None:
+            assert len(reason) > 20 and "\n" not in reason
+            refused[method.key] = reason
+            continue
+        params = {p.name: max(CHEAP[p.name], int(p.min or 1)) for p in method.params if p.name in CHEAP}
+        maps = attribute(bundle, x, method.key, **params)
+        assert maps.shape == (1, bundle.input_size, bundle.input_size) and np.isfinite(maps).all(), method.key
+    assert "gradcam" not in refused and "integrated_gradients" not in refused
+
+
+def _onnx_export(model: torch.nn.Module, path: Path, size: int) -> Path:
+    torch.onnx.export(model.eval(), (torch.randn(1, 3, size, size),), str(path), input_names=["input"],
+                      output_names=["logits"], opset_version=17, dynamo=False)
+    return path
+
+
+def test_onnx_round_trip_equals_the_original_and_onnxruntime(tmp_path: Path) -> None:
+    import onnxruntime
+    from tests.factory_models import ColourNet
+
+    torch.manual_seed(0)
+    model = ColourNet(CLASSES).eval()
+    path = _onnx_export(model, tmp_path / "tiny.onnx", 16)
+    bundle = load_model(f"onnx:{path}", "cpu")
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        expected = model(x)
+    torch.testing.assert_close(bundle.logits(x), expected, rtol=1e-5, atol=1e-5)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(bundle.logits(x[:1]).numpy(), session.run(None, {"input": x[:1].numpy()})[0], rtol=1e-4, atol=1e-5)
+    assert bundle.input_size == 16 and bundle.cam_layer is not None and bundle.source == "onnx"
+    assert attribute(bundle, x[:1], "gradcam").shape == (1, 16, 16)
+
+
+def test_onnx_with_an_unsupported_operator_gets_one_clear_message(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Hardmax", ["input"], ["logits"], axis=1)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])])
+    path = tmp_path / "odd.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(CustomModelError, match=r"odd.onnx: onnx2torch cannot convert the operator Hardmax"):
+        load_model(f"onnx:{path}", "cpu")
+
+
+def _hf_folder_variant(made: dict[str, Path], tmp_path: Path, name: str) -> Path:
+    import shutil
+
+    folder = tmp_path / name
+    shutil.copytree(made["hf_vit"], folder)
+    return folder
+
+
+def test_hf_folder_with_only_a_pickle_checkpoint_is_refused_unread(made: dict[str, Path], tmp_path: Path) -> None:
+    folder = _hf_folder_variant(made, tmp_path, "pickled")
+    (folder / "model.safetensors").unlink()
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x04 not read")
+    with pytest.raises(CustomModelError, match=r"only pytorch_model.bin \(pickle, never unpickled here\)"):
+        load_model(f"hf:{folder}", "cpu")
+
+
+def test_hf_config_asking_for_remote_code_is_refused(made: dict[str, Path], tmp_path: Path) -> None:
+    folder = _hf_folder_variant(made, tmp_path, "remote")
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForImageClassification": "modeling_evil.EvilModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CustomModelError, match="custom code \\(auto_map\\), which is never run"):
+        load_model(f"hf:{folder}", "cpu")
+
+
+def test_hub_id_without_downloads_says_so() -> None:
+    with pytest.raises(ModelUnavailableError, match="downloads are off"):
+        load_model("hf:google/vit-base-patch16-224", "cpu")
+    with pytest.raises(CustomModelError, match="needs a weights file .* or downloads allowed"):
+        load_model("timm:convnext_tiny.fb_in1k", "cpu")
+
+
+def test_unknown_timm_name_and_wrong_architecture_weights(made: dict[str, Path]) -> None:
+    with pytest.raises(ModelUnavailableError, match="Unknown timm model 'convnext_tinny'. Did you mean convnext_tiny"):
+        load_model("timm:convnext_tinny", "cpu", weights=made["timm_convnext"])
+    with pytest.raises(CustomModelError, match="convnext.safetensors does not fit timm test_vit with \\d+ classes: .*missing"):
+        load_model("timm:test_vit", "cpu", weights=made["timm_convnext"])
+
+
+def test_a_factory_that_raises_or_returns_no_module_gets_one_message(tmp_path: Path) -> None:
+    weights = _save_safetensors(torch.nn.Linear(2, 2), tmp_path / "w.safetensors")
+    with pytest.raises(CustomModelError, match="factory tests.factory_models:broken raised RuntimeError: no GPU here"):
+        load_model("factory:tests.factory_models:broken", "cpu", weights=weights)
+    with pytest.raises(CustomModelError, match="has no function missing"):
+        load_model("factory:tests.factory_models:missing", "cpu", weights=weights)
+    with pytest.raises(CustomModelError, match="need a weights file"):
+        load_model("factory:tests.factory_models:build", "cpu")
+    with pytest.raises(CustomModelError, match="w.safetensors does not fit the model tests.factory_models:build"):
+        load_model("factory:tests.factory_models:build", "cpu", weights=weights)
+
+
+def test_operator_setting_and_cli_flags_decide_downloads() -> None:
+    from explain.config import downloads_allowed, read_operator_config
+
+    assert read_operator_config({}, {}).allow_downloads is False  # hosted: off unless the operator says so
+    assert read_operator_config({"explain": {"allow_downloads": True}}, {}).allow_downloads is True
+    assert read_operator_config({}, {"EXPLAIN_ALLOW_DOWNLOADS": "1"}).allow_downloads is True
+    assert downloads_allowed({}) is False and downloads_allowed({"EXPLAIN_ALLOW_DOWNLOADS": "yes"}) is True
