@@ -9,6 +9,7 @@ from torch import nn
 
 PREPROCESSING = {"input_size": 16, "resize_size": 16, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
 CLASS_NAMES = ["red", "green", "blue"]
+CAM_LAYERS = ("features", "fc")  # the feature maps global average pooling reads, and the one linear layer after it
 
 
 class ColourNet(nn.Module):

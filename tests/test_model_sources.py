@@ -268,3 +268,43 @@ def test_operator_setting_and_cli_flags_decide_downloads() -> None:
     assert read_operator_config({"explain": {"allow_downloads": True}}, {}).allow_downloads is True
     assert read_operator_config({}, {"EXPLAIN_ALLOW_DOWNLOADS": "1"}).allow_downloads is True
     assert downloads_allowed({}) is False and downloads_allowed({"EXPLAIN_ALLOW_DOWNLOADS": "yes"}) is True
+
+
+def test_factory_model_evaluates_over_three_checkpoint_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The seed workflow: one in-house architecture, many checkpoint files, one command."""
+    import pandas as pd
+
+    from explain.evaluation.cli import main as explain_main
+    from tests.factory_models import build
+    from tests.synthetic import labelled_folder
+
+    for seed in range(3):
+        torch.manual_seed(seed)
+        _save_safetensors(build(), tmp_path / f"colournet-{seed + 1}.safetensors")
+    data = labelled_folder(tmp_path / "images", per_class=3)
+    out = tmp_path / "results"
+    code = explain_main(["evaluate", "--factory", "tests.factory_models:build", "--weights", str(tmp_path / "*.safetensors"),
+                         "--data", str(data), "--methods", "saliency,cam", "--metrics", "deletion_insertion",
+                         "--param", "deletion_insertion.steps=4", "--out", str(out), "--device", "cpu",
+                         "--threads", "1", "--quiet", "--offline"])
+    assert code == 0, capsys.readouterr().err
+    rows = pd.read_parquet(out)
+    assert list(rows["model"].unique()) == [f"colournet-{i}.safetensors" for i in (1, 2, 3)]
+    assert len(rows) == 3 * 6 * 2 and rows["auc_deletion"].between(0, 1).all()
+    assert set(rows["prediction"]) <= {0, 1, 2}
+    probabilities = rows[rows["method"] == "cam"].pivot(index="image_index", columns="model_index", values="probability")
+    assert not np.allclose(probabilities[0], probabilities[1])  # three different models, not one loaded thrice
+
+
+def test_report_cli_loads_a_timm_file_and_an_hf_folder(made: dict[str, Path], tmp_path: Path) -> None:
+    from reports import cli
+
+    image = tmp_path / "photo.png"
+    photo(64).save(image)
+    for args in (["--arch", "timm:test_convnext", "--weights", str(made["timm_convnext"])], ["--model", f"hf:{made['hf_vit']}"]):
+        out = tmp_path / "report.html"
+        assert cli.main(["build", *args, "--images", str(image), "--methods", "gradcam", "--out", str(out),
+                         "--quiet", "--offline", "--device", "cpu"]) == 0
+        assert "Grad-CAM" in out.read_text()
+    assert cli.main(["build", "--model", "timm:nonexistent_net", "--images", str(image), "--out", str(tmp_path / "x.html"),
+                     "--offline"]) == 2

@@ -1,8 +1,9 @@
 """The operator's own architecture: a Python factory `package.module:function` named on the
 command line or in the operator's configuration (never by a visitor: importing runs code),
 which builds the `nn.Module`, plus a weights file read weights-only. The module may set
-`PREPROCESSING` (keyword arguments of `make_bundle`: input_size, resize_size, mean, std)
-and `CLASS_NAMES`; ImageNet preprocessing otherwise."""
+`PREPROCESSING` (keyword arguments of `make_bundle`: input_size, resize_size, mean, std),
+`CLASS_NAMES` and `CAM_LAYERS` ((layer, linear head or None): where CAM methods look); else
+ImageNet preprocessing and the CAM layer of a known architecture or the last convolution."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from ..architectures import architecture_cam_layers, last_convolution
+from ..architectures import CamLayers, architecture_cam_layers, last_convolution
 from ..bundle import ModelBundle
 from ..errors import CustomModelError
 from ..preprocessing import Preprocessing
@@ -73,6 +74,7 @@ class FactorySource:
         digest = request.weights.sha256
         return finish_bundle(
             f"{ref.rpartition(':')[2]} ({request.weights.name})", model, request, preprocessing,
+            CamLayers(*module.CAM_LAYERS) if getattr(module, "CAM_LAYERS", None) else
             architecture_cam_layers(model) or last_convolution(model),
             weights=f"{ref} + {request.weights.name} (sha256 {digest[:12]})", weights_sha256=digest, source=self.name,
             model_names=list(names) if names else None,
