@@ -1,12 +1,11 @@
 """The model-source registry, offline, on tiny models made here: timm (`pretrained=False`,
 saved as safetensors), Hugging Face (tiny `ViTConfig` / `ConvNextConfig` + `save_pretrained`
 with the image processor), ONNX exports and the operator's own factory. Nothing downloads:
-`HF_HUB_OFFLINE` is set and downloads are off unless a test says otherwise."""
+conftest sets `HF_HUB_OFFLINE=1` and `EXPLAIN_ALLOW_DOWNLOADS=0` for the whole run."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,56 +13,19 @@ import pytest
 import torch
 from PIL import Image
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
+import explain
+from explain.methods.registry import attribute, list_methods
+from explain.models import CustomModelError, ModelUnavailableError, load_model
+from explain.models.sources import list_sources, split_reference
+from tests.tiny_models import CLASSES, save_safetensors, save_tiny_models
 
-import explain  # noqa: E402
-from explain.methods.registry import attribute, list_methods  # noqa: E402
-from explain.models import CustomModelError, ModelUnavailableError, load_model  # noqa: E402
-from explain.models.sources import list_sources, split_reference  # noqa: E402
-
-CLASSES = 3
-LABELS = {0: "cat", 1: "dog", 2: "fox"}
 CHEAP = {"n_steps": 2, "n_samples": 4, "max_evals": 50, "n_masks": 8, "max_channels": 4, "mask_side": 8,
          "n_segments": 4, "window": 8, "stride": 8}  # enough to run each method once, fast
 
 
-def _save_safetensors(model: torch.nn.Module, path: Path) -> Path:
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
 def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The tiny models of this file, each saved the way its library saves it."""
-    import timm
-    from transformers import (
-        ConvNextConfig, ConvNextForImageClassification, ConvNextImageProcessor, ViTConfig, ViTForImageClassification,
-        ViTImageProcessor,
-    )
-
-    root = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    paths = {
-        "timm_convnext": _save_safetensors(timm.create_model("test_convnext", pretrained=False, num_classes=CLASSES),
-                                           root / "convnext.safetensors"),
-        "timm_vit": _save_safetensors(timm.create_model("test_vit", pretrained=False, num_classes=CLASSES),
-                                      root / "vit.safetensors"),
-    }
-    vit = ViTForImageClassification(ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=2,
-                                               num_attention_heads=2, intermediate_size=32, num_labels=CLASSES,
-                                               id2label=LABELS, label2id={v: k for k, v in LABELS.items()}))
-    vit.save_pretrained(root / "hf_vit")
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(root / "hf_vit")
-    convnext = ConvNextForImageClassification(ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2,
-                                                             num_labels=CLASSES, id2label=LABELS,
-                                                             label2id={v: k for k, v in LABELS.items()}))
-    convnext.save_pretrained(root / "hf_convnext")
-    ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=0.875).save_pretrained(root / "hf_convnext")
-    paths["hf_vit"], paths["hf_convnext"] = root / "hf_vit", root / "hf_convnext"
-    return paths
+    return save_tiny_models(tmp_path_factory.mktemp("models"))
 
 
 REFERENCES = {
@@ -139,7 +101,8 @@ def test_vit_cam_layers_are_patch_tokens_never_the_patch_embedding(made: dict[st
     for bundle, side in ((timm_vit, 10), (hf_vit, 4)):
         assert "patch" not in bundle.cam_layer
         tokens: list[torch.Tensor] = []
-        handle = bundle.model.get_submodule(bundle.cam_layer).register_forward_hook(lambda m, i, o: tokens.append(o))
+        hook = bundle.model.get_submodule(bundle.cam_layer).register_forward_hook
+        handle = hook(lambda m, i, o, seen=tokens: seen.append(o))
         bundle.logits(torch.zeros(1, 3, bundle.input_size, bundle.input_size))
         handle.remove()
         assert bundle.cam_feature_maps(tokens[0]).shape[-2:] == (side, side)  # the patch grid, prefix tokens dropped
@@ -181,6 +144,7 @@ def _onnx_export(model: torch.nn.Module, path: Path, size: int) -> Path:
 
 def test_onnx_round_trip_equals_the_original_and_onnxruntime(tmp_path: Path) -> None:
     import onnxruntime
+
     from tests.factory_models import ColourNet
 
     torch.manual_seed(0)
@@ -250,7 +214,7 @@ def test_unknown_timm_name_and_wrong_architecture_weights(made: dict[str, Path])
 
 
 def test_a_factory_that_raises_or_returns_no_module_gets_one_message(tmp_path: Path) -> None:
-    weights = _save_safetensors(torch.nn.Linear(2, 2), tmp_path / "w.safetensors")
+    weights = save_safetensors(torch.nn.Linear(2, 2), tmp_path / "w.safetensors")
     with pytest.raises(CustomModelError, match="factory tests.factory_models:broken raised RuntimeError: no GPU here"):
         load_model("factory:tests.factory_models:broken", "cpu", weights=weights)
     with pytest.raises(CustomModelError, match="has no function missing"):
@@ -280,7 +244,7 @@ def test_factory_model_evaluates_over_three_checkpoint_files(tmp_path: Path, cap
 
     for seed in range(3):
         torch.manual_seed(seed)
-        _save_safetensors(build(), tmp_path / f"colournet-{seed + 1}.safetensors")
+        save_safetensors(build(), tmp_path / f"colournet-{seed + 1}.safetensors")
     data = labelled_folder(tmp_path / "images", per_class=3)
     out = tmp_path / "results"
     code = explain_main(["evaluate", "--factory", "tests.factory_models:build", "--weights", str(tmp_path / "*.safetensors"),
