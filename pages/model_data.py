@@ -99,7 +99,7 @@ def load_hugging_face(text: str) -> None:
             with st.spinner(f"Loading {folder.name}..."):
                 bundle = explain.load_model(f"hf:{folder}", max_bytes=config.max_model_mb * 2**20)
         except (DatasetError, CustomModelError, explain.ModelUnavailableError) as exc:
-            st.error(str(exc))
+            st.error(f"{exc}" + (" Hub ids need downloads, which are off on this instance." if hub_id else ""))
         else:
             model.use_custom_model(bundle)
             loaded(bundle)
