@@ -109,7 +109,7 @@ def load_hugging_face(text: str) -> None:
 
 # ----------------------------------------------------------------------------- model
 st.header("Model")
-st.caption(f"This session uses **{model.current_bundle().name}** ({model.current_bundle().weights}).")
+in_use = st.empty()  # filled after this run's loading, so it names the model just loaded
 source = st.radio("Model source", SOURCES, key="byom_source", horizontal=True)
 
 if source == "Offline default":
@@ -188,6 +188,7 @@ else:
 # ----------------------------------------------------------------------------- preprocessing and CAM layer
 base = model.base_bundle()
 bundle = model.current_bundle()
+in_use.caption(f"This session uses **{bundle.name}** ({bundle.weights}).")
 st.subheader(f"Preprocessing and CAM layer of {bundle.name}")
 suffix = base.model_id
 with st.form(f"byom_settings:{suffix}", border=True):
