@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,9 +30,24 @@ def _input_size(graph_input: object) -> int:
     return int(sides[0]) if len(sides) == 2 and sides[0] and sides[0] == sides[1] else 224
 
 
-def _converted(proto: object, name: str) -> nn.Module:
+def _inline_shared_initializers(proto: Any) -> None:
+    """torch's exporter stores equal weights once and names the others with `Identity`
+    nodes on that initializer; onnx2torch looks weights up among the initializers by name,
+    so each such output becomes an initializer of its own (same values)."""
+    initializers = {t.name: t for t in proto.graph.initializer}
+    for node in [n for n in proto.graph.node if n.op_type == "Identity" and n.input[0] in initializers]:
+        copy = type(initializers[node.input[0]])()
+        copy.CopyFrom(initializers[node.input[0]])
+        copy.name = node.output[0]
+        proto.graph.initializer.append(copy)
+        initializers[copy.name] = copy
+        proto.graph.node.remove(node)
+
+
+def _converted(proto: Any, name: str) -> nn.Module:
     from onnx2torch import convert
 
+    _inline_shared_initializers(proto)
     try:
         return convert(proto)
     except NotImplementedError as exc:
