@@ -89,7 +89,7 @@ def load_images(spec: str, max_images: int | None = None) -> list[explain.NamedI
     return images
 
 
-def load_bundle(args: argparse.Namespace) -> explain.ModelBundle:
+def model_from_arguments(args: argparse.Namespace) -> explain.ModelBundle:
     """The model the arguments name, through the model-source registry: a reference
     (`--model`: a zoo name, timm:NAME, hf:FOLDER, onnx:FILE...), your weights for
     `--arch` / `--factory`, or a TorchScript file. Your own files on your own machine:
@@ -112,6 +112,7 @@ def load_bundle(args: argparse.Namespace) -> explain.ModelBundle:
         if args.torchscript:
             reference = f"torchscript:{args.torchscript}"
         elif args.weights:
+            assert architecture is not None  # checked above
             reference = architecture if ":" in architecture else f"torchvision:{architecture}"
         else:
             reference = args.model or explain.DEFAULT_MODEL
@@ -131,7 +132,7 @@ def image_sections(args: argparse.Namespace, sections: list[str], runner: JobRun
     metric_keys = [s for s in sections if s not in IMAGE_SECTIONS + OTHER_SECTIONS]
     params = parse_params(args.param, methods + metric_keys)
     images = load_images(args.images, args.max_images)
-    bundle = load_bundle(args)
+    bundle = model_from_arguments(args)
     for method in methods:
         explain.get_method(method).check_available(bundle)
     if args.target is not None and not 0 <= args.target < bundle.num_classes:

@@ -13,6 +13,7 @@ refused with the reason (its forward has more than the rules cover).
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -28,7 +29,9 @@ class ExactNamedMergeBatchNorm(NamedMergeBatchNorm):
     @staticmethod
     def merge_batch_norm(modules: Any, batch_norm: nn.Module) -> None:
         MergeBatchNorm.merge_batch_norm(modules, batch_norm)
-        batch_norm.running_var.data = torch.full_like(batch_norm.running_var.data, 1.0 - batch_norm.eps)
+        variance: Any = batch_norm.running_var
+        eps: Any = batch_norm.eps
+        variance.data = torch.full_like(variance.data, 1.0 - float(eps))
 
 
 def is_timm_resnet(model: nn.Module) -> bool:
@@ -38,7 +41,7 @@ def is_timm_resnet(model: nn.Module) -> bool:
 def _sequence_pairs(prefix: str, sequence: nn.Module) -> list[tuple[list[str], str]]:
     """(convolution, BatchNorm) pairs of consecutive children of a Sequential."""
     children = list(sequence.named_children())
-    return [([f"{prefix}.{a}"], f"{prefix}.{b}") for (a, first), (b, second) in zip(children, children[1:])
+    return [([f"{prefix}.{a}"], f"{prefix}.{b}") for (a, first), (b, second) in pairwise(children)
             if isinstance(first, nn.Conv2d) and isinstance(second, nn.BatchNorm2d)]
 
 
@@ -91,19 +94,19 @@ class _ResidualSumCanonizer(AttributeCanonizer):
         return None
 
     @staticmethod
-    def basic_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        shortcut = self.downsample(x) if self.downsample is not None else x
-        return self.act2(self.canonizer_sum(torch.stack([out, shortcut], dim=-1)))
+    def basic_forward(block: Any, x: torch.Tensor) -> torch.Tensor:
+        out = block.act1(block.bn1(block.conv1(x)))
+        out = block.bn2(block.conv2(out))
+        shortcut = block.downsample(x) if block.downsample is not None else x
+        return block.act2(block.canonizer_sum(torch.stack([out, shortcut], dim=-1)))
 
     @staticmethod
-    def bottleneck_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(self.bn1(self.conv1(x)))
-        out = self.act2(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        shortcut = self.downsample(x) if self.downsample is not None else x
-        return self.act3(self.canonizer_sum(torch.stack([out, shortcut], dim=-1)))
+    def bottleneck_forward(block: Any, x: torch.Tensor) -> torch.Tensor:
+        out = block.act1(block.bn1(block.conv1(x)))
+        out = block.act2(block.bn2(block.conv2(out)))
+        out = block.bn3(block.conv3(out))
+        shortcut = block.downsample(x) if block.downsample is not None else x
+        return block.act3(block.canonizer_sum(torch.stack([out, shortcut], dim=-1)))
 
 
 class TimmResNetCanonizer(CompositeCanonizer):

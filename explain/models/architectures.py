@@ -14,7 +14,8 @@ pooling; a linear head only where pooling is followed by exactly one linear laye
 from __future__ import annotations
 
 import re
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torchvision
 from torch import nn
@@ -105,7 +106,8 @@ def _timm_cnn(model: nn.Module, prefix: str) -> CamLayers | None:
     if known is not None and _has(model, known[0]) and _has(model, known[1]):
         layer, head = known
         return CamLayers(prefix + layer, prefix + head if isinstance(model.get_submodule(head), nn.Linear) else None)
-    last = model.feature_info[-1]
+    info: Any = model.feature_info
+    last = info[-1]
     module = str(last.get("module", "")) if isinstance(last, dict) else ""
     return CamLayers(prefix + module, None) if module and _has(model, module) else None
 

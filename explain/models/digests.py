@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 
 BLOCK = 1 << 20
 
@@ -17,7 +18,7 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def sha256_files(paths: list[str | os.PathLike]) -> str:
+def sha256_files(paths: Sequence[str | os.PathLike]) -> str:
     """One digest for a model made of several files (a Hugging Face folder): the sha256 of
     the files' names and digests, in the order given."""
     h = hashlib.sha256()

@@ -4,7 +4,14 @@ from .factory import FactorySource
 from .huggingface import HuggingFaceSource
 from .onnx_source import OnnxSource, load_onnx_file
 from .registry import (
-    LoadRequest, ModelSource, WeightsFile, get_source, list_sources, load_reference, register_source, split_reference,
+    LoadRequest,
+    ModelSource,
+    WeightsFile,
+    get_source,
+    list_sources,
+    load_reference,
+    register_source,
+    split_reference,
 )
 from .timm_source import TimmSource
 from .torchscript_source import TorchScriptSource, load_torchscript_file
@@ -18,6 +25,14 @@ register_source(TorchScriptSource())
 register_source(FactorySource())
 
 __all__ = [
-    "LoadRequest", "ModelSource", "WeightsFile", "get_source", "list_sources", "load_reference", "register_source",
-    "split_reference", "load_onnx_file", "load_torchscript_file",
+    "LoadRequest",
+    "ModelSource",
+    "WeightsFile",
+    "get_source",
+    "list_sources",
+    "load_onnx_file",
+    "load_reference",
+    "load_torchscript_file",
+    "register_source",
+    "split_reference",
 ]

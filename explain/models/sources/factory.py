@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
 from ..architectures import CamLayers, architecture_cam_layers, last_convolution
 from ..bundle import ModelBundle
 from ..errors import CustomModelError
-from ..preprocessing import Preprocessing
+from ..preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from ..state_dicts import first_line, read_state_dict
 from .registry import LoadRequest, WeightsNeed, finish_bundle
 from .weights import load_fitting
@@ -53,6 +54,17 @@ def build_from_factory(ref: str, num_classes: int | None) -> tuple[ModuleType, n
 
 
 @dataclass(frozen=True)
+class FactoryPreprocessing:
+    """The factory module's `PREPROCESSING` (ImageNet's by default); one mean and std for a
+    grayscale model, e.g. one trained on MNIST."""
+
+    input_size: int = 224
+    resize_size: int = 256
+    mean: Sequence[float] = IMAGENET_MEAN
+    std: Sequence[float] = IMAGENET_STD
+
+
+@dataclass(frozen=True)
 class FactorySource:
     name: str = "factory"
     label: str = "Your own architecture"
@@ -65,11 +77,7 @@ class FactorySource:
         module, model = build_from_factory(ref, request.num_classes)
         state = read_state_dict(request.weights.data, request.weights.name, request.max_bytes)
         model = load_fitting(model, state, request.weights.name, f"the model {ref} builds").eval()
-        settings: dict[str, Any] = dict(getattr(module, "PREPROCESSING", {}) or {})
-        preprocessing = Preprocessing.__new__(Preprocessing)  # the module's own values (a grayscale mean is allowed)
-        defaults = Preprocessing()
-        for key in ("input_size", "resize_size", "mean", "std"):
-            object.__setattr__(preprocessing, key, settings.get(key, getattr(defaults, key)))
+        preprocessing = FactoryPreprocessing(**dict(getattr(module, "PREPROCESSING", {}) or {}))
         names = getattr(module, "CLASS_NAMES", None)
         digest = request.weights.sha256
         return finish_bundle(

@@ -72,16 +72,14 @@ def hf_preprocessing(processor: object) -> Preprocessing:
     {height, width} (ViT) is resized to directly; {shortest_edge} with `crop_pct` (ConvNeXt)
     resizes to edge / crop_pct and crops the edge."""
     size, crop = getattr(processor, "size", None), getattr(processor, "crop_size", None)
-    if getattr(processor, "do_center_crop", False) and _entry(crop, "height"):
-        input_size = int(_entry(crop, "height"))
-        resize = int(_entry(size, "shortest_edge") or _entry(size, "height") or input_size)
-    elif _entry(size, "shortest_edge"):
-        input_size = int(_entry(size, "shortest_edge"))
+    cropped, shortest = _entry(crop, "height"), _entry(size, "shortest_edge")
+    if getattr(processor, "do_center_crop", False) and cropped:
+        input_size, resize = cropped, shortest or _entry(size, "height") or cropped
+    elif shortest:
         crop_pct = getattr(processor, "crop_pct", None)
-        resize = int(input_size / crop_pct) if crop_pct and input_size < 384 else input_size
+        input_size, resize = shortest, int(shortest / crop_pct) if crop_pct and shortest < 384 else shortest
     else:
-        input_size = int(_entry(size, "height") or 224)
-        resize = input_size
+        input_size = resize = _entry(size, "height") or 224
     mean = tuple(getattr(processor, "image_mean", None) or (0.5, 0.5, 0.5))
     std = tuple(getattr(processor, "image_std", None) or (0.5, 0.5, 0.5))
     return Preprocessing(input_size, max(resize, input_size), mean, std)  # type: ignore[arg-type]

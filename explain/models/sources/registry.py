@@ -14,9 +14,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, Sequence
+from typing import Literal, Protocol
 
 import torch
 from torch import nn
@@ -24,7 +25,6 @@ from torch import nn
 from ..architectures import CamLayers
 from ..bundle import ModelBundle, make_bundle
 from ..errors import CustomModelError, ModelUnavailableError
-from ..preprocessing import Preprocessing
 from ..state_dicts import first_line
 
 DEFAULT_SOURCE = "torchvision"
@@ -40,7 +40,7 @@ class WeightsFile:
     data: bytes
 
     @classmethod
-    def read(cls, path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> "WeightsFile":
+    def read(cls, path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> WeightsFile:
         """The file at `path`, refused (before reading) when missing or over `max_bytes`."""
         file = Path(path).expanduser()
         if not file.is_file():
@@ -74,11 +74,16 @@ class ModelSource(Protocol):
     `reference` says what follows it, `weights` whether a weights file is required,
     optional or not taken, `description` what it is (for the page and `--help`)."""
 
-    name: str
-    label: str
-    reference: str
-    weights: WeightsNeed
-    description: str
+    @property
+    def name(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def reference(self) -> str: ...
+    @property
+    def weights(self) -> WeightsNeed: ...
+    @property
+    def description(self) -> str: ...
 
     def load(self, ref: str, request: LoadRequest) -> ModelBundle:
         """The model `ref` names, as a bundle; bad input raises `CustomModelError`."""
@@ -145,7 +150,20 @@ def class_names_for(request: LoadRequest, outputs: int, model_names: Sequence[st
     return [f"class {i}" for i in range(outputs)]
 
 
-def finish_bundle(name: str, model: nn.Module, request: LoadRequest, preprocessing: Preprocessing, cam: CamLayers, *,
+class PreprocessingLike(Protocol):
+    """What a bundle's preprocessing needs (a `Preprocessing`, or a factory's own values)."""
+
+    @property
+    def input_size(self) -> int: ...
+    @property
+    def resize_size(self) -> int: ...
+    @property
+    def mean(self) -> Sequence[float]: ...
+    @property
+    def std(self) -> Sequence[float]: ...
+
+
+def finish_bundle(name: str, model: nn.Module, request: LoadRequest, preprocessing: PreprocessingLike, cam: CamLayers, *,
                   weights: str, weights_sha256: str, source: str, model_names: Sequence[str] | None = None) -> ModelBundle:
     """The common end of every source: one probe forward pass (the model must map
     (1, 3, H, W) to (1, K) logits), class names checked against K, the bundle made with

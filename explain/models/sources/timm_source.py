@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -81,7 +82,8 @@ class TimmSource:
             digest, weights = request.weights.sha256, f"{request.weights.name} (sha256 {request.weights.sha256[:12]})"
         elif request.allow_downloads:
             try:
-                model = timm.create_model(ref, pretrained=True, **({"num_classes": request.num_classes} if request.num_classes else {}))
+                options: dict[str, Any] = {"num_classes": request.num_classes} if request.num_classes else {}
+                model = timm.create_model(ref, pretrained=True, **options)
             except (OSError, RuntimeError, ValueError) as exc:
                 raise ModelUnavailableError(f"timm could not fetch the weights of {ref!r} ({first_line(exc)}).") from None
             digest, weights = tensors_sha256(model.state_dict()), f"timm pretrained {ref}"

@@ -4,7 +4,7 @@ that does not fit, whichever source built the architecture."""
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
