@@ -273,3 +273,34 @@ def test_report_cli_loads_a_timm_file_and_an_hf_folder(made: dict[str, Path], tm
         assert "Grad-CAM" in out.read_text()
     assert cli.main(["build", "--model", "timm:nonexistent_net", "--images", str(image), "--out", str(tmp_path / "x.html"),
                      "--offline"]) == 2
+
+
+TIMM_TRANSFORMERS = {  # tiny variants of each family: (timm name, size overrides, expected CAM layers)
+    "deit_distilled": ("deit_tiny_distilled_patch16_224", {"depth": 1}, ("blocks.0.norm1", None, "tokens:2")),
+    "vit_registers": ("vit_tiny_patch16_224", {"depth": 1, "reg_tokens": 4}, ("blocks.0.norm1", None, "tokens:5")),
+    "eva02": ("eva02_tiny_patch14_224", {"depth": 1}, ("blocks.0.norm1", None, "tokens:1")),
+    "swin": ("swin_tiny_patch4_window7_224", {"patch_size": 4, "embed_dim": 8, "depths": (1, 1), "num_heads": (1, 2),
+                                              "window_size": 4}, ("norm", "head.fc", "channels_last")),
+}
+
+
+@pytest.mark.parametrize("family", list(TIMM_TRANSFORMERS))
+def test_timm_transformer_families_get_their_token_layers_and_grad_cam_runs(family: str) -> None:
+    """Class, distillation and register tokens are dropped (`num_prefix_tokens`); Swin's
+    channels-last stage feeds average pooling + one linear layer, so CAM applies there."""
+    import timm
+
+    from explain.models.architectures import architecture_cam_layers
+
+    name, sizes, expected = TIMM_TRANSFORMERS[family]
+    torch.manual_seed(0)
+    overrides = {"img_size": 32, "patch_size": 8, "embed_dim": 16, "num_heads": 2} | sizes
+    model = timm.create_model(name, pretrained=False, num_classes=CLASSES, **overrides)
+    cam = architecture_cam_layers(model)
+    assert cam == expected
+    bundle = explain.make_bundle(family, model, list("abc"), input_size=32, cam_layer=cam.layer, linear_head=cam.head,
+                                 cam_reshape=cam.reshape, device="cpu")
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    for method in ("gradcam", "cam") if cam.head else ("gradcam",):
+        maps = attribute(bundle, x, method)
+        assert maps.shape == (1, 32, 32) and np.isfinite(maps).all() and maps.std() > 0
