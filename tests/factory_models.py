@@ -15,7 +15,9 @@ CAM_LAYERS = ("features", "fc")  # the feature maps global average pooling reads
 class ColourNet(nn.Module):
     def __init__(self, num_classes: int = 3, width: int = 6) -> None:
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.ReLU()
+        )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(width, num_classes)
 

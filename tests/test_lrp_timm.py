@@ -54,8 +54,11 @@ def test_canonized_timm_resnet_computes_the_same_function() -> None:
 
 def test_lrp_refuses_timm_blocks_it_does_not_cover_with_the_reason() -> None:
     lrp = explain.get_method("lrp")
-    se = explain.make_bundle("se", timm.create_model("seresnet18", pretrained=False, num_classes=3), ["a", "b", "c"], device="cpu")
+    se = explain.make_bundle(
+        "se", timm.create_model("seresnet18", pretrained=False, num_classes=3), ["a", "b", "c"], device="cpu"
+    )
     assert "has se" in lrp.unavailable_reason(se)
-    convnext = explain.make_bundle("c", timm.create_model("test_convnext", pretrained=False, num_classes=3), ["a", "b", "c"],
-                                   device="cpu")
+    convnext = explain.make_bundle(
+        "c", timm.create_model("test_convnext", pretrained=False, num_classes=3), ["a", "b", "c"], device="cpu"
+    )
     assert "ConvNeXt is none of these" in lrp.unavailable_reason(convnext)

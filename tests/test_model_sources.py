@@ -19,8 +19,17 @@ from explain.models import CustomModelError, ModelUnavailableError, load_model
 from explain.models.sources import list_sources, split_reference
 from tests.tiny_models import CLASSES, save_safetensors, save_tiny_models
 
-CHEAP = {"n_steps": 2, "n_samples": 4, "max_evals": 50, "n_masks": 8, "max_channels": 4, "mask_side": 8,
-         "n_segments": 4, "window": 8, "stride": 8}  # enough to run each method once, fast
+CHEAP = {
+    "n_steps": 2,
+    "n_samples": 4,
+    "max_evals": 50,
+    "n_masks": 8,
+    "max_channels": 4,
+    "mask_side": 8,
+    "n_segments": 4,
+    "window": 8,
+    "stride": 8,
+}  # enough to run each method once, fast
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +146,15 @@ def test_every_registered_method_runs_or_says_why(made: dict[str, Path], key: st
 
 
 def _onnx_export(model: torch.nn.Module, path: Path, size: int) -> Path:
-    torch.onnx.export(model.eval(), (torch.randn(1, 3, size, size),), str(path), input_names=["input"],
-                      output_names=["logits"], opset_version=17, dynamo=False)
+    torch.onnx.export(
+        model.eval(),
+        (torch.randn(1, 3, size, size),),
+        str(path),
+        input_names=["input"],
+        output_names=["logits"],
+        opset_version=17,
+        dynamo=False,
+    )
     return path
 
 
@@ -147,8 +163,15 @@ def test_onnx_round_trip_equals_the_original_and_onnxruntime(tmp_path: Path) -> 
 
     torch.manual_seed(0)  # BatchNorms fold into equal (zero) biases, which torch's exporter stores once
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.BatchNorm2d(6), torch.nn.ReLU(), torch.nn.Conv2d(6, 6, 3, padding=1),
-        torch.nn.BatchNorm2d(6), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(6, CLASSES),
+        torch.nn.Conv2d(3, 6, 3, padding=1),
+        torch.nn.BatchNorm2d(6),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(6, 6, 3, padding=1),
+        torch.nn.BatchNorm2d(6),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(6, CLASSES),
     ).eval()
     path = _onnx_export(model, tmp_path / "tiny.onnx", 16)
     bundle = load_model(f"onnx:{path}", "cpu")
@@ -157,7 +180,9 @@ def test_onnx_round_trip_equals_the_original_and_onnxruntime(tmp_path: Path) -> 
         expected = model(x)
     torch.testing.assert_close(bundle.logits(x), expected, rtol=1e-5, atol=1e-5)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(bundle.logits(x[:1]).numpy(), session.run(None, {"input": x[:1].numpy()})[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        bundle.logits(x[:1]).numpy(), session.run(None, {"input": x[:1].numpy()})[0], rtol=1e-4, atol=1e-5
+    )
     assert bundle.input_size == 16 and bundle.cam_layer is not None and bundle.source == "onnx"
     assert attribute(bundle, x[:1], "gradcam").shape == (1, 16, 16)
 
@@ -167,8 +192,12 @@ def test_onnx_with_an_unsupported_operator_gets_one_clear_message(tmp_path: Path
     from onnx import TensorProto, helper
 
     node = helper.make_node("Hardmax", ["input"], ["logits"], axis=1)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])],
+    )
     path = tmp_path / "odd.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(CustomModelError, match=r"odd.onnx: onnx2torch cannot convert the operator Hardmax"):
@@ -210,7 +239,9 @@ def test_hub_id_without_downloads_says_so() -> None:
 def test_unknown_timm_name_and_wrong_architecture_weights(made: dict[str, Path]) -> None:
     with pytest.raises(ModelUnavailableError, match="Unknown timm model 'convnext_tinny'. Did you mean convnext_tiny"):
         load_model("timm:convnext_tinny", "cpu", weights=made["timm_convnext"])
-    with pytest.raises(CustomModelError, match="convnext.safetensors does not fit timm test_vit with \\d+ classes: .*missing"):
+    with pytest.raises(
+        CustomModelError, match="convnext.safetensors does not fit timm test_vit with \\d+ classes: .*missing"
+    ):
         load_model("timm:test_vit", "cpu", weights=made["timm_convnext"])
 
 
@@ -235,7 +266,9 @@ def test_operator_setting_and_cli_flags_decide_downloads() -> None:
     assert downloads_allowed({}) is False and downloads_allowed({"EXPLAIN_ALLOW_DOWNLOADS": "yes"}) is True
 
 
-def test_factory_model_evaluates_over_three_checkpoint_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_factory_model_evaluates_over_three_checkpoint_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The seed workflow: one in-house architecture, many checkpoint files, one command."""
     import pandas as pd
 
@@ -248,16 +281,39 @@ def test_factory_model_evaluates_over_three_checkpoint_files(tmp_path: Path, cap
         save_safetensors(build(), tmp_path / f"colournet-{seed + 1}.safetensors")
     data = labelled_folder(tmp_path / "images", per_class=3)
     out = tmp_path / "results"
-    code = explain_main(["evaluate", "--factory", "tests.factory_models:build", "--weights", str(tmp_path / "*.safetensors"),
-                         "--data", str(data), "--methods", "saliency,cam", "--metrics", "deletion_insertion",
-                         "--param", "deletion_insertion.steps=4", "--out", str(out), "--device", "cpu",
-                         "--threads", "1", "--quiet", "--offline"])
+    code = explain_main(
+        [
+            "evaluate",
+            "--factory",
+            "tests.factory_models:build",
+            "--weights",
+            str(tmp_path / "*.safetensors"),
+            "--data",
+            str(data),
+            "--methods",
+            "saliency,cam",
+            "--metrics",
+            "deletion_insertion",
+            "--param",
+            "deletion_insertion.steps=4",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--quiet",
+            "--offline",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     rows = pd.read_parquet(out)
     assert list(rows["model"].unique()) == [f"colournet-{i}.safetensors" for i in (1, 2, 3)]
     assert len(rows) == 3 * 6 * 2 and rows["auc_deletion"].between(0, 1).all()
     assert set(rows["prediction"]) <= {0, 1, 2}
-    probabilities = rows[rows["method"] == "cam"].pivot(index="image_index", columns="model_index", values="probability")
+    probabilities = rows[rows["method"] == "cam"].pivot(
+        index="image_index", columns="model_index", values="probability"
+    )
     assert not np.allclose(probabilities[0], probabilities[1])  # three different models, not one loaded thrice
 
 
@@ -266,21 +322,57 @@ def test_report_cli_loads_a_timm_file_and_an_hf_folder(made: dict[str, Path], tm
 
     image = tmp_path / "photo.png"
     photo(64).save(image)
-    for args in (["--arch", "timm:test_convnext", "--weights", str(made["timm_convnext"])], ["--model", f"hf:{made['hf_vit']}"]):
+    for args in (
+        ["--arch", "timm:test_convnext", "--weights", str(made["timm_convnext"])],
+        ["--model", f"hf:{made['hf_vit']}"],
+    ):
         out = tmp_path / "report.html"
-        assert cli.main(["build", *args, "--images", str(image), "--methods", "gradcam", "--out", str(out),
-                         "--quiet", "--offline", "--device", "cpu"]) == 0
+        assert (
+            cli.main(
+                [
+                    "build",
+                    *args,
+                    "--images",
+                    str(image),
+                    "--methods",
+                    "gradcam",
+                    "--out",
+                    str(out),
+                    "--quiet",
+                    "--offline",
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
         assert "Grad-CAM" in out.read_text()
-    assert cli.main(["build", "--model", "timm:nonexistent_net", "--images", str(image), "--out", str(tmp_path / "x.html"),
-                     "--offline"]) == 2
+    assert (
+        cli.main(
+            [
+                "build",
+                "--model",
+                "timm:nonexistent_net",
+                "--images",
+                str(image),
+                "--out",
+                str(tmp_path / "x.html"),
+                "--offline",
+            ]
+        )
+        == 2
+    )
 
 
 TIMM_TRANSFORMERS = {  # tiny variants of each family: (timm name, size overrides, expected CAM layers)
     "deit_distilled": ("deit_tiny_distilled_patch16_224", {"depth": 1}, ("blocks.0.norm1", None, "tokens:2")),
     "vit_registers": ("vit_tiny_patch16_224", {"depth": 1, "reg_tokens": 4}, ("blocks.0.norm1", None, "tokens:5")),
     "eva02": ("eva02_tiny_patch14_224", {"depth": 1}, ("blocks.0.norm1", None, "tokens:1")),
-    "swin": ("swin_tiny_patch4_window7_224", {"patch_size": 4, "embed_dim": 8, "depths": (1, 1), "num_heads": (1, 2),
-                                              "window_size": 4}, ("norm", "head.fc", "channels_last")),
+    "swin": (
+        "swin_tiny_patch4_window7_224",
+        {"patch_size": 4, "embed_dim": 8, "depths": (1, 1), "num_heads": (1, 2), "window_size": 4},
+        ("norm", "head.fc", "channels_last"),
+    ),
 }
 
 
@@ -298,8 +390,16 @@ def test_timm_transformer_families_get_their_token_layers_and_grad_cam_runs(fami
     model = timm.create_model(name, pretrained=False, num_classes=CLASSES, **overrides)
     cam = architecture_cam_layers(model)
     assert cam == expected
-    bundle = explain.make_bundle(family, model, list("abc"), input_size=32, cam_layer=cam.layer, linear_head=cam.head,
-                                 cam_reshape=cam.reshape, device="cpu")
+    bundle = explain.make_bundle(
+        family,
+        model,
+        list("abc"),
+        input_size=32,
+        cam_layer=cam.layer,
+        linear_head=cam.head,
+        cam_reshape=cam.reshape,
+        device="cpu",
+    )
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     for method in ("gradcam", "cam") if cam.head else ("gradcam",):
         maps = attribute(bundle, x, method)

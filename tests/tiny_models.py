@@ -32,19 +32,38 @@ def save_tiny_models(root: Path) -> dict[str, Path]:
 
     torch.manual_seed(0)
     paths = {
-        "timm_convnext": save_safetensors(timm.create_model("test_convnext", pretrained=False, num_classes=CLASSES),
-                                           root / "convnext.safetensors"),
-        "timm_vit": save_safetensors(timm.create_model("test_vit", pretrained=False, num_classes=CLASSES),
-                                      root / "vit.safetensors"),
+        "timm_convnext": save_safetensors(
+            timm.create_model("test_convnext", pretrained=False, num_classes=CLASSES), root / "convnext.safetensors"
+        ),
+        "timm_vit": save_safetensors(
+            timm.create_model("test_vit", pretrained=False, num_classes=CLASSES), root / "vit.safetensors"
+        ),
     }
-    vit = ViTForImageClassification(ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=2,
-                                               num_attention_heads=2, intermediate_size=32, num_labels=CLASSES,
-                                               id2label=LABELS, label2id={v: k for k, v in LABELS.items()}))
+    vit = ViTForImageClassification(
+        ViTConfig(
+            image_size=32,
+            patch_size=8,
+            hidden_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=32,
+            num_labels=CLASSES,
+            id2label=LABELS,
+            label2id={v: k for k, v in LABELS.items()},
+        )
+    )
     vit.save_pretrained(root / "hf_vit")
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(root / "hf_vit")
-    convnext = ConvNextForImageClassification(ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2,
-                                                             num_labels=CLASSES, id2label=LABELS,
-                                                             label2id={v: k for k, v in LABELS.items()}))
+    convnext = ConvNextForImageClassification(
+        ConvNextConfig(
+            hidden_sizes=[8, 16],
+            depths=[1, 1],
+            num_stages=2,
+            num_labels=CLASSES,
+            id2label=LABELS,
+            label2id={v: k for k, v in LABELS.items()},
+        )
+    )
     convnext.save_pretrained(root / "hf_convnext")
     ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=0.875).save_pretrained(root / "hf_convnext")
     paths["hf_vit"], paths["hf_convnext"] = root / "hf_vit", root / "hf_convnext"

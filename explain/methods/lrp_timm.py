@@ -41,13 +41,19 @@ def is_timm_resnet(model: nn.Module) -> bool:
 def _sequence_pairs(prefix: str, sequence: nn.Module) -> list[tuple[list[str], str]]:
     """(convolution, BatchNorm) pairs of consecutive children of a Sequential."""
     children = list(sequence.named_children())
-    return [([f"{prefix}.{a}"], f"{prefix}.{b}") for (a, first), (b, second) in pairwise(children)
-            if isinstance(first, nn.Conv2d) and isinstance(second, nn.BatchNorm2d)]
+    return [
+        ([f"{prefix}.{a}"], f"{prefix}.{b}")
+        for (a, first), (b, second) in pairwise(children)
+        if isinstance(first, nn.Conv2d) and isinstance(second, nn.BatchNorm2d)
+    ]
 
 
 def _blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(f"{layer}.{name}", block) for layer in ("layer1", "layer2", "layer3", "layer4")
-            for name, block in getattr(model, layer).named_children()]
+    return [
+        (f"{layer}.{name}", block)
+        for layer in ("layer1", "layer2", "layer3", "layer4")
+        for name, block in getattr(model, layer).named_children()
+    ]
 
 
 def batch_norm_pairs(model: nn.Module) -> list[tuple[list[str], str]]:

@@ -57,8 +57,9 @@ def _timm_transformer(model: nn.Module, prefix: str) -> CamLayers | None:
     if type(model).__name__ == "SwinTransformer" and type(model).__module__.startswith("timm."):
         head = getattr(getattr(model, "head", None), "fc", None)
         pooled = getattr(getattr(model.head, "global_pool", None), "pool_type", "") == "avg"
-        return CamLayers(f"{prefix}norm", f"{prefix}head.fc" if isinstance(head, nn.Linear) and pooled else None,
-                         "channels_last")
+        return CamLayers(
+            f"{prefix}norm", f"{prefix}head.fc" if isinstance(head, nn.Linear) and pooled else None, "channels_last"
+        )
     return None
 
 
@@ -87,7 +88,11 @@ def _hugging_face(model: nn.Module, prefix: str) -> CamLayers | None:
     layer = _last_named(model, family[0]) if family is not None else None
     if family is None or layer is None:
         return None
-    head = family[2] if family[2] and _has(model, family[2]) and isinstance(model.get_submodule(family[2]), nn.Linear) else None
+    head = (
+        family[2]
+        if family[2] and _has(model, family[2]) and isinstance(model.get_submodule(family[2]), nn.Linear)
+        else None
+    )
     return CamLayers(prefix + layer, prefix + head if head else None, family[1])
 
 
@@ -121,7 +126,10 @@ def _has(model: nn.Module, name: str) -> bool:
 
 
 RULES: tuple[Callable[[nn.Module, str], CamLayers | None], ...] = (
-    _torchvision_transformer, _timm_transformer, _hugging_face, _timm_cnn,
+    _torchvision_transformer,
+    _timm_transformer,
+    _hugging_face,
+    _timm_cnn,
 )
 
 

@@ -33,7 +33,9 @@ def resolve_factory(ref: str) -> tuple[ModuleType, Callable[..., Any]]:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # importing the operator's code may raise anything
-        raise CustomModelError(f"factory {ref}: importing {module_name} failed ({type(exc).__name__}: {first_line(exc)}).") from None
+        raise CustomModelError(
+            f"factory {ref}: importing {module_name} failed ({type(exc).__name__}: {first_line(exc)})."
+        ) from None
     function = getattr(module, function_name, None)
     if not callable(function):
         raise CustomModelError(f"factory {ref}: {module_name} has no function {function_name}.")
@@ -81,9 +83,15 @@ class FactorySource:
         names = getattr(module, "CLASS_NAMES", None)
         digest = request.weights.sha256
         return finish_bundle(
-            f"{ref.rpartition(':')[2]} ({request.weights.name})", model, request, preprocessing,
-            CamLayers(*module.CAM_LAYERS) if getattr(module, "CAM_LAYERS", None) else
-            architecture_cam_layers(model) or last_convolution(model),
-            weights=f"{ref} + {request.weights.name} (sha256 {digest[:12]})", weights_sha256=digest, source=self.name,
+            f"{ref.rpartition(':')[2]} ({request.weights.name})",
+            model,
+            request,
+            preprocessing,
+            CamLayers(*module.CAM_LAYERS)
+            if getattr(module, "CAM_LAYERS", None)
+            else architecture_cam_layers(model) or last_convolution(model),
+            weights=f"{ref} + {request.weights.name} (sha256 {digest[:12]})",
+            weights_sha256=digest,
+            source=self.name,
             model_names=list(names) if names else None,
         )

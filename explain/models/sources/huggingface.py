@@ -48,14 +48,18 @@ def check_folder(folder: Path) -> list[Path]:
     if not isinstance(config, dict):
         raise CustomModelError(f"{folder}/config.json is not a JSON object.")
     if "auto_map" in config:
-        raise CustomModelError(f"{folder.name}: the config asks for custom code (auto_map), which is never run here; "
-                               f"use a model whose architecture is built into transformers.")
+        raise CustomModelError(
+            f"{folder.name}: the config asks for custom code (auto_map), which is never run here; "
+            f"use a model whose architecture is built into transformers."
+        )
     weights = sorted(folder.glob("*.safetensors"))
     if not weights:
         pickles = sorted(p.name for p in folder.glob("*.bin")) + sorted(p.name for p in folder.glob("*.pt*"))
         found = f"only {', '.join(pickles)} (pickle, never unpickled here)" if pickles else "no weights"
-        raise CustomModelError(f"{folder.name}: {found}; save the model with safetensors "
-                               f"(model.save_pretrained(folder, safe_serialization=True)).")
+        raise CustomModelError(
+            f"{folder.name}: {found}; save the model with safetensors "
+            f"(model.save_pretrained(folder, safe_serialization=True))."
+        )
     return weights
 
 
@@ -87,8 +91,10 @@ def hf_preprocessing(processor: object) -> Preprocessing:
 
 def _hub_folder(ref: str, allow_downloads: bool) -> Path:
     if not allow_downloads:
-        raise ModelUnavailableError(f"{ref!r} is not a model folder here, and downloads are off "
-                                    f"(--allow-downloads; allow_downloads = true on a server).")
+        raise ModelUnavailableError(
+            f"{ref!r} is not a model folder here, and downloads are off "
+            f"(--allow-downloads; allow_downloads = true on a server)."
+        )
     from huggingface_hub import snapshot_download
 
     try:
@@ -103,8 +109,10 @@ class HuggingFaceSource:
     label: str = "Hugging Face"
     reference: str = "a folder saved with save_pretrained (config.json + model.safetensors), or a hub id"
     weights: WeightsNeed = "none"
-    description: str = ("An AutoModelForImageClassification checkpoint with its image processor: safetensors only, "
-                        "never remote code; class names from id2label.")
+    description: str = (
+        "An AutoModelForImageClassification checkpoint with its image processor: safetensors only, "
+        "never remote code; class names from id2label."
+    )
 
     def load(self, ref: str, request: LoadRequest) -> ModelBundle:
         from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
@@ -114,27 +122,39 @@ class HuggingFaceSource:
         weight_files = check_folder(folder)
         total = sum(p.stat().st_size for p in weight_files)
         if total > request.max_bytes:
-            raise CustomModelError(f"{folder.name}: the weights are {total / 2**20:.0f} MB; "
-                                   f"the limit is {request.max_bytes / 2**20:.0f} MB.")
+            raise CustomModelError(
+                f"{folder.name}: the weights are {total / 2**20:.0f} MB; "
+                f"the limit is {request.max_bytes / 2**20:.0f} MB."
+            )
         try:
             config = AutoConfig.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
             hf_model = AutoModelForImageClassification.from_pretrained(
-                folder, config=config, use_safetensors=True, trust_remote_code=False, local_files_only=True)
+                folder, config=config, use_safetensors=True, trust_remote_code=False, local_files_only=True
+            )
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise CustomModelError(f"{folder.name}: transformers cannot load this folder as an image classifier "
-                                   f"({first_line(exc)}).") from None
+            raise CustomModelError(
+                f"{folder.name}: transformers cannot load this folder as an image classifier ({first_line(exc)})."
+            ) from None
         try:
             processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
         except (OSError, ValueError, KeyError) as exc:
-            raise CustomModelError(f"{folder.name}: no usable preprocessor_config.json ({first_line(exc)}); save the "
-                                   f"image processor with save_pretrained too.") from None
+            raise CustomModelError(
+                f"{folder.name}: no usable preprocessor_config.json ({first_line(exc)}); save the "
+                f"image processor with save_pretrained too."
+            ) from None
         model = HuggingFaceClassifier(hf_model).eval()
         cam = architecture_cam_layers(hf_model, prefix="model.") or last_convolution(model)
         id2label = getattr(config, "id2label", None) or {}
         names = [str(id2label[i]) for i in sorted(id2label)] if id2label else None
         digest = sha256_files(weight_files)
         return finish_bundle(
-            f"hf:{folder.name}", model, request, hf_preprocessing(processor), cam,
-            weights=f"Hugging Face {config.model_type} {folder.name} (sha256 {digest[:12]})", weights_sha256=digest,
-            source=self.name, model_names=names,
+            f"hf:{folder.name}",
+            model,
+            request,
+            hf_preprocessing(processor),
+            cam,
+            weights=f"Hugging Face {config.model_type} {folder.name} (sha256 {digest[:12]})",
+            weights_sha256=digest,
+            source=self.name,
+            model_names=names,
         )

@@ -53,8 +53,10 @@ def _converted(proto: Any, name: str) -> nn.Module:
     except NotImplementedError as exc:
         found = re.search(r"operation_type='([^']+)'.*?version=(\d+)", str(exc))
         what = f"the operator {found.group(1)} (opset {found.group(2)})" if found else first_line(exc)
-        raise CustomModelError(f"{name}: onnx2torch cannot convert {what}; re-export the model without it "
-                               f"or as TorchScript / a state dict.") from None
+        raise CustomModelError(
+            f"{name}: onnx2torch cannot convert {what}; re-export the model without it "
+            f"or as TorchScript / a state dict."
+        ) from None
     except Exception as exc:  # the converter raises many kinds on odd graphs: one message
         raise CustomModelError(f"{name}: onnx2torch could not convert the graph ({first_line(exc)}).") from None
 
@@ -74,8 +76,9 @@ def check_against_onnxruntime(data: bytes, model: nn.Module, size: int, name: st
         raise CustomModelError(f"{name}: the converted model gives shape {got.shape}, onnxruntime {expected.shape}.")
     difference = float(np.abs(got - expected).max() / (1 + np.abs(expected).max()))
     if difference > TOLERANCE:
-        raise CustomModelError(f"{name}: the converted model differs from onnxruntime by {difference:.2g} "
-                               f"(relative); it is not explained.")
+        raise CustomModelError(
+            f"{name}: the converted model differs from onnxruntime by {difference:.2g} (relative); it is not explained."
+        )
     return difference
 
 
@@ -84,8 +87,10 @@ def load_onnx_file(file: WeightsFile, request: LoadRequest) -> ModelBundle:
     import onnx
 
     if len(file.data) > request.max_bytes:
-        raise CustomModelError(f"{file.name}: the file is {len(file.data) / 2**20:.0f} MB; "
-                               f"the limit is {request.max_bytes / 2**20:.0f} MB.")
+        raise CustomModelError(
+            f"{file.name}: the file is {len(file.data) / 2**20:.0f} MB; "
+            f"the limit is {request.max_bytes / 2**20:.0f} MB."
+        )
     try:
         proto = onnx.load_model_from_string(file.data)
         onnx.checker.check_model(proto)
@@ -98,8 +103,14 @@ def load_onnx_file(file: WeightsFile, request: LoadRequest) -> ModelBundle:
     check_against_onnxruntime(file.data, model, size, file.name)
     digest = file.sha256
     return finish_bundle(
-        f"ONNX ({file.name})", model, request, Preprocessing(size, size if size != 224 else 256), last_convolution(model),
-        weights=f"ONNX {file.name} (sha256 {digest[:12]})", weights_sha256=digest, source="onnx",
+        f"ONNX ({file.name})",
+        model,
+        request,
+        Preprocessing(size, size if size != 224 else 256),
+        last_convolution(model),
+        weights=f"ONNX {file.name} (sha256 {digest[:12]})",
+        weights_sha256=digest,
+        source="onnx",
     )
 
 

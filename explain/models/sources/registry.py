@@ -47,7 +47,9 @@ class WeightsFile:
             raise CustomModelError(f"{path}: no such weights file.")
         size = file.stat().st_size
         if size > max_bytes:
-            raise CustomModelError(f"{file.name}: the file is {size / 2**20:.0f} MB; the limit is {max_bytes / 2**20:.0f} MB.")
+            raise CustomModelError(
+                f"{file.name}: the file is {size / 2**20:.0f} MB; the limit is {max_bytes / 2**20:.0f} MB."
+            )
         return cls(file.name, file.read_bytes())
 
     @property
@@ -139,11 +141,14 @@ def class_names_for(request: LoadRequest, outputs: int, model_names: Sequence[st
     """The class names a bundle gets: the request's, else the model's own, else "class i";
     each checked against the `outputs` the model gives."""
     if request.num_classes is not None and request.num_classes != outputs:
-        raise CustomModelError(f"{label}: the model gives {outputs} outputs per image, but {request.num_classes} classes were given.")
+        raise CustomModelError(
+            f"{label}: the model gives {outputs} outputs per image, but {request.num_classes} classes were given."
+        )
     if request.class_names is not None:
         if len(request.class_names) != outputs:
-            raise CustomModelError(f"{label}: the model has {outputs} classes but the class-names file lists "
-                                   f"{len(request.class_names)}.")
+            raise CustomModelError(
+                f"{label}: the model has {outputs} classes but the class-names file lists {len(request.class_names)}."
+            )
         return list(request.class_names)
     if model_names is not None and len(model_names) == outputs:
         return list(model_names)
@@ -163,20 +168,39 @@ class PreprocessingLike(Protocol):
     def std(self) -> Sequence[float]: ...
 
 
-def finish_bundle(name: str, model: nn.Module, request: LoadRequest, preprocessing: PreprocessingLike, cam: CamLayers, *,
-                  weights: str, weights_sha256: str, source: str, model_names: Sequence[str] | None = None) -> ModelBundle:
+def finish_bundle(
+    name: str,
+    model: nn.Module,
+    request: LoadRequest,
+    preprocessing: PreprocessingLike,
+    cam: CamLayers,
+    *,
+    weights: str,
+    weights_sha256: str,
+    source: str,
+    model_names: Sequence[str] | None = None,
+) -> ModelBundle:
     """The common end of every source: one probe forward pass (the model must map
     (1, 3, H, W) to (1, K) logits), class names checked against K, the bundle made with
     its model id from the weights' digest (so caches never mix two files of one name)."""
     outputs = output_count(model, preprocessing.input_size, name)
     bundle = make_bundle(
-        name, model, class_names_for(request, outputs, model_names, name),
-        input_size=preprocessing.input_size, resize_size=preprocessing.resize_size, mean=preprocessing.mean,
-        std=preprocessing.std, cam_layer=cam.layer, linear_head=cam.head, cam_reshape=cam.reshape,
-        device=request.device, weights=weights,
+        name,
+        model,
+        class_names_for(request, outputs, model_names, name),
+        input_size=preprocessing.input_size,
+        resize_size=preprocessing.resize_size,
+        mean=preprocessing.mean,
+        std=preprocessing.std,
+        cam_layer=cam.layer,
+        linear_head=cam.head,
+        cam_reshape=cam.reshape,
+        device=request.device,
+        weights=weights,
     )
-    return dataclasses.replace(bundle, model_id=f"upload-{weights_sha256[:24]}", source=source,
-                               weights_sha256=weights_sha256)
+    return dataclasses.replace(
+        bundle, model_id=f"upload-{weights_sha256[:24]}", source=source, weights_sha256=weights_sha256
+    )
 
 
 def output_count(model: nn.Module, input_size: int, filename: str) -> int:
@@ -188,7 +212,8 @@ def output_count(model: nn.Module, input_size: int, filename: str) -> int:
             out = model(torch.zeros(1, 3, input_size, input_size))
     except Exception as exc:  # a user's model may raise anything; report it, keep the app alive
         raise CustomModelError(
-            f"{filename}: the model failed on a 1 x 3 x {input_size} x {input_size} image ({type(exc).__name__}: {first_line(exc)})."
+            f"{filename}: the model failed on a 1 x 3 x {input_size} x {input_size} image "
+            f"({type(exc).__name__}: {first_line(exc)})."
         ) from None
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
         out = out[0]
@@ -198,15 +223,24 @@ def output_count(model: nn.Module, input_size: int, filename: str) -> int:
     return int(out.shape[1])
 
 
-def load_model(ref: str = "efficientnet_lite0", device: torch.device | str | None = None, *,
-               weights: str | os.PathLike | None = None, num_classes: int | None = None,
-               class_names: Sequence[str] | None = None, allow_downloads: bool = False,
-               max_bytes: int = MAX_MODEL_BYTES) -> ModelBundle:
+def load_model(
+    ref: str = "efficientnet_lite0",
+    device: torch.device | str | None = None,
+    *,
+    weights: str | os.PathLike | None = None,
+    num_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
+    allow_downloads: bool = False,
+    max_bytes: int = MAX_MODEL_BYTES,
+) -> ModelBundle:
     """The Python API: `load_model("timm:convnext_tiny", weights="convnext.safetensors")`,
     `load_model("hf:path/to/folder")`, `load_model("resnet50")`... (see `load_reference`)."""
     request = LoadRequest(
-        weights=WeightsFile.read(weights, max_bytes) if weights is not None else None, num_classes=num_classes,
-        class_names=tuple(class_names) if class_names is not None else None, device=device,
-        allow_downloads=allow_downloads, max_bytes=max_bytes,
+        weights=WeightsFile.read(weights, max_bytes) if weights is not None else None,
+        num_classes=num_classes,
+        class_names=tuple(class_names) if class_names is not None else None,
+        device=device,
+        allow_downloads=allow_downloads,
+        max_bytes=max_bytes,
     )
     return load_reference(ref, request)

@@ -68,8 +68,10 @@ class TimmSource:
     label: str = "timm"
     reference: str = "a timm model name (timm.list_models()), e.g. convnext_tiny.fb_in1k"
     weights: WeightsNeed = "optional"
-    description: str = ("A timm architecture with your weights file (.safetensors / .pth, read weights-only), "
-                        "or timm's pretrained weights where downloads are allowed.")
+    description: str = (
+        "A timm architecture with your weights file (.safetensors / .pth, read weights-only), "
+        "or timm's pretrained weights where downloads are allowed."
+    )
 
     def load(self, ref: str, request: LoadRequest) -> ModelBundle:
         import timm
@@ -78,21 +80,36 @@ class TimmSource:
         if request.weights is not None:
             state = read_state_dict(request.weights.data, request.weights.name, request.max_bytes)
             classes = request.num_classes or _classes_in(state, ref) or 1000
-            model = load_fitting(_build(ref, classes), state, request.weights.name, f"timm {ref} with {classes} classes")
+            model = load_fitting(
+                _build(ref, classes), state, request.weights.name, f"timm {ref} with {classes} classes"
+            )
             digest, weights = request.weights.sha256, f"{request.weights.name} (sha256 {request.weights.sha256[:12]})"
         elif request.allow_downloads:
             try:
                 options: dict[str, Any] = {"num_classes": request.num_classes} if request.num_classes else {}
                 model = timm.create_model(ref, pretrained=True, **options)
             except (OSError, RuntimeError, ValueError) as exc:
-                raise ModelUnavailableError(f"timm could not fetch the weights of {ref!r} ({first_line(exc)}).") from None
+                raise ModelUnavailableError(
+                    f"timm could not fetch the weights of {ref!r} ({first_line(exc)})."
+                ) from None
             digest, weights = tensors_sha256(model.state_dict()), f"timm pretrained {ref}"
         else:
-            raise CustomModelError(f"timm:{ref} needs a weights file (--weights), or downloads allowed to fetch "
-                                   f"timm's pretrained weights (--allow-downloads; allow_downloads = true on a server).")
+            raise CustomModelError(
+                f"timm:{ref} needs a weights file (--weights), or downloads allowed to fetch "
+                f"timm's pretrained weights (--allow-downloads; allow_downloads = true on a server)."
+            )
         model.eval()
         cam = architecture_cam_layers(model) or last_convolution(model)
         outputs = model.num_classes if isinstance(getattr(model, "num_classes", None), int) else None
         names = imagenet_class_names() if outputs == 1000 else None
-        return finish_bundle(f"timm:{ref}", model, request, timm_preprocessing(model), cam, weights=weights,
-                             weights_sha256=digest, source=self.name, model_names=names)
+        return finish_bundle(
+            f"timm:{ref}",
+            model,
+            request,
+            timm_preprocessing(model),
+            cam,
+            weights=weights,
+            weights_sha256=digest,
+            source=self.name,
+            model_names=names,
+        )

@@ -30,6 +30,12 @@ def load_torchscript_file(file: WeightsFile, request: LoadRequest) -> ModelBundl
     model = load_torchscript(file.data, file.name, allowed=request.allow_torchscript, max_bytes=request.max_bytes)
     digest = file.sha256
     return finish_bundle(
-        f"TorchScript ({file.name})", model, request, Preprocessing(), CamLayers(None, None),
-        weights=f"uploaded torchscript {file.name} (sha256 {digest[:12]})", weights_sha256=digest, source="torchscript",
+        f"TorchScript ({file.name})",
+        model,
+        request,
+        Preprocessing(),
+        CamLayers(None, None),
+        weights=f"uploaded torchscript {file.name} (sha256 {digest[:12]})",
+        weights_sha256=digest,
+        source="torchscript",
     )

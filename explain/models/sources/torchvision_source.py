@@ -19,8 +19,10 @@ class TorchvisionSource:
     label: str = "torchvision"
     reference: str = "efficientnet_lite0 or a torchvision classification model name (resnet18, vit_b_16, ...)"
     weights: WeightsNeed = "optional"
-    description: str = ("torchvision's zoo with its ImageNet weights, or the architecture with your own state dict "
-                        "(.pt/.pth/.safetensors, read weights-only).")
+    description: str = (
+        "torchvision's zoo with its ImageNet weights, or the architecture with your own state dict "
+        "(.pt/.pth/.safetensors, read weights-only)."
+    )
 
     def load(self, ref: str, request: LoadRequest) -> ModelBundle:
         if request.weights is None:
@@ -31,7 +33,12 @@ class TorchvisionSource:
         model = build_torchvision_model(ref, num_classes, state, request.weights.name)
         digest = request.weights.sha256
         return finish_bundle(
-            f"{ref} ({request.weights.name})", model, request, preprocessing_for(ref), zoo_cam_layers(ref, model),
-            weights=f"uploaded state dict {request.weights.name} (sha256 {digest[:12]})", weights_sha256=digest,
+            f"{ref} ({request.weights.name})",
+            model,
+            request,
+            preprocessing_for(ref),
+            zoo_cam_layers(ref, model),
+            weights=f"uploaded state dict {request.weights.name} (sha256 {digest[:12]})",
+            weights_sha256=digest,
             source=self.name,
         )
