@@ -113,20 +113,24 @@ def add_model_options(parser: argparse.ArgumentParser, *, repeatable: bool) -> N
     refs = "; ".join(f"{s.name}:{s.reference}" for s in list_sources() if s.name not in ("torchvision", "factory"))
     many = "(repeatable)" if repeatable else ""
     parser.add_argument("--model", action="append" if repeatable else "store", default=[] if repeatable else None,
-                        help=f"a model reference: efficientnet_lite0 (default), a torchvision zoo name, or {refs} {many}")
+                        help=f"a model reference: efficientnet_lite0 (default), a torchvision zoo name, "
+                             f"or {refs} {many}")
     parser.add_argument("--weights", action="append" if repeatable else "store", default=[] if repeatable else None,
                         metavar="GLOB" if repeatable else "FILE",
                         help="your weights (.pt/.pth/.safetensors, read weights-only) for --arch or --factory " + many)
     parser.add_argument("--arch", default=None,
-                        help="architecture of --weights: a torchvision name, timm:NAME" + (" or small_cnn" if repeatable else ""))
+                        help="architecture of --weights: a torchvision name, timm:NAME"
+                             + (" or small_cnn" if repeatable else ""))
     parser.add_argument("--factory", default=None, metavar="PKG.MOD:FUNCTION",
                         help="your own architecture: a function building the nn.Module, for --weights")
-    parser.add_argument("--num-classes", type=int, default=None, help="class count of --weights (default: from the file or --class-names)")
+    parser.add_argument("--num-classes", type=int, default=None,
+                        help="class count of --weights (default: from the file or --class-names)")
     parser.add_argument("--torchscript", action="append" if repeatable else "store", default=[] if repeatable else None,
                         metavar="GLOB" if repeatable else "FILE", help="your model as a TorchScript file " + many)
     parser.add_argument("--class-names", default=None, help="class names: one per line, or JSON")
     downloads = parser.add_mutually_exclusive_group()
-    downloads.add_argument("--allow-downloads", action="store_true", help="fetch hub/zoo weights when missing (the default here)")
+    downloads.add_argument("--allow-downloads", action="store_true",
+                           help="fetch hub/zoo weights when missing (the default here)")
     downloads.add_argument("--offline", action="store_true", help="never download weights")
 
 

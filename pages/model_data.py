@@ -63,7 +63,8 @@ def load_upload(file, kind: str, architecture: str | None, num_classes: int, nam
         upload = UploadedModel(file.name, file.getvalue(), kind, architecture, num_classes or None,
                                tuple(names) if names is not None else None)
         with st.spinner(f"Loading {file.name}..."):
-            bundle = load_uploaded_model(upload, allow_torchscript=config.allow_torchscript, max_bytes=config.max_model_mb * 2**20)
+            bundle = load_uploaded_model(upload, allow_torchscript=config.allow_torchscript,
+                                         max_bytes=config.max_model_mb * 2**20)
     except (CustomModelError, explain.ModelUnavailableError) as exc:
         st.error(str(exc))
     else:
@@ -139,15 +140,18 @@ elif source == "torchvision zoo":
             st.success(f"Using {zoo_name}.")
 elif source == "timm":
     timm_names = timm_model_names()
-    timm_name = st.selectbox("timm architecture", timm_names, index=timm_names.index("convnext_tiny"), key="byom_timm_name")
+    timm_name = st.selectbox("timm architecture", timm_names, index=timm_names.index("convnext_tiny"),
+                             key="byom_timm_name")
     if config.allow_downloads and st.button("Use timm's pretrained weights (download)", key="byom_timm_pretrained"):
         load_named(f"timm:{timm_name}")
     if not may_upload:
         st.caption("Uploading weights is locked: unlock it at the top of this page.")
     else:
-        weights_file = st.file_uploader("Weights (.safetensors, or .pth read weights-only)", type=["safetensors", "pth", "pt", "bin"],
-                                        key="byom_timm_weights", max_upload_size=config.max_model_mb)
-        timm_classes = st.number_input("Number of classes (0: read from the file)", 0, 100_000, 0, key="byom_timm_classes")
+        weights_file = st.file_uploader("Weights (.safetensors, or .pth read weights-only)",
+                                        type=["safetensors", "pth", "pt", "bin"], key="byom_timm_weights",
+                                        max_upload_size=config.max_model_mb)
+        timm_classes = st.number_input("Number of classes (0: read from the file)", 0, 100_000, 0,
+                                       key="byom_timm_classes")
         timm_names_file = st.file_uploader("Class names (optional: one per line, or JSON)", type=["txt", "json", "csv"],
                                            key="byom_timm_class_names")
         if st.button("Load timm model", key="byom_load_timm", type="primary"):
@@ -156,7 +160,8 @@ elif source == "Hugging Face":
     st.caption("An AutoModelForImageClassification checkpoint: config.json, model.safetensors and "
                "preprocessor_config.json (safetensors only; custom code is never run). "
                + ("A hub id (google/vit-base-patch16-224) is downloaded. " if config.allow_downloads else "")
-               + (f"Server folders inside {', '.join(str(r) for r in config.data_roots)}." if config.data_roots and may_upload else ""))
+               + (f"Server folders inside {', '.join(str(r) for r in config.data_roots)}."
+                  if config.data_roots and may_upload else ""))
     hf_ref = st.text_input("Hub id or folder on the server", key="byom_hf_ref")
     if st.button("Load Hugging Face model", key="byom_load_hf", type="primary"):
         load_hugging_face(hf_ref)
@@ -167,7 +172,8 @@ else:
     kind = st.radio("Model file", kinds, format_func=KIND_LABELS.get, key="byom_kind", horizontal=True)
     if not config.allow_torchscript:
         st.caption("TorchScript uploads are disabled on this instance (they can run arbitrary operators).")
-    suffixes = {"state_dict": ["pt", "pth", "bin", "safetensors"], "onnx": ["onnx"]}.get(kind, ["pt", "pth", "ts", "torchscript", "zip"])
+    suffixes = {"state_dict": ["pt", "pth", "bin", "safetensors"], "onnx": ["onnx"]}.get(
+        kind, ["pt", "pth", "ts", "torchscript", "zip"])
     model_file = st.file_uploader("Model file", type=suffixes, key=f"byom_model_file:{kind}", max_upload_size=config.max_model_mb)
     if kind == "state_dict":
         columns = st.columns(2)

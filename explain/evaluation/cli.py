@@ -59,7 +59,8 @@ def evaluation_from_args(args: argparse.Namespace) -> Evaluation:
 
         class_names = parse_class_names(Path(args.class_names).read_bytes(), Path(args.class_names).name)
     names = args.model or ([] if args.weights or args.torchscript else ["efficientnet_lite0"])
-    models = model_sources(names, args.weights, weights_architecture(args), args.num_classes, args.torchscript, class_names)
+    architecture = weights_architecture(args)
+    models = model_sources(names, args.weights, architecture, args.num_classes, args.torchscript, class_names)
     data = DataSource.of(args.data, args.max_images)
     return Evaluation.of(
         models, data, tuple(MethodSpec.of(m, params[m]) for m in methods), tuple(MetricChoice.of(m, params[m]) for m in metrics),

@@ -71,7 +71,8 @@ def _local_reference(ref: str) -> tuple[str, str] | None:
     if not sep or prefix not in ("onnx", "hf") or not Path(rest).expanduser().exists():
         return None
     path = Path(rest).expanduser().resolve()
-    digest = file_digest(path) if path.is_file() else sha256_files(sorted(p for p in path.iterdir() if p.is_file()))[:16]
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    digest = file_digest(path) if path.is_file() else sha256_files(files)[:16]
     return f"{prefix}:{path}", digest
 
 

@@ -170,8 +170,8 @@ def canonizers_for(model: nn.Module) -> list[Canonizer]:
     problem = _plain_stack_problem(model)
     if problem is not None:
         raise ValueError(
-            f"LRP has canonizers for ResNet (torchvision, timm), VGG and EfficientNet-Lite0 and handles plain convolution/linear/ReLU/pooling "
-            f"stacks; {type(model).__name__} is none of these: {problem}."
+            f"LRP has canonizers for ResNet (torchvision, timm), VGG and EfficientNet-Lite0 and handles plain "
+            f"convolution/linear/ReLU/pooling stacks; {type(model).__name__} is none of these: {problem}."
         )
     return [ExactMergeBatchNorm()]
 

@@ -121,8 +121,8 @@ class ModelBundle:
 
     @property
     def card(self) -> ModelCard:
-        return ModelCard(self.name, self.weights, str(self.device), self.model_id, self.num_classes, self.num_parameters,
-                         self.source, self.weights_sha256)
+        return ModelCard(self.name, self.weights, str(self.device), self.model_id, self.num_classes,
+                         self.num_parameters, self.source, self.weights_sha256)
 
     def cam_feature_maps(self, output: torch.Tensor) -> torch.Tensor:
         """The CAM layer's output (or its gradient) as (N, C, h, w) feature maps."""

@@ -66,7 +66,8 @@ def load_uploaded_model(
         from .zoo import zoo_model_names
 
         if upload.architecture not in zoo_model_names():
-            raise CustomModelError(f"Unknown architecture {upload.architecture!r}; choose a torchvision classification model.")
+            raise CustomModelError(
+                f"Unknown architecture {upload.architecture!r}; choose a torchvision classification model.")
         if not (upload.num_classes or names):
             raise CustomModelError("The number of classes must be at least 1.")
     return load_reference(f"{source}:{upload.architecture}", request)

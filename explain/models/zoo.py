@@ -190,7 +190,8 @@ def load_named(name: str = DEFAULT_MODEL, device: torch.device | str | None = No
             f"The weights of {name!r} are not installed on this server, and downloads are off here.",
             operator_hint=f"Put the file {os.path.basename(weights.url)} (from {weights.url}) at {path} "
                           f"(or set TORCH_HOME so that <TORCH_HOME>/hub/checkpoints holds it), "
-                          f"or allow downloads (allow_downloads = true / EXPLAIN_ALLOW_DOWNLOADS=1; CLI: --allow-downloads).",
+                          f"or allow downloads (allow_downloads = true / EXPLAIN_ALLOW_DOWNLOADS=1; "
+                          f"CLI: --allow-downloads).",
         )
     model = materialize(zoo_architecture(name), torch.load(path, map_location="cpu", weights_only=True))
     cam = zoo_cam_layers(name, model)

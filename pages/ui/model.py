@@ -33,7 +33,8 @@ def shared_cache() -> explain.AttributionCache:
 
 def named_bundle() -> explain.ModelBundle:
     """The shared model the session chose by name (the offline default unless changed)."""
-    return shared_bundle(st.session_state.get("model_name", explain.DEFAULT_MODEL), st.session_state.get("model_downloads", False))
+    name = st.session_state.get("model_name", explain.DEFAULT_MODEL)
+    return shared_bundle(name, st.session_state.get("model_downloads", False))
 
 
 def current_bundle() -> explain.ModelBundle:
@@ -57,8 +58,8 @@ def model_card_line(bundle: explain.ModelBundle) -> str:
     digest = f"sha256 {bundle.weights_sha256[:16]}…" if bundle.weights_sha256 else "no file digest"
     mean = ", ".join(f"{m:g}" for m in bundle.mean)
     std = ", ".join(f"{s:g}" for s in bundle.std)
-    return (f"Source: {bundle.source or 'in-process'} · {digest} · resize {bundle.resize_size}, crop {bundle.input_size}, "
-            f"mean ({mean}), std ({std}) · {bundle.num_classes} classes")
+    return (f"Source: {bundle.source or 'in-process'} · {digest} · resize {bundle.resize_size}, "
+            f"crop {bundle.input_size}, mean ({mean}), std ({std}) · {bundle.num_classes} classes")
 
 
 def use_custom_model(base: explain.ModelBundle | None, applied: explain.ModelBundle | None = None) -> None:
