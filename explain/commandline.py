@@ -5,6 +5,7 @@ checked before any model loads, and a job followed on the terminal with a progre
 from __future__ import annotations
 
 import logging
+import argparse
 import os
 import sys
 from typing import Any, Callable, Sequence
@@ -121,3 +122,51 @@ def quiet_job_tracebacks() -> None:
     if not any(isinstance(h, logging.NullHandler) for h in jobs_log.handlers):
         jobs_log.addHandler(logging.NullHandler())
         jobs_log.propagate = False
+def add_model_options(parser: argparse.ArgumentParser, *, repeatable: bool) -> None:
+    """The model arguments both CLIs take: a reference (`--model`), the weights files and
+    what builds them (`--arch`, `--factory`), TorchScript files, class settings, downloads."""
+    from .models.sources import list_sources
+
+    refs = "; ".join(f"{s.name}:{s.reference}" for s in list_sources() if s.name not in ("torchvision", "factory"))
+    many = "(repeatable)" if repeatable else ""
+    parser.add_argument("--model", action="append" if repeatable else "store", default=[] if repeatable else None,
+                        help=f"a model reference: efficientnet_lite0 (default), a torchvision zoo name, "
+                             f"or {refs} {many}")
+    parser.add_argument("--weights", action="append" if repeatable else "store", default=[] if repeatable else None,
+                        metavar="GLOB" if repeatable else "FILE",
+                        help="your weights (.pt/.pth/.safetensors, read weights-only) for --arch or --factory " + many)
+    parser.add_argument("--arch", default=None,
+                        help="architecture of --weights: a torchvision name, timm:NAME"
+                             + (" or small_cnn" if repeatable else ""))
+    parser.add_argument("--factory", default=None, metavar="PKG.MOD:FUNCTION",
+                        help="your own architecture: a function building the nn.Module, for --weights")
+    parser.add_argument("--num-classes", type=int, default=None,
+                        help="class count of --weights (default: from the file or --class-names)")
+    parser.add_argument("--torchscript", action="append" if repeatable else "store", default=[] if repeatable else None,
+                        metavar="GLOB" if repeatable else "FILE", help="your model as a TorchScript file " + many)
+    parser.add_argument("--class-names", default=None, help="class names: one per line, or JSON")
+    downloads = parser.add_mutually_exclusive_group()
+    downloads.add_argument("--allow-downloads", action="store_true",
+                           help="fetch hub/zoo weights when missing (the default here)")
+    downloads.add_argument("--offline", action="store_true", help="never download weights")
+
+
+def apply_download_choice(args: argparse.Namespace) -> bool:
+    """Downloads are on for the local CLI unless `--offline` (or `EXPLAIN_ALLOW_DOWNLOADS=0`
+    in the environment, which `--allow-downloads` overrides); the choice goes to the
+    environment so that the loader (and local workers) see it."""
+    from .config import DOWNLOADS_ENV, TRUE_WORDS
+
+    switched_off = os.environ.get(DOWNLOADS_ENV, "").strip().lower() not in ("", *TRUE_WORDS)
+    allowed = args.allow_downloads or not (args.offline or switched_off)
+    os.environ[DOWNLOADS_ENV] = "1" if allowed else "0"
+    if not allowed:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    return allowed
+
+
+def weights_architecture(args: argparse.Namespace) -> str | None:
+    """The reference that builds `--weights`: `--factory` (as `factory:PKG.MOD:FUNCTION`) or `--arch`."""
+    if args.factory and args.arch:
+        raise UsageError("give either --arch or --factory for --weights, not both")
+    return f"factory:{args.factory}" if args.factory else args.arch

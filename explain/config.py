@@ -20,6 +20,7 @@ from typing import Any, Mapping
 AUTH_MODES = ("none", "password", "login")
 CACHE_ENV = "EXPLAIN_CACHE_DIR"
 TRUE_WORDS = {"1", "true", "yes", "on"}
+DOWNLOADS_ENV = "EXPLAIN_ALLOW_DOWNLOADS"
 
 
 class ConfigError(ValueError):
@@ -51,6 +52,7 @@ class OperatorConfig:
     session_passes: int = 400_000
     locked_passes: int = 10_000
     session_share: float = 0.25
+    allow_downloads: bool = False
     error: str | None = None
 
     @property
@@ -101,6 +103,7 @@ ENV_NAMES = {
     "session_passes": "EXPLAIN_SESSION_PASSES",
     "locked_passes": "EXPLAIN_LOCKED_PASSES",
     "session_share": "EXPLAIN_SESSION_SHARE",
+    "allow_downloads": DOWNLOADS_ENV,
 }
 
 
@@ -136,6 +139,7 @@ def read_operator_config(
             upload_password=password,
             allowed_emails=tuple(e.lower() for e in _as_list(raw.get("allowed_emails"), ",")),
             allow_torchscript=_as_bool(raw.get("allow_torchscript", False)),
+            allow_downloads=_as_bool(raw.get("allow_downloads", False)),
             data_roots=tuple(Path(p).expanduser().resolve() for p in _as_list(raw.get("data_roots"), os.pathsep)),
             max_model_mb=_as_positive_int("max_model_mb", raw.get("max_model_mb", OperatorConfig.max_model_mb)),
             max_dataset_mb=_as_positive_int("max_dataset_mb", raw.get("max_dataset_mb", OperatorConfig.max_dataset_mb)),
@@ -180,3 +184,11 @@ def cache_dir() -> Path:
     else the repository's git-ignored `data/` folder."""
     root = os.environ.get(CACHE_ENV)
     return Path(root) if root else Path(__file__).resolve().parent.parent / "data"
+
+
+def downloads_allowed(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether model weights may be fetched from the internet (torchvision's zoo, timm's and
+    the Hugging Face hub): `EXPLAIN_ALLOW_DOWNLOADS` (the app's `allow_downloads` setting;
+    the CLIs set it from `--allow-downloads` / `--offline`). Off when unset."""
+    environ = os.environ if environ is None else environ
+    return _as_bool(environ.get(DOWNLOADS_ENV, "") or False)

@@ -1,8 +1,10 @@
-"""Model & data: choose the model (offline default, torchvision zoo, or an upload), its
+"""Model & data: choose the model (offline default, torchvision zoo, timm, Hugging Face, or an
+upload: state dict, ONNX, TorchScript), all loaded through the model-source registry; its
 preprocessing and CAM layer, and the images (zip of class folders, single uploads, or
 an allowed server folder). Everything chosen here holds for this session only."""
 
 import logging
+import re
 
 import streamlit as st
 
@@ -21,16 +23,12 @@ from explain.models import (
     with_settings,
 )
 from explain.data.datasets import (
-    DatasetError,
-    DatasetLimits,
-    dataset_from_folder,
-    dataset_from_uploads,
-    dataset_from_zip,
+    DatasetError, DatasetLimits, allowed_folder, dataset_from_folder, dataset_from_uploads, dataset_from_zip,
 )
 from pages.ui import access, model, selection, session
 
-KIND_LABELS = {"state_dict": "State dict + torchvision architecture", "torchscript": "TorchScript"}
-SOURCES = ["Offline default", "torchvision zoo", "Upload a model"]
+KIND_LABELS = {"state_dict": "State dict + torchvision architecture", "onnx": "ONNX", "torchscript": "TorchScript"}
+SOURCES = ["Offline default", "torchvision zoo", "timm", "Hugging Face", "Upload a model"]
 log = logging.getLogger(__name__)
 
 session.start_page()
@@ -44,9 +42,75 @@ def progress_bar(text: str):
     return bar, lambda done, total: bar.progress(done / max(total, 1), text=f"{text} {done}/{total}")
 
 
+@st.cache_data(show_spinner=False)
+def timm_model_names() -> list[str]:
+    import timm
+
+    return sorted(timm.list_models())
+
+
+def loaded(bundle: explain.ModelBundle) -> None:
+    st.success(f"Loaded {bundle.name}: {bundle.num_classes} classes, {bundle.num_parameters / 1e6:.2f} M parameters. "
+               f"It replaces the model for this session only.")
+
+
+def load_upload(file, kind: str, architecture: str | None, num_classes: int, names_file) -> None:
+    """An uploaded weights / model file through the model-source registry, with one message on failure."""
+    try:
+        if file is None:
+            raise CustomModelError("Choose a model file first.")
+        names = parse_class_names(names_file.getvalue(), names_file.name) if names_file is not None else None
+        upload = UploadedModel(file.name, file.getvalue(), kind, architecture, num_classes or None,
+                               tuple(names) if names is not None else None)
+        with st.spinner(f"Loading {file.name}..."):
+            bundle = load_uploaded_model(upload, allow_torchscript=config.allow_torchscript,
+                                         max_bytes=config.max_model_mb * 2**20)
+    except (CustomModelError, explain.ModelUnavailableError) as exc:
+        st.error(str(exc))
+    else:
+        model.use_custom_model(bundle)
+        loaded(bundle)
+
+
+def load_named(reference: str) -> None:
+    """A model shared by every session (a zoo, timm or hub name), downloaded where allowed."""
+    try:
+        with st.spinner(f"Loading {reference}..."):
+            bundle = model.shared_bundle(reference, config.allow_downloads)
+    except (CustomModelError, explain.ModelUnavailableError) as exc:
+        log.warning("%s %s", exc, getattr(exc, "operator_hint", ""))
+        st.error(str(exc))
+    else:
+        model.use_named_model(reference, config.allow_downloads)
+        loaded(bundle)
+
+
+def load_hugging_face(text: str) -> None:
+    """A folder inside the operator's data roots (for sessions that may upload), else a hub id."""
+    text = text.strip()
+    if not text:
+        st.error("Enter a hub id or a folder first.")
+        return
+    hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", text) and not any((root / text).exists() for root in config.data_roots)
+    if not (config.allow_downloads and hub_id):
+        try:
+            if not may_upload:
+                raise DatasetError("Reading server folders is locked: unlock it at the top of this page.")
+            folder = allowed_folder(text, config.data_roots)
+            with st.spinner(f"Loading {folder.name}..."):
+                bundle = explain.load_model(f"hf:{folder}", max_bytes=config.max_model_mb * 2**20)
+        except (DatasetError, CustomModelError, explain.ModelUnavailableError) as exc:
+            st.error(f"{exc}" + (" Hub ids need downloads, which are off on this instance." if hub_id else ""))
+        else:
+            model.use_custom_model(bundle)
+            loaded(bundle)
+        return
+    load_named(f"hf:{text}")
+
+
 # ----------------------------------------------------------------------------- model
 st.header("Model")
-st.caption(f"This session uses **{model.current_bundle().name}** ({model.current_bundle().weights}).")
+in_use = st.empty()  # filled after this run's loading, so it names the model just loaded
 source = st.radio("Model source", SOURCES, key="byom_source", horizontal=True)
 
 if source == "Offline default":
@@ -57,8 +121,9 @@ if source == "Offline default":
         st.success(f"Using {explain.DEFAULT_MODEL}.")
 elif source == "torchvision zoo":
     names = [n for n in explain.list_models() if n != explain.DEFAULT_MODEL]
-    installed = [n for n in names if zoo_weights_available(n)]
-    st.caption(f"{len(installed)} of {len(names)} zoo models have their weights installed on this server"
+    installed = names if config.allow_downloads else [n for n in names if zoo_weights_available(n)]
+    st.caption("Weights missing on this server are downloaded on first use." if config.allow_downloads else
+               f"{len(installed)} of {len(names)} zoo models have their weights installed on this server"
                + (": marked ✓." if installed else "; the operator can add weight files (see the README, Hosting)."))
     zoo_name = st.selectbox(
         "torchvision model", names, index=names.index(installed[0] if installed else "resnet50"), key="byom_zoo_name",
@@ -66,24 +131,49 @@ elif source == "torchvision zoo":
     )
     if st.button("Use this model", key="byom_use_zoo"):
         try:
-            model.shared_bundle(zoo_name)
+            model.shared_bundle(zoo_name, config.allow_downloads)
         except explain.ModelUnavailableError as exc:
             log.warning("%s %s", exc, exc.operator_hint)  # where the file goes: for the operator's log only
             st.error(f"{exc} Ask the operator of this instance to install them.")
         else:
-            st.session_state["model_name"] = zoo_name
-            model.use_custom_model(None)
+            model.use_named_model(zoo_name, config.allow_downloads)
             st.success(f"Using {zoo_name}.")
+elif source == "timm":
+    timm_names = timm_model_names()
+    timm_name = st.selectbox("timm architecture", timm_names, index=timm_names.index("convnext_tiny"),
+                             key="byom_timm_name")
+    if config.allow_downloads and st.button("Use timm's pretrained weights (download)", key="byom_timm_pretrained"):
+        load_named(f"timm:{timm_name}")
+    if not may_upload:
+        st.caption("Uploading weights is locked: unlock it at the top of this page.")
+    else:
+        weights_file = st.file_uploader("Weights (.safetensors, or .pth read weights-only)",
+                                        type=["safetensors", "pth", "pt", "bin"], key="byom_timm_weights",
+                                        max_upload_size=config.max_model_mb)
+        timm_classes = st.number_input("Number of classes (0: read from the file)", 0, 100_000, 0,
+                                       key="byom_timm_classes")
+        timm_names_file = st.file_uploader("Class names (optional: one per line, or JSON)", type=["txt", "json", "csv"],
+                                           key="byom_timm_class_names")
+        if st.button("Load timm model", key="byom_load_timm", type="primary"):
+            load_upload(weights_file, "timm", timm_name, int(timm_classes), timm_names_file)
+elif source == "Hugging Face":
+    st.caption("An AutoModelForImageClassification checkpoint: config.json, model.safetensors and "
+               "preprocessor_config.json (safetensors only; custom code is never run). "
+               + ("A hub id (google/vit-base-patch16-224) is downloaded. " if config.allow_downloads else "")
+               + (f"Server folders inside {', '.join(str(r) for r in config.data_roots)}."
+                  if config.data_roots and may_upload else ""))
+    hf_ref = st.text_input("Hub id or folder on the server", key="byom_hf_ref")
+    if st.button("Load Hugging Face model", key="byom_load_hf", type="primary"):
+        load_hugging_face(hf_ref)
 elif not may_upload:
     st.caption("Uploading a model is locked: unlock it at the top of this page.")
 else:
-    kinds = ["state_dict", "torchscript"] if config.allow_torchscript else ["state_dict"]
+    kinds = ["state_dict", "onnx", "torchscript"] if config.allow_torchscript else ["state_dict", "onnx"]
     kind = st.radio("Model file", kinds, format_func=KIND_LABELS.get, key="byom_kind", horizontal=True)
     if not config.allow_torchscript:
         st.caption("TorchScript uploads are disabled on this instance (they can run arbitrary operators).")
-    suffixes = (
-        ["pt", "pth", "bin", "safetensors"] if kind == "state_dict" else ["pt", "pth", "ts", "torchscript", "zip"]
-    )
+    suffixes = {"state_dict": ["pt", "pth", "bin", "safetensors"], "onnx": ["onnx"]}.get(
+        kind, ["pt", "pth", "ts", "torchscript", "zip"])
     model_file = st.file_uploader(
         "Model file", type=suffixes, key=f"byom_model_file:{kind}", max_upload_size=config.max_model_mb
     )
@@ -101,35 +191,18 @@ else:
         )
         st.caption("CAM and Grad-CAM need hooks, which do not run inside compiled TorchScript: gradient, "
                    "perturbation and Captum methods work; Guided Backprop and DeepLIFT see the compiled "
-                   "ReLUs as opaque. Upload a state dict for CAM methods.")
+                   "ReLUs as opaque. Upload a state dict for CAM methods." if kind == "torchscript" else
+                   "The graph is converted with onnx2torch and checked against onnxruntime before it is used.")
     names_file = st.file_uploader(
         "Class names (optional: one per line, or JSON)", type=["txt", "json", "csv"], key="byom_class_names"
     )
     if st.button("Load model", key="byom_load", type="primary"):
-        try:
-            if model_file is None:
-                raise CustomModelError("Choose a model file first.")
-            names = parse_class_names(names_file.getvalue(), names_file.name) if names_file is not None else None
-            upload = UploadedModel(
-                model_file.name, model_file.getvalue(), kind, architecture, int(num_classes) or None,
-                tuple(names) if names is not None else None,
-            )
-            with st.spinner(f"Loading {model_file.name}..."):
-                bundle = load_uploaded_model(
-                    upload, allow_torchscript=config.allow_torchscript, max_bytes=config.max_model_mb * 2**20
-                )
-        except CustomModelError as exc:
-            st.error(str(exc))
-        else:
-            model.use_custom_model(bundle)
-            st.success(
-                f"Loaded {bundle.name}: {bundle.num_classes} classes, {bundle.num_parameters / 1e6:.2f} M parameters. "
-                f"It replaces the model for this session only."
-            )
+        load_upload(model_file, kind, architecture, int(num_classes), names_file)
 
 # ----------------------------------------------------------------------------- preprocessing and CAM layer
 base = model.base_bundle()
 bundle = model.current_bundle()
+in_use.caption(f"This session uses **{bundle.name}** ({bundle.weights}).")
 st.subheader(f"Preprocessing and CAM layer of {bundle.name}")
 suffix = base.model_id
 with st.form(f"byom_settings:{suffix}", border=True):

@@ -45,7 +45,10 @@ from explain.metrics import get_metric, list_metrics
 from explain.metrics.roar import DEFAULT_METHODS as ROAR_METHODS, RoarSettings, parse_percentages
 from explain.plots.overlay import COLORMAPS, SIGN_MODES, DisplaySettings
 
-from explain.commandline import UsageError, check_device, exit_code, parse_params, run_job  # noqa: F401  (re-exported)
+from explain.commandline import (  # noqa: F401  (re-exported)
+    UsageError, add_model_options, apply_download_choice, check_device, exit_code, parse_params, run_job,
+    weights_architecture,
+)
 
 from .render import render_report
 from .report import Report
@@ -94,34 +97,35 @@ def load_images(spec: str, max_images: int | None = None) -> list[explain.NamedI
     return images
 
 
-def load_bundle(args: argparse.Namespace) -> explain.ModelBundle:
-    """The named model, or the user's own: a state dict for a torchvision architecture
-    (`--weights` with `--arch`, read with weights_only) or a TorchScript file."""
+def model_from_arguments(args: argparse.Namespace) -> explain.ModelBundle:
+    """The model the arguments name, through the model-source registry: a reference
+    (`--model`: a zoo name, timm:NAME, hf:FOLDER, onnx:FILE...), your weights for
+    `--arch` / `--factory`, or a TorchScript file. Your own files on your own machine:
+    TorchScript is allowed here (the app asks its operator)."""
+    from explain.models import CustomModelError, LoadRequest, WeightsFile, load_reference, parse_class_names
+
     if args.weights and args.torchscript:
         raise UsageError("give either --weights or --torchscript, not both")
-    path = args.weights or args.torchscript
-    if not path:
-        print(f"loading {args.model}...", file=sys.stderr)
-        return explain.load_model(args.model, device=args.device)
-    from explain.models import CustomModelError, UploadedModel, load_uploaded_model, parse_class_names
-
-    if args.weights and not args.arch:
-        raise UsageError("--weights needs --arch (a torchvision architecture name, e.g. resnet18)")
+    architecture = weights_architecture(args)
+    if args.weights and not architecture:
+        raise UsageError("--weights needs --arch (a torchvision name such as resnet18, or timm:NAME) or --factory")
     try:
         names = None
         if args.class_names:
             names = tuple(parse_class_names(Path(args.class_names).read_bytes(), Path(args.class_names).name))
-        upload = UploadedModel(
-            filename=Path(path).name,
-            data=Path(path).read_bytes(),
-            kind="state_dict" if args.weights else "torchscript",
-            architecture=args.arch,
-            num_classes=args.num_classes,
-            class_names=names,
+        request = LoadRequest(
+            weights=WeightsFile.read(args.weights) if args.weights else None, num_classes=args.num_classes,
+            class_names=names, device=args.device, allow_downloads=apply_download_choice(args),
         )
-        print(f"loading {upload.filename}...", file=sys.stderr)
-        # Your own file on your own machine: TorchScript is allowed here (the app asks its operator).
-        return load_uploaded_model(upload, allow_torchscript=True, max_bytes=8 * 2**30, device=args.device)
+        if args.torchscript:
+            reference = f"torchscript:{args.torchscript}"
+        elif args.weights:
+            assert architecture is not None  # checked above
+            reference = architecture if ":" in architecture else f"torchvision:{architecture}"
+        else:
+            reference = args.model or explain.DEFAULT_MODEL
+        print(f"loading {Path(args.weights).name if args.weights else reference}...", file=sys.stderr)
+        return load_reference(reference, request)
     except CustomModelError as exc:
         raise UsageError(str(exc)) from None
 
@@ -136,7 +140,7 @@ def image_sections(args: argparse.Namespace, sections: list[str], runner: JobRun
     metric_keys = [s for s in sections if s not in IMAGE_SECTIONS + OTHER_SECTIONS]
     params = parse_params(args.param, methods + metric_keys)
     images = load_images(args.images, args.max_images)
-    bundle = load_bundle(args)
+    bundle = model_from_arguments(args)
     for method in methods:
         explain.get_method(method).check_available(bundle)
     if args.target is not None and not 0 <= args.target < bundle.num_classes:
@@ -260,16 +264,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="compute (or read from the store) and write a report")
-    build.add_argument("--model", default=explain.DEFAULT_MODEL, help="model name (default %(default)s)")
-    build.add_argument(
-        "--weights", default=None, help="your model: a state-dict file (.pt/.pth/.safetensors) for --arch"
-    )
-    build.add_argument("--arch", default=None, help="torchvision architecture of --weights (e.g. resnet18)")
-    build.add_argument(
-        "--num-classes", type=int, default=None, help="class count of --weights (default: from --class-names)"
-    )
-    build.add_argument("--torchscript", default=None, help="your model as a TorchScript file")
-    build.add_argument("--class-names", default=None, help="class names: one per line, or JSON")
+    add_model_options(build, repeatable=False)
     build.add_argument(
         "--images", default="samples", help="folder, image file, comma-separated sample names, or 'samples'"
     )

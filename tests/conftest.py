@@ -13,6 +13,9 @@ import explain
 def pytest_configure(config: pytest.Config) -> None:
     # Job results, trained weights and maps of the test run live in a fresh folder, never in data/.
     os.environ.setdefault("EXPLAIN_CACHE_DIR", tempfile.mkdtemp(prefix="explain-tests-"))
+    # Nothing downloads in the tests: the loaders and the CLIs (whose default is to allow downloads) see "off".
+    os.environ["EXPLAIN_ALLOW_DOWNLOADS"] = "0"
+    os.environ["HF_HUB_OFFLINE"] = "1"
     config.addinivalue_line("markers", "slow: takes more than a few seconds (still runs in CI)")
     config.addinivalue_line("markers", "browser: drives headless Chromium against a running app")
     config.addinivalue_line("markers", "ray: starts a local Ray cluster (Ray is in requirements.txt: never skipped)")

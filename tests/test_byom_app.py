@@ -239,7 +239,7 @@ def test_login_mode_refuses_accounts_not_on_the_list():
 def test_torchscript_is_refused_unless_allowed():
     at = model_page()
     at.radio(key="byom_source").set_value("Upload a model").run()
-    assert at.radio(key="byom_kind").options == ["State dict + torchvision architecture"]
+    assert at.radio(key="byom_kind").options == ["State dict + torchvision architecture", "ONNX"]
     assert any("TorchScript uploads are disabled" in c.value for c in at.caption)
 
 

@@ -60,7 +60,7 @@ def test_the_right_password_still_unlocks_before_the_limit_and_clears_the_count(
 def test_a_locked_session_gets_no_uploader_on_any_page(page):
     at = fresh_session(page)
     if page == "pages/model_data.py":
-        for source in ("Offline default", "torchvision zoo", "Upload a model"):
+        for source in ("Offline default", "torchvision zoo", "timm", "Hugging Face", "Upload a model"):
             at.radio(key="byom_source").set_value(source).run()
             assert not list(at.get("file_uploader")), source
     assert not list(at.get("file_uploader"))

@@ -3,6 +3,8 @@
     python -m explain train-small-cnn --epochs 1,2,3 --out ckpts/
     python -m explain evaluate --weights 'ckpts/*.pt' --arch small_cnn --data mnist \\
         --methods saliency,gradcam --metrics deletion_insertion,sic_aic --out results/
+    python -m explain evaluate --factory mypkg.nets:build --weights 'runs/*.safetensors' --data images/
+    python -m explain evaluate --model timm:convnext_tiny.fb_in1k --model hf:google/vit-base-patch16-224 ...
     python -m explain evaluate ... --ray                     # a local Ray cluster
     python -m explain evaluate ... --ray-address auto        # join a running one (or set RAY_ADDRESS)
 
@@ -19,7 +21,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..commandline import UsageError, check_device, exit_code, parse_params, run_job
+from ..commandline import (
+    UsageError, add_model_options, apply_download_choice, check_device, exit_code, parse_params, run_job,
+    weights_architecture,
+)
 from ..jobs import cache_command, default_runner
 from ..methods.registry import MethodSpec, get_method
 from ..metrics import get_metric, list_metrics
@@ -54,7 +59,8 @@ def evaluation_from_args(args: argparse.Namespace) -> Evaluation:
 
         class_names = parse_class_names(Path(args.class_names).read_bytes(), Path(args.class_names).name)
     names = args.model or ([] if args.weights or args.torchscript else ["efficientnet_lite0"])
-    models = model_sources(names, args.weights, args.arch, args.num_classes, args.torchscript, class_names)
+    architecture = weights_architecture(args)
+    models = model_sources(names, args.weights, architecture, args.num_classes, args.torchscript, class_names)
     data = DataSource.of(args.data, args.max_images)
     return Evaluation.of(
         models,
@@ -72,6 +78,7 @@ def evaluate(args: argparse.Namespace) -> EvaluationResult:
     if args.max_images is not None and args.max_images < 1:
         raise UsageError(f"--max-images must be at least 1, not {args.max_images}")
     device = check_device(args.device)
+    apply_download_choice(args)
     analysis = evaluation_from_args(args)
     executor = "ray" if args.ray or args.ray_address or (os.environ.get("RAY_ADDRESS") and not args.local) else "local"
     inputs = EvaluationInputs(executor, ExecutionOptions(None if device is None else str(device), args.threads),
@@ -112,20 +119,7 @@ def train_small_cnn(args: argparse.Namespace) -> None:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     ev = commands.add_parser("evaluate", help="evaluate explanations of many models over a dataset, into Parquet")
-    ev.add_argument(
-        "--model",
-        action="append",
-        default=[],
-        help="a named model: efficientnet_lite0 or a torchvision zoo name (repeatable)",
-    )
-    ev.add_argument("--weights", action="append", default=[], metavar="GLOB",
-                    help="state-dict checkpoints of one architecture (--arch), e.g. 'ckpts/*.pt' (repeatable)")
-    ev.add_argument("--arch", default=None, help="architecture of --weights: a torchvision name or small_cnn")
-    ev.add_argument(
-        "--num-classes", type=int, default=None, help="class count of --weights (default: from --class-names)"
-    )
-    ev.add_argument("--torchscript", action="append", default=[], metavar="GLOB", help="TorchScript files (repeatable)")
-    ev.add_argument("--class-names", default=None, help="class names: one per line, or JSON")
+    add_model_options(ev, repeatable=True)
     ev.add_argument(
         "--data",
         default="mnist",

@@ -20,7 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,10 +30,15 @@ from ..data.datasets import (
     DatasetError, DatasetLimits, allowed_glob, folder_entries, inside_roots, labels_for, outside_message, zip_entries,
 )
 from ..data.images import ImageLoadError, NamedImage, load_image_bytes
+from ..config import downloads_allowed
 from ..models.bundle import ModelBundle
+from ..models.digests import sha256_file, sha256_files
 from ..models.errors import CustomModelError
 
-MODEL_KINDS = ("named", "state_dict", "torchscript")
+if TYPE_CHECKING:
+    from ..models.sources import LoadRequest, WeightsFile
+
+MODEL_KINDS = ("named", "ref", "state_dict", "torchscript")
 DATA_KINDS = ("mnist", "folder", "zip")
 MNIST_SPLITS = ("test", "all")
 MNIST_SIZES = {"test": 1000, "all": 5000}
@@ -42,11 +47,7 @@ MAX_MODEL_BYTES = 8 * 2**30  # your own files on your own machine (the app passe
 
 def file_digest(path: str | os.PathLike) -> str:
     """sha256 of a file's content (first 16 hex digits), read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    return sha256_file(path)[:16]
 
 
 def natural_key(text: str) -> list:
@@ -71,11 +72,25 @@ def expand_globs(patterns: Sequence[str], roots: Sequence[Path] | None = None) -
     return list(dict.fromkeys(found))
 
 
+def _local_reference(ref: str) -> tuple[str, str] | None:
+    """(reference with its path resolved, digest) when `ref` names a local file or folder
+    (`onnx:FILE`, `hf:FOLDER`), else None (a zoo, timm or hub name)."""
+    prefix, sep, rest = ref.partition(":")
+    if not sep or prefix not in ("onnx", "hf") or not Path(rest).expanduser().exists():
+        return None
+    path = Path(rest).expanduser().resolve()
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    digest = file_digest(path) if path.is_file() else sha256_files(files)[:16]
+    return f"{prefix}:{path}", digest
+
+
 @dataclass(frozen=True)
 class ModelSource:
-    """One model of an evaluation: a name (the default model, a torchvision zoo name),
-    or a file (`path`) with its kind, architecture (a torchvision name or `small_cnn`),
-    class count and names; `digest` fixes the file's content."""
+    """One model of an evaluation: a reference without a file of its own (`named`: the
+    default model, a zoo, timm or hub name), a reference to a local file or folder (`ref`:
+    `onnx:FILE`, `hf:FOLDER`, its content digested), or a file (`path`) with its kind, the
+    architecture that reads it (a torchvision name, `small_cnn`, `timm:NAME` or
+    `factory:PKG.MOD:FUNCTION`), class count and names; `digest` fixes the content."""
 
     kind: str
     name: str
@@ -88,11 +103,12 @@ class ModelSource:
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"model kind must be one of {MODEL_KINDS}, not {self.kind!r}")
         if self.kind == "state_dict" and not self.arch:
-            raise CustomModelError(f"{self.name}: a state dict needs its architecture (--arch)")
+            raise CustomModelError(f"{self.name}: a state dict needs its architecture (--arch or --factory)")
 
     @classmethod
     def named(cls, name: str) -> "ModelSource":
-        return cls("named", name)
+        local = _local_reference(name)
+        return cls("ref", local[0], digest=local[1]) if local else cls("named", name)
 
     @classmethod
     def file(cls, path: str, kind: str, arch: str | None = None, num_classes: int | None = None,
@@ -104,12 +120,17 @@ class ModelSource:
 
     @property
     def label(self) -> str:
+        if self.kind == "ref":
+            prefix, _, path = self.name.partition(":")
+            return f"{prefix}:{Path(path).name}"
         return self.name if self.kind == "named" else Path(self.name).name
 
     def read(self, max_bytes: int = MAX_MODEL_BYTES) -> bytes | None:
-        """The file's bytes (None for a named model), refused when larger than
-        `max_bytes` or changed since the settings were made."""
-        if self.kind == "named":
+        """The file's bytes (None for a reference: the loader reads it), refused when larger
+        than `max_bytes` or changed since the settings were made."""
+        if self.kind == "ref" and _local_reference(self.name) != (self.name, self.digest):
+            raise CustomModelError(f"{self.label} changed since this evaluation was set up; start it again.")
+        if self.kind in ("named", "ref"):
             return None
         size = os.stat(self.name).st_size
         if size > max_bytes:
@@ -130,7 +151,8 @@ def model_sources(names: Sequence[str] = (), weights: Sequence[str] = (), arch: 
     architecture), then the TorchScript files matching `torchscript`; with `roots`, only
     files inside them (checked before any is read, see `expand_globs`)."""
     if weights and not arch:
-        raise CustomModelError("state-dict checkpoints need --arch (a torchvision architecture name, or small_cnn)")
+        raise CustomModelError("state-dict checkpoints need --arch (a torchvision name, timm:NAME or small_cnn) "
+                               "or --factory PKG.MOD:FUNCTION")
     sources = [ModelSource.named(n) for n in names]
     sources += [ModelSource.file(p, "state_dict", arch, num_classes, class_names) for p in expand_globs(weights, roots)]
     sources += [ModelSource.file(p, "torchscript", None, num_classes, class_names)
@@ -151,44 +173,48 @@ def _mnist_normalisation() -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 def load_bundle(source: ModelSource, data: bytes | None, device: torch.device | str | None = None, *,
                 allow_torchscript: bool = True, max_bytes: int = MAX_MODEL_BYTES) -> ModelBundle:
-    """The model a source names, as a bundle on `device`; `data` is the file's bytes
-    (`ModelSource.read`), which a remote worker receives instead of the path."""
-    from ..models import UploadedModel, load_model, load_uploaded_model, make_bundle
+    """The model a source names, as a bundle on `device`, through the model-source registry;
+    `data` is the file's bytes (`ModelSource.read`), which a remote worker receives instead
+    of the path. Downloads follow `explain.config.downloads_allowed()`."""
+    from ..models.sources import LoadRequest, WeightsFile, load_reference, load_torchscript_file
+    from ..models.small_cnn import ARCHITECTURE
+
+    file = WeightsFile(source.label, data) if data is not None else None
+    request = LoadRequest(weights=file, num_classes=source.num_classes, class_names=source.class_names, device=device,
+                          allow_downloads=downloads_allowed(), allow_torchscript=allow_torchscript, max_bytes=max_bytes)
+    if source.kind in ("named", "ref"):
+        return load_reference(source.name, request)
+    assert file is not None
+    if source.arch == ARCHITECTURE:
+        return _small_cnn_bundle(source, file, request)
+    if source.kind == "torchscript":
+        bundle = load_torchscript_file(file, dataclasses.replace(request, weights=None))
+    else:
+        arch = source.arch or ""
+        bundle = load_reference(arch if ":" in arch else f"torchvision:{arch}", request)
+    return dataclasses.replace(bundle, name=source.label)
+
+
+def _small_cnn_bundle(source: ModelSource, file: "WeightsFile", request: "LoadRequest") -> ModelBundle:
+    """The small CNN of the MNIST subset, normalised as it was trained."""
+    from ..models import make_bundle
     from ..models.small_cnn import ARCHITECTURE, small_cnn_from_state_dict
     from ..models.state_dicts import read_state_dict
 
-    if source.kind == "named":
-        return load_model(source.name, device=device)
-    assert data is not None
-    if source.arch == ARCHITECTURE:
-        model = small_cnn_from_state_dict(read_state_dict(data, source.label, max_bytes), source.label)
-        channels, classes = model.features[0].in_channels, model.fc.out_features
-        if channels != 1:
-            raise CustomModelError(f"{source.label}: {ARCHITECTURE} is the small CNN of the MNIST subset (1 input "
-                                   f"channel); this one has {channels}.")
-        mean, std = _mnist_normalisation()
-        names = list(source.class_names or [str(i) for i in range(classes)])
-        if len(names) != classes:
-            raise CustomModelError(f"{source.label}: {classes} classes but {len(names)} class names.")
-        bundle = make_bundle(
-            source.label,
-            model,
-            names,
-            input_size=28,
-            resize_size=28,
-            mean=mean,
-            std=std,
-            cam_layer="features",
-            linear_head="fc",
-            device=device,
-            weights=f"{ARCHITECTURE} state dict {source.label} (sha256 {source.digest})",
-            batch_size=256,
-        )
-        return dataclasses.replace(bundle, model_id=f"upload-{hashlib.sha256(data).hexdigest()[:24]}")
-    upload = UploadedModel(filename=source.label, data=data, kind=source.kind, architecture=source.arch,
-                           num_classes=source.num_classes, class_names=source.class_names)
-    bundle = load_uploaded_model(upload, allow_torchscript=allow_torchscript, max_bytes=max_bytes, device=device)
-    return dataclasses.replace(bundle, name=source.label)
+    model = small_cnn_from_state_dict(read_state_dict(file.data, source.label, request.max_bytes), source.label)
+    channels, classes = model.features[0].in_channels, model.fc.out_features
+    if channels != 1:
+        raise CustomModelError(f"{source.label}: {ARCHITECTURE} is the small CNN of the MNIST subset (1 input "
+                               f"channel); this one has {channels}.")
+    mean, std = _mnist_normalisation()
+    names = list(source.class_names or [str(i) for i in range(classes)])
+    if len(names) != classes:
+        raise CustomModelError(f"{source.label}: {classes} classes but {len(names)} class names.")
+    bundle = make_bundle(source.label, model, names, input_size=28, resize_size=28, mean=mean, std=std,
+                         cam_layer="features", linear_head="fc", device=request.device,
+                         weights=f"{ARCHITECTURE} state dict {source.label} (sha256 {source.digest})", batch_size=256)
+    return dataclasses.replace(bundle, model_id=f"upload-{file.sha256[:24]}", source="small_cnn",
+                               weights_sha256=file.sha256)
 
 
 @dataclass(frozen=True)

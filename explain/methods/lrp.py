@@ -28,6 +28,7 @@ from zennit.torchvision import ResNetCanonizer, VGGCanonizer
 from ..models.bundle import ModelBundle
 from ..models.efficientnet_lite import EfficientNetLite, MBConvBlock, ReLU6
 from ..models.torchscript import ScriptedClassifier
+from .lrp_timm import TimmResNetCanonizer, is_timm_resnet, unsupported_block
 from .registry import Method, Param, register
 
 
@@ -168,12 +169,16 @@ def canonizers_for(model: nn.Module) -> list[Canonizer]:
         return [ResNetCanonizer()]
     if isinstance(model, torchvision.models.VGG):
         return [VGGCanonizer()]
+    if is_timm_resnet(model):
+        problem = unsupported_block(model)
+        if problem is not None:
+            raise ValueError(f"LRP covers timm ResNets with plain ReLU blocks; this one is not: {problem}.")
+        return [TimmResNetCanonizer(model)]
     problem = _plain_stack_problem(model)
     if problem is not None:
         raise ValueError(
-            "LRP has canonizers for ResNet, VGG and EfficientNet-Lite0 and handles plain "
-            "convolution/linear/ReLU/pooling "
-            f"stacks; {type(model).__name__} is none of these: {problem}."
+            f"LRP has canonizers for ResNet (torchvision, timm), VGG and EfficientNet-Lite0 and handles plain "
+            f"convolution/linear/ReLU/pooling stacks; {type(model).__name__} is none of these: {problem}."
         )
     return [ExactMergeBatchNorm()]
 

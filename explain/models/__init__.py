@@ -1,5 +1,6 @@
 """Models: bundles (a classifier with its preprocessing and CAM layers), the named models
-(offline default and torchvision zoo), the small CNN that ROAR retrains, and a user's
+(offline default and torchvision zoo), the model-source registry (torchvision, timm, Hugging Face,
+ONNX, TorchScript, the operator's own factories), the small CNN that ROAR retrains, and a user's
 own model files read safely."""
 
 from .bundle import ModelBundle, conv_layer_names, default_batch_size, default_device, make_bundle, state_dict_digest
@@ -11,11 +12,14 @@ from .preprocessing import (
 )
 from .state_dicts import STATE_DICT_SUFFIXES, build_torchvision_model, fit_report, read_state_dict
 from .torchscript import TORCHSCRIPT_SUFFIXES, ScriptedClassifier, load_torchscript, scripted_conv_layer_names
-from .uploads import UploadedModel, load_uploaded_model, output_count
+from .uploads import UploadedModel, load_uploaded_model
+from .sources.registry import output_count
 from .zoo import (
-    DEFAULT_MODEL, imagenet_class_names, list_models, load_model, zoo_cam_layers, zoo_model_names, zoo_preprocessing,
+    DEFAULT_MODEL, imagenet_class_names, list_models, zoo_cam_layers, zoo_model_names, zoo_preprocessing,
     zoo_weight_path,
 )
+from .sources import LoadRequest, WeightsFile, get_source, list_sources, load_reference
+from .sources.registry import load_model
 
 __all__ = [
     "ModelBundle", "conv_layer_names", "default_batch_size", "default_device", "make_bundle", "state_dict_digest",
@@ -25,5 +29,5 @@ __all__ = [
     "fit_report", "read_state_dict", "TORCHSCRIPT_SUFFIXES", "ScriptedClassifier", "load_torchscript",
     "scripted_conv_layer_names", "UploadedModel", "load_uploaded_model", "output_count", "DEFAULT_MODEL",
     "imagenet_class_names", "list_models", "load_model", "zoo_cam_layers", "zoo_model_names", "zoo_preprocessing",
-    "zoo_weight_path",
+    "zoo_weight_path", "LoadRequest", "WeightsFile", "get_source", "list_sources", "load_reference",
 ]

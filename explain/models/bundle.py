@@ -26,16 +26,24 @@ class ModelCard:
     model_id: str
     num_classes: int
     num_parameters: int
+    source: str = ""
+    weights_sha256: str = ""
 
 
-def vit_tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
-    """ViT tokens (N, 1 + h*w, C) -> feature maps (N, C, h, w): the class token is dropped,
-    the patch tokens laid out on their square grid."""
-    patches = tokens[:, 1:]
+def tokens_to_grid(tokens: torch.Tensor, prefix_tokens: int) -> torch.Tensor:
+    """Transformer tokens (N, prefix + h*w, C) -> feature maps (N, C, h, w): the first
+    `prefix_tokens` (class, distillation and register tokens) are dropped, the patch
+    tokens laid out on their square grid (row by row, as the patch embedding makes them)."""
+    patches = tokens[:, prefix_tokens:]
     side = math.isqrt(patches.shape[1])
     if side * side != patches.shape[1]:
         raise ValueError(f"{patches.shape[1]} patch tokens do not form a square grid")
     return patches.reshape(tokens.shape[0], side, side, tokens.shape[2]).permute(0, 3, 1, 2)
+
+
+def vit_tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
+    """ViT tokens (N, 1 + h*w, C) -> feature maps (N, C, h, w): the class token is dropped."""
+    return tokens_to_grid(tokens, 1)
 
 
 def channels_last_to_first(features: torch.Tensor) -> torch.Tensor:
@@ -44,10 +52,24 @@ def channels_last_to_first(features: torch.Tensor) -> torch.Tensor:
 
 
 # How a CAM layer's output becomes (N, C, h, w) feature maps, by the name a bundle records.
+# "tokens:K" (any K >= 0) drops K prefix tokens: see `cam_reshape_function`.
 CAM_RESHAPES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "vit_tokens": vit_tokens_to_grid,
     "channels_last": channels_last_to_first,
 }
+TOKENS_PREFIX = "tokens:"
+
+
+def cam_reshape_function(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The reshape a bundle names: a `CAM_RESHAPES` entry, or "tokens:K" for transformers
+    with K prefix tokens (DeiT's class + distillation tokens: 2; EVA/ViT with registers: 1 + registers;
+    Swin's token sequence: 0)."""
+    if name in CAM_RESHAPES:
+        return CAM_RESHAPES[name]
+    if name.startswith(TOKENS_PREFIX) and name[len(TOKENS_PREFIX):].isdigit():
+        prefix = int(name[len(TOKENS_PREFIX):])
+        return lambda tokens: tokens_to_grid(tokens, prefix)
+    raise ValueError(f"unknown CAM reshape {name!r}; known: {', '.join(CAM_RESHAPES)}, {TOKENS_PREFIX}K")
 
 
 MAX_ASPECT = 8  # longer images are cut to what the center crop keeps before resizing (see `ModelBundle.crop`)
@@ -86,6 +108,8 @@ class ModelBundle:
     cam_reshape: str | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
     rectifier_model: nn.Module | None = None
+    source: str = ""
+    weights_sha256: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -97,13 +121,12 @@ class ModelBundle:
 
     @property
     def card(self) -> ModelCard:
-        return ModelCard(
-            self.name, self.weights, str(self.device), self.model_id, self.num_classes, self.num_parameters
-        )
+        return ModelCard(self.name, self.weights, str(self.device), self.model_id, self.num_classes,
+                         self.num_parameters, self.source, self.weights_sha256)
 
     def cam_feature_maps(self, output: torch.Tensor) -> torch.Tensor:
         """The CAM layer's output (or its gradient) as (N, C, h, w) feature maps."""
-        maps = CAM_RESHAPES[self.cam_reshape](output) if self.cam_reshape else output
+        maps = cam_reshape_function(self.cam_reshape)(output) if self.cam_reshape else output
         if maps.dim() != 4:
             raise ValueError(
                 f"the CAM layer {self.cam_layer!r} gives outputs of shape {tuple(output.shape)}, not feature maps (N, "
@@ -267,8 +290,8 @@ def make_bundle(
         model.get_submodule(cam_layer)  # fail early on a wrong name
     if linear_head is not None and not isinstance(model.get_submodule(linear_head), nn.Linear):
         raise ValueError(f"{linear_head!r} is not an nn.Linear layer")
-    if cam_reshape is not None and cam_reshape not in CAM_RESHAPES:
-        raise ValueError(f"unknown CAM reshape {cam_reshape!r}; known: {', '.join(CAM_RESHAPES)}")
+    if cam_reshape is not None:
+        cam_reshape_function(cam_reshape)  # fail early on an unknown name
     return ModelBundle(
         name=name,
         model=model,

@@ -7,17 +7,20 @@ must go to (for the operator: logs and the CLI, never a visitor's page).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 import torch
 import torchvision
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .bundle import ModelBundle, conv_layer_names, make_bundle
+from .architectures import CamLayers, architecture_cam_layers, last_convolution
+from .bundle import ModelBundle, make_bundle
+from .digests import sha256_file
 from .errors import ModelUnavailableError
 
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -91,7 +94,7 @@ def _load_efficientnet_lite0(device: torch.device | None) -> ModelBundle:
     model = materialize(skeleton(lambda: EfficientNetLite(num_classes=1000)),
                         torch.load(path, map_location="cpu", weights_only=True))
     # Guided Backprop, DeepLIFT and LRP run on the split form; it shares the weights.
-    return make_bundle(
+    bundle = make_bundle(
         DEFAULT_MODEL,
         model,
         imagenet_class_names(),
@@ -107,6 +110,7 @@ def _load_efficientnet_lite0(device: torch.device | None) -> ModelBundle:
             lambda: EfficientNetLite(num_classes=1000, rectifiers="split")
         ),  # tensors shared from `model`
     )
+    return dataclasses.replace(bundle, source="torchvision", weights_sha256=sha256_file(path))
 
 
 # CAM layer (last feature maps before global pooling) and linear head for zoo families.
@@ -129,47 +133,16 @@ _ZOO_LAYERS: dict[str, tuple[str, str | None]] = {
 }
 
 
-class CamLayers(NamedTuple):
-    """Where CAM methods look in a model: the layer, the linear head after global
-    average pooling (None: CAM itself is unavailable) and how the layer's output
-    becomes (N, C, h, w) feature maps (a `CAM_RESHAPES` name; None: it already is)."""
-
-    layer: str | None
-    head: str | None
-    reshape: str | None = None
-
-
-def transformer_cam_layers(model: nn.Module) -> CamLayers | None:
-    """CAM layers of torchvision's vision transformers, None for other models.
-
-    ViT: the last encoder block's `ln_1`, i.e. its normalised input tokens, which the
-    block's attention mixes into the class token (the peers' `blocks[-1].norm1`). The
-    block's *output* would give nothing: only its class token reaches the head, so
-    the gradient at every patch token there is exactly zero. No linear head: ViT pools
-    by the class token, not by averaging, so CAM itself does not apply.
-    Swin: the final `norm`, the last stage's tokens (channels last) that global average
-    pooling and the linear `head` read, so CAM is exact there too.
-    The patch embedding (`conv_proj`, `features.0.0`) is never chosen.
-    """
-    if isinstance(model, torchvision.models.VisionTransformer):
-        last = list(model.encoder.layers.named_children())[-1][0]
-        return CamLayers(f"encoder.layers.{last}.ln_1", None, "vit_tokens")
-    if isinstance(model, torchvision.models.SwinTransformer):
-        return CamLayers("norm", "head", "channels_last")
-    return None
-
-
 def zoo_cam_layers(name: str, model: nn.Module) -> CamLayers:
     """CAM layers of a torchvision model: transformers and known families first, else the
     last convolution (no linear head, so CAM is unavailable but Grad-CAM works)."""
-    transformer = transformer_cam_layers(model)
+    transformer = architecture_cam_layers(model)
     if transformer is not None:
         return transformer
     for prefix, (layer, head) in sorted(_ZOO_LAYERS.items(), key=lambda kv: -len(kv[0])):
         if name.startswith(prefix):
             return CamLayers(layer, head)
-    convs = conv_layer_names(model)
-    return CamLayers(convs[-1] if convs else None, None)
+    return last_convolution(model)
 
 
 def zoo_weight_path(name: str) -> Path:
@@ -195,20 +168,39 @@ def zoo_weights_available(name: str) -> bool:
     return name in zoo_model_names() and zoo_weight_path(name).is_file()
 
 
-def _load_zoo(name: str, device: torch.device | None) -> ModelBundle:
+def _download_zoo_weights(url: str, path: Path) -> None:
+    """Fetch a zoo weight file to torch's cache (only where the operator allows downloads)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(url, str(path), progress=False)
+    except OSError as exc:
+        raise ModelUnavailableError(f"Downloading the weights from {url} failed ({exc}).") from None
+
+
+def load_named(name: str = DEFAULT_MODEL, device: torch.device | str | None = None, *,
+               allow_downloads: bool = False) -> ModelBundle:
+    """The offline default or a torchvision zoo model with its default ImageNet weights
+    (from torch's cache; fetched there first only when `allow_downloads`)."""
+    device = torch.device(device) if device is not None else None
+    if name == DEFAULT_MODEL:
+        return _load_efficientnet_lite0(device)
     if name not in zoo_model_names():
         raise ModelUnavailableError(f"Unknown model {name!r}. Known: {', '.join(list_models())}")
     weights = torchvision.models.get_model_weights(name).DEFAULT
     path = zoo_weight_path(name)
+    if not path.is_file() and allow_downloads:
+        _download_zoo_weights(weights.url, path)
     if not path.is_file():
         raise ModelUnavailableError(
-            f"The weights of {name!r} are not installed on this server, and nothing is downloaded at run time.",
+            f"The weights of {name!r} are not installed on this server, and downloads are off here.",
             operator_hint=f"Put the file {os.path.basename(weights.url)} (from {weights.url}) at {path} "
-                          f"(or set TORCH_HOME so that <TORCH_HOME>/hub/checkpoints holds it).",
+                          f"(or set TORCH_HOME so that <TORCH_HOME>/hub/checkpoints holds it), "
+                          f"or allow downloads (allow_downloads = true / EXPLAIN_ALLOW_DOWNLOADS=1; "
+                          f"CLI: --allow-downloads).",
         )
     model = materialize(zoo_architecture(name), torch.load(path, map_location="cpu", weights_only=True))
     cam = zoo_cam_layers(name, model)
-    return make_bundle(
+    bundle = make_bundle(
         name,
         model,
         weights.meta["categories"],
@@ -219,11 +211,4 @@ def _load_zoo(name: str, device: torch.device | None) -> ModelBundle:
         device=device,
         weights=f"torchvision {weights}",
     )
-
-
-def load_model(name: str = DEFAULT_MODEL, device: torch.device | str | None = None) -> ModelBundle:
-    """Load a named model into a bundle (eval mode, on CUDA when available)."""
-    device = torch.device(device) if device is not None else None
-    if name == DEFAULT_MODEL:
-        return _load_efficientnet_lite0(device)
-    return _load_zoo(name, device)
+    return dataclasses.replace(bundle, source="torchvision", weights_sha256=sha256_file(path))

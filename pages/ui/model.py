@@ -13,9 +13,17 @@ CUSTOM_BASE_KEY = "custom_base"  # the custom model as loaded, before preprocess
 
 
 @st.cache_resource(show_spinner="Loading the model...")
-def shared_bundle(name: str) -> explain.ModelBundle:
-    """One model per process and name, shared by all sessions (methods lock it)."""
-    return explain.load_model(name)
+def shared_bundle(name: str, allow_downloads: bool = False) -> explain.ModelBundle:
+    """One model per process and reference, shared by all sessions (methods lock it);
+    weights are downloaded only where the operator allows it."""
+    return explain.load_model(name, allow_downloads=allow_downloads)
+
+
+def use_named_model(name: str, allow_downloads: bool = False) -> None:
+    """Make the shared model `name` this session's model."""
+    st.session_state["model_name"] = name
+    st.session_state["model_downloads"] = allow_downloads
+    use_custom_model(None)
 
 
 def shared_cache() -> explain.AttributionCache:
@@ -25,7 +33,8 @@ def shared_cache() -> explain.AttributionCache:
 
 def named_bundle() -> explain.ModelBundle:
     """The shared model the session chose by name (the offline default unless changed)."""
-    return shared_bundle(st.session_state.get("model_name", explain.DEFAULT_MODEL))
+    name = st.session_state.get("model_name", explain.DEFAULT_MODEL)
+    return shared_bundle(name, st.session_state.get("model_downloads", False))
 
 
 def current_bundle() -> explain.ModelBundle:
@@ -43,6 +52,16 @@ def model_sidebar(bundle: explain.ModelBundle) -> None:
             f"Device: {bundle.device} · {bundle.num_parameters / 1e6:.2f} M parameters · {bundle.num_classes} classes"
         )
         st.caption(f"Weights: {bundle.weights}")
+        st.caption(model_card_line(bundle))
+
+
+def model_card_line(bundle: explain.ModelBundle) -> str:
+    """Source, weights digest, preprocessing and class count in one line."""
+    digest = f"sha256 {bundle.weights_sha256[:16]}…" if bundle.weights_sha256 else "no file digest"
+    mean = ", ".join(f"{m:g}" for m in bundle.mean)
+    std = ", ".join(f"{s:g}" for s in bundle.std)
+    return (f"Source: {bundle.source or 'in-process'} · {digest} · resize {bundle.resize_size}, "
+            f"crop {bundle.input_size}, mean ({mean}), std ({std}) · {bundle.num_classes} classes")
 
 
 def use_custom_model(base: explain.ModelBundle | None, applied: explain.ModelBundle | None = None) -> None:
