@@ -278,3 +278,28 @@ def test_aug_smooth_agrees_with_pytorch_grad_cam(small_case, key):
 def test_eigen_smooth_agrees_with_pytorch_grad_cam(small_case, key):
     bundle, x = small_case
     assert_agree(explain.attribute(bundle, x, key, eigen_smooth=True), peer_maps(bundle, x, key, eigen_smooth=True), key)
+
+
+def test_new_variants_explain_vision_transformer_tokens():
+    """On a tiny torchvision ViT (CAM layer: the last block's ln_1 tokens on their grid):
+    every variant runs, Ablation-CAM ablates token channels, and ShapleyCAM's Hessian term
+    is not 0 (attention and LayerNorm are curved; the math attention kernel gives the
+    double backward the fused kernels lack)."""
+    from torchvision.models import VisionTransformer
+
+    from explain.models import zoo_cam_layers
+
+    torch.manual_seed(0)
+    model = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32,
+                              num_classes=5).eval()
+    nn.init.normal_(model.heads.head.weight)  # torchvision zero-initialises the head: every gradient would be 0
+    layers = zoo_cam_layers("vit_b_16", model)
+    bundle = explain.make_bundle("tiny ViT", model, [str(i) for i in range(5)], input_size=32, mean=(0, 0, 0),
+                                 std=(1, 1, 1), device="cpu", cam_layer=layers.layer, cam_reshape=layers.reshape)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    maps = {key: explain.attribute(bundle, x, key) for key in NEW_METHODS + ("gradcam",)}
+    for key, value in maps.items():
+        assert np.isfinite(value).all() and (value >= 0).all(), key
+    for key in ("hirescam", "fullgrad", "ablationcam", "shapleycam"):
+        assert maps[key].max() > 0, key
+    assert np.abs(maps["shapleycam"] - maps["gradcam"]).max() > 1e-3 * maps["gradcam"].max()

@@ -30,12 +30,13 @@ tests/test_cam_variants.py). FullGrad, which uses no CAM layer, is in `fullgrad.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Callable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..models.bundle import ModelBundle
 from .registry import Method, MethodUnavailableError, Param, register
@@ -106,7 +107,9 @@ def class_activation_map(
     projection on its first principal component (`principal_projection`)."""
     layer = bundle.model.get_submodule(bundle.cam_layer)
     x = x.detach()
-    with torch.set_grad_enabled(needs_gradient), captured_output(layer, record_from_here=needs_gradient) as store:
+    # Double backward needs attention's math kernel (the fused CPU/GPU kernels have no second derivative).
+    kernels = sdpa_kernel([SDPBackend.MATH]) if hessian_corrected else nullcontext()
+    with kernels, torch.set_grad_enabled(needs_gradient), captured_output(layer, record_from_here=needs_gradient) as store:
         logits = bundle.model(x)
         output = store["output"]
         gradients = None
