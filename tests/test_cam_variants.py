@@ -4,16 +4,29 @@ layer and target, compared before the peer's final min-max scaling."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 import torch
 from pytorch_grad_cam import (
-    AblationCAM, EigenCAM, FinerCAM, FullGrad, GradCAM, HiResCAM, LayerCAM, ShapleyCAM, XGradCAM, base_cam, eigen_cam,
-    fullgrad_cam, hirescam, layer_cam,
+    AblationCAM,
+    EigenCAM,
+    FinerCAM,
+    FullGrad,
+    GradCAM,
+    HiResCAM,
+    LayerCAM,
+    ShapleyCAM,
+    XGradCAM,
+    base_cam,
+    eigen_cam,
+    fullgrad_cam,
+    hirescam,
+    layer_cam,
 )
 from pytorch_grad_cam.utils import svd_on_activations
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget

@@ -30,8 +30,9 @@ tests/test_cam_variants.py). FullGrad, which uses no CAM layer, is in `fullgrad.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -105,7 +106,7 @@ def class_activation_map(
     target logit by default); `hessian_corrected` hands `weights_of` ShapleyCAM's
     G - H A / 2 instead of G; `eigen_smooth` replaces the channel sum of w_k A_k by its
     projection on its first principal component (`principal_projection`)."""
-    layer = bundle.model.get_submodule(bundle.cam_layer)
+    layer = cam_layer_of(bundle)
     x = x.detach()
     # Double backward needs attention's math kernel (the fused CPU/GPU kernels have no second derivative).
     kernels = sdpa_kernel([SDPBackend.MATH]) if hessian_corrected else nullcontext()
@@ -178,6 +179,20 @@ def smoothed(maps_of: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, p
     return augmentation_smoothed(maps_of, x) if p.get("aug_smooth", False) else maps_of(x)
 
 
+def cam_layer_of(bundle: ModelBundle) -> nn.Module:
+    """The bundle's CAM layer (the registry refuses CAM methods on bundles without one)."""
+    if bundle.cam_layer is None:
+        raise MethodUnavailableError(f"{bundle.name} has no CAM layer set.")
+    return bundle.model.get_submodule(bundle.cam_layer)
+
+
+def _given(gradients: torch.Tensor | None) -> torch.Tensor:
+    """The gradients of a variant registered with `needs_gradient`."""
+    if gradients is None:
+        raise ValueError("this CAM variant needs the CAM layer's gradients")
+    return gradients
+
+
 def _safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     """numerator / denominator, 0 where the denominator is 0."""
     zero = denominator == 0
@@ -185,15 +200,16 @@ def _safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Te
 
 
 def _cam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
-    head = bundle.model.get_submodule(bundle.linear_head)
-    return head.weight[target].to(activations.dtype)[:, :, None, None]
+    head = bundle.model.get_submodule(str(bundle.linear_head))
+    return cast(torch.Tensor, head.weight)[target].to(activations.dtype)[:, :, None, None]
 
 
 def _gradcam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
-    return gradients.mean(dim=(2, 3), keepdim=True)
+    return _given(gradients).mean(dim=(2, 3), keepdim=True)
 
 
 def _gradcam_plusplus_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
+    gradients = _given(gradients)
     g2 = gradients.pow(2)
     denominator = 2 * g2 + activations.sum(dim=(2, 3), keepdim=True) * g2 * gradients
     alpha = _safe_divide(g2, denominator)
@@ -202,15 +218,15 @@ def _gradcam_plusplus_weights(bundle: ModelBundle, x: torch.Tensor, target: torc
 
 def _xgradcam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
     share = _safe_divide(activations, activations.sum(dim=(2, 3), keepdim=True))
-    return (share * gradients).sum(dim=(2, 3), keepdim=True)
+    return (share * _given(gradients)).sum(dim=(2, 3), keepdim=True)
 
 
 def _layercam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
-    return F.relu(gradients)
+    return F.relu(_given(gradients))
 
 
 def _hirescam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
-    return gradients
+    return _given(gradients)
 
 
 def _eigencam_weights(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
@@ -263,7 +279,7 @@ def _ablated_output(bundle: ModelBundle, channels: torch.Tensor) -> Iterator[Non
         maps[torch.arange(len(channels), device=maps.device), channels.to(maps.device)] = 0
         return ablated
 
-    handle = bundle.model.get_submodule(bundle.cam_layer).register_forward_hook(hook)
+    handle = cam_layer_of(bundle).register_forward_hook(hook)
     try:
         yield
     finally:

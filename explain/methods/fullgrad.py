@@ -20,8 +20,9 @@ gives all gradients at once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -42,10 +43,11 @@ def bias_layers(model: nn.Module) -> list[BiasLayer]:
 def effective_bias(layer: BiasLayer) -> torch.Tensor:
     """The bias a layer adds per output channel: a BatchNorm's beta - mu gamma / sqrt(var + eps)
     in eval mode (the FullGrad authors' `tensor_extractor`), a convolution's own bias."""
-    if isinstance(layer, nn.BatchNorm2d):
+    bias = cast(torch.Tensor, layer.bias)
+    if isinstance(layer, nn.BatchNorm2d) and layer.running_mean is not None and layer.running_var is not None:
         weight = layer.weight if layer.weight is not None else torch.ones_like(layer.running_var)
-        return layer.bias - layer.running_mean * weight / torch.sqrt(layer.running_var + layer.eps)
-    return layer.bias
+        return bias - layer.running_mean * weight / torch.sqrt(layer.running_var + layer.eps)
+    return bias
 
 
 def peer_scaled(maps: torch.Tensor) -> torch.Tensor:
