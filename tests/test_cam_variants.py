@@ -234,6 +234,22 @@ def peer_patched(raw: bool, fixed_sign: bool) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def trainable(model: nn.Module) -> Iterator[None]:
+    """Parameters that require grad while the peer runs, as it expects: its ShapleyCAM
+    differentiates the layer's gradient again, which after a frozen piecewise-linear head
+    (the default model) has no graph and raises."""
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    for parameter in frozen:
+        parameter.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for parameter in frozen:
+            parameter.requires_grad_(False)
+            parameter.grad = None
+
+
 PEERS: dict[str, Callable[..., Any]] = {
     "gradcam": GradCAM, "xgradcam": XGradCAM, "layercam": LayerCAM, "eigencam": EigenCAM, "hirescam": HiResCAM,
     "ablationcam": AblationCAM, "shapleycam": ShapleyCAM, "fullgrad": FullGrad,
@@ -246,7 +262,7 @@ def peer_maps(bundle: explain.ModelBundle, x: torch.Tensor, key: str, aug_smooth
     `aug_smooth` (whose per-view scaling is part of its definition)."""
     layer = bundle.model.get_submodule(bundle.cam_layer)
     targets = [ClassifierOutputTarget(int(t)) for t in bundle.logits(x).argmax(1)]
-    with bundle.lock, peer_patched(raw=not aug_smooth, fixed_sign=True):
+    with bundle.lock, peer_patched(raw=not aug_smooth, fixed_sign=True), trainable(bundle.model):
         if key == "finercam":
             with FinerCAM(bundle.model, [layer]) as cam:
                 return cam(x.clone().requires_grad_(True), targets=None, eigen_smooth=eigen_smooth, alpha=1.0,
@@ -316,3 +332,13 @@ def test_new_variants_explain_vision_transformer_tokens():
     for key in ("hirescam", "fullgrad", "ablationcam", "shapleycam"):
         assert maps[key].max() > 0, key
     assert np.abs(maps["shapleycam"] - maps["gradcam"]).max() > 1e-3 * maps["gradcam"].max()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ("hirescam", "shapleycam", "finercam"))
+def test_gradient_variants_agree_with_pytorch_grad_cam_on_the_default_model(default_bundle, key):
+    """The default EfficientNet-Lite0 at its CAM layer (ReLU6 head: ShapleyCAM = Grad-CAM there).
+    Ablation-CAM and FullGrad are left to SmallNet: the peer would ablate all 1,280 channels,
+    and keeps every FullGrad channel at 224 x 224 (gigabytes)."""
+    x = default_bundle.preprocess_batch([explain.load_sample(n) for n in ("chelsea", "coffee")])
+    assert_agree(explain.attribute(default_bundle, x, key), peer_maps(default_bundle, x, key), key)
