@@ -11,9 +11,17 @@ import torch
 import explain
 from tests.patience import method_params
 
-CHEAP = {"integrated_gradients": {"n_steps": 4}, "occlusion": {"window": 112, "stride": 112},
-         "gradient_shap": {"n_samples": 2}, "smoothgrad": {"n_samples": 2}, "smoothgrad_sq": {"n_samples": 2},
-         "vargrad": {"n_samples": 2}, "scorecam": {"max_channels": 4}, "xrai": {"n_steps": 2, "algorithm": "fast"}}
+CHEAP = {
+    "integrated_gradients": {"n_steps": 4},
+    "occlusion": {"window": 112, "stride": 112},
+    "gradient_shap": {"n_samples": 2},
+    "smoothgrad": {"n_samples": 2},
+    "smoothgrad_sq": {"n_samples": 2},
+    "vargrad": {"n_samples": 2},
+    "scorecam": {"max_channels": 4},
+    "ablationcam": {"max_channels": 4},
+    "xrai": {"n_steps": 2, "algorithm": "fast"},
+}
 
 
 def snapshot(model: torch.nn.Module) -> dict:
