@@ -253,8 +253,8 @@ def hf_vit(distilled: bool) -> nn.Module:
     from transformers import DeiTConfig, DeiTForImageClassificationWithTeacher, ViTConfig, ViTForImageClassification
 
     torch.manual_seed(0)
-    sizes = dict(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                 intermediate_size=32, num_labels=4)
+    sizes = {"image_size": 32, "patch_size": 8, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "intermediate_size": 32, "num_labels": 4}
     if distilled:
         return DeiTForImageClassificationWithTeacher(DeiTConfig(**sizes)).eval()
     return ViTForImageClassification(ViTConfig(**sizes)).eval()

@@ -80,7 +80,7 @@ def legrad_maps(model: nn.Module, x: torch.Tensor, target: torch.Tensor, last_bl
     with torch.enable_grad(), captured(layout, detach_block_inputs=True) as capture:
         model(x.detach())
         chosen = range(len(capture.attentions))[-last_blocks if last_blocks else 0:]
-        score = sum(layout.score_head(capture.block_outputs[i]).gather(1, target[:, None]).sum() for i in chosen)
+        score = torch.stack([layout.score_head(capture.block_outputs[i]).gather(1, target[:, None]).sum() for i in chosen]).sum()
         gradients = torch.autograd.grad(score, [capture.attentions[i] for i in chosen])
     per_block = torch.stack([gradient.clamp(min=0).mean(dim=(1, 2)) for gradient in gradients])
     return layout.patch_grid(per_block.mean(dim=0))

@@ -89,9 +89,9 @@ def attnlrp_rules(model: nn.Module, epsilon: float) -> Iterator[None]:
 def attnlrp_context(model: nn.Module, epsilon: float, detach_softmax: bool = False) -> Iterator[Capture]:
     """Forward passes inside run with AttnLRP's rules (or CP-LRP's: softmax detached)
     under grad mode; the yielded capture holds the attention logits and probabilities."""
-    with torch.enable_grad(), attnlrp_rules(model, epsilon):
-        with captured(find_layout(model), Propagation(epsilon, detach_softmax)) as capture:
-            yield capture
+    layout = find_layout(model)
+    with torch.enable_grad(), attnlrp_rules(model, epsilon), captured(layout, Propagation(epsilon, detach_softmax)) as capture:
+        yield capture
 
 
 def _attnlrp(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:

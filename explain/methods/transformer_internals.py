@@ -166,14 +166,17 @@ def _readout_and_head(model: nn.Module) -> tuple[tuple[int, ...], ScoreHead]:
     for module in model.modules():
         encoder, heads = getattr(module, "encoder", None), getattr(module, "heads", None)
         if isinstance(getattr(encoder, "ln", None), nn.Module) and isinstance(heads, nn.Module):  # torchvision
-            final_norm: nn.Module = encoder.ln  # type: ignore[union-attr]
-            return (0,), lambda tokens: heads(final_norm(tokens.mean(dim=1)))
+            return (0,), _torchvision_score_head(encoder.ln, heads)  # type: ignore[union-attr]
         if callable(getattr(module, "forward_head", None)) and hasattr(module, "global_pool"):  # timm
             return _timm_readout(module)
         classifier = getattr(module, "classifier", None) or getattr(module, "cls_classifier", None)
         if isinstance(classifier, nn.Module) and hasattr(module, "config"):  # transformers
             return _hf_readout(module, classifier)
     raise NotATransformerError("no classification head after the encoder was recognised")
+
+
+def _torchvision_score_head(final_norm: nn.Module, heads: nn.Module) -> ScoreHead:
+    return lambda tokens: heads(final_norm(tokens.mean(dim=1)))
 
 
 def _timm_readout(model: Any) -> tuple[tuple[int, ...], ScoreHead]:
@@ -322,7 +325,7 @@ def _instance_forward(module: nn.Module, forward: Callable[..., Any]) -> Iterato
         yield
     finally:
         if had_own:
-            module.forward = previous  # type: ignore[method-assign]
+            module.forward = previous  # type: ignore[method-assign, assignment]
         else:
             del module.forward
 
