@@ -17,6 +17,7 @@ from torchvision.models import VisionTransformer
 import explain
 from explain.methods.attention import chefer_relevance, legrad_maps
 from explain.methods.attnlrp import attnlrp_context
+from explain.methods import transformer_internals
 from explain.methods.transformer_internals import find_layout
 from tests.test_transformers import small_swin, small_vit
 
@@ -305,6 +306,26 @@ def test_every_model_source_is_explained_and_left_as_it_was(name, build, prefix,
     with torch.no_grad():
         scores = layout.score_head(torch.randn(2, 16 + prefix, 16))
     assert scores.shape == (2, 4)
+
+
+def test_chunks_sized_by_the_attention_budget_give_the_same_maps(monkeypatch):
+    """A budget below one image's attention runs one image per chunk: same maps."""
+    bundle = bundle_of(timm_vit(reg_tokens=2))
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    whole = {method: explain.attribute(bundle, x, method, target=[0, 1, 2]) for method in ("attention_rollout", *CLASS_SPECIFIC)}
+    monkeypatch.setattr(transformer_internals, "ATTENTION_BUDGET_BYTES", 1)
+    calls = []
+    original = transformer_internals.within_attention_budget
+
+    def counting(run, images, targets):
+        return original(lambda i, t: calls.append(len(i)) or run(i, t), images, targets)
+
+    for module in (explain.methods.attention, explain.methods.attnlrp):
+        monkeypatch.setattr(module, "within_attention_budget", counting)
+    for method, maps in whole.items():
+        calls.clear()
+        np.testing.assert_allclose(explain.attribute(bundle, x, method, target=[0, 1, 2]), maps, rtol=1e-5, atol=1e-7)
+        assert calls == [1, 1, 1], (method, calls)
 
 
 def test_swin_and_cnns_are_refused_with_a_reason():

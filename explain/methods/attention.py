@@ -29,12 +29,19 @@ from torch import nn
 
 from ..models.bundle import ModelBundle
 from .registry import Method, Param, register
-from .transformer_internals import captured, find_layout, transformer_unavailable
+from .transformer_internals import (
+    TransformerLayout,
+    captured,
+    find_layout,
+    recorded_elements,
+    transformer_unavailable,
+    within_attention_budget,
+)
 
 
-def attention_matrices(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+def attention_matrices(model: nn.Module, x: torch.Tensor, layout: TransformerLayout | None = None) -> list[torch.Tensor]:
     """Head-averaged attention probabilities (N, T, T) of every encoder block, first to last."""
-    with torch.no_grad(), captured(find_layout(model)) as capture:
+    with torch.no_grad(), captured(layout or find_layout(model)) as capture:
         model(x)
     return [attention.mean(dim=1) for attention in capture.attentions]
 
@@ -62,28 +69,41 @@ def chefer_relevance(attentions: list[torch.Tensor], gradients: list[torch.Tenso
 
 def _rollout(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
     layout = find_layout(bundle.model)
-    return layout.patch_grid(layout.readout(attention_rollout(attention_matrices(bundle.model, x.detach()))))
+
+    def run(images: torch.Tensor, _targets: torch.Tensor) -> tuple[torch.Tensor, int]:
+        averaged = attention_matrices(bundle.model, images.detach(), layout)
+        return layout.patch_grid(layout.readout(attention_rollout(averaged))), sum(a.numel() for a in averaged)
+
+    return within_attention_budget(run, x, target)
 
 
 def _chefer(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
     layout = find_layout(bundle.model)
-    with torch.enable_grad(), captured(layout) as capture:
-        score = bundle.model(x).gather(1, target[:, None]).sum()
-        gradients = torch.autograd.grad(score, capture.attentions)
-    relevance = chefer_relevance([a.detach() for a in capture.attentions], list(gradients))
-    return layout.patch_grid(layout.readout(relevance))
+
+    def run(images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
+        with torch.enable_grad(), captured(layout) as capture:
+            score = bundle.model(images).gather(1, targets[:, None]).sum()
+            gradients = torch.autograd.grad(score, capture.attentions)
+        relevance = chefer_relevance([a.detach() for a in capture.attentions], list(gradients))
+        return layout.patch_grid(layout.readout(relevance)), recorded_elements(capture)
+
+    return within_attention_budget(run, x, target)
 
 
 def legrad_maps(model: nn.Module, x: torch.Tensor, target: torch.Tensor, last_blocks: int = 0) -> torch.Tensor:
     """LeGrad's patch map (N, h, w) over the last `last_blocks` blocks (0: all)."""
     layout = find_layout(model)
-    with torch.enable_grad(), captured(layout, detach_block_inputs=True) as capture:
-        model(x.detach())
-        chosen = range(len(capture.attentions))[-last_blocks if last_blocks else 0:]
-        score = torch.stack([layout.score_head(capture.block_outputs[i]).gather(1, target[:, None]).sum() for i in chosen]).sum()
-        gradients = torch.autograd.grad(score, [capture.attentions[i] for i in chosen])
-    per_block = torch.stack([gradient.clamp(min=0).mean(dim=(1, 2)) for gradient in gradients])
-    return layout.patch_grid(per_block.mean(dim=0))
+
+    def run(images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
+        with torch.enable_grad(), captured(layout, detach_block_inputs=True) as capture:
+            model(images.detach())
+            chosen = range(len(capture.attentions))[-last_blocks if last_blocks else 0:]
+            scores = [layout.score_head(capture.block_outputs[i]).gather(1, targets[:, None]).sum() for i in chosen]
+            gradients = torch.autograd.grad(torch.stack(scores).sum(), [capture.attentions[i] for i in chosen])
+        per_block = torch.stack([gradient.clamp(min=0).mean(dim=(1, 2)) for gradient in gradients])
+        return layout.patch_grid(per_block.mean(dim=0)), recorded_elements(capture)
+
+    return within_attention_budget(run, x, target)
 
 
 def _legrad(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:

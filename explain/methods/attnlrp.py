@@ -35,7 +35,16 @@ from torch import nn
 
 from ..models.bundle import ModelBundle
 from .registry import Method, Param, register
-from .transformer_internals import Capture, Propagation, captured, epsilon_rule, find_layout, transformer_unavailable
+from .transformer_internals import (
+    Capture,
+    Propagation,
+    captured,
+    epsilon_rule,
+    find_layout,
+    recorded_elements,
+    transformer_unavailable,
+    within_attention_budget,
+)
 
 ACTIVATIONS = (nn.GELU, nn.ReLU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Hardswish, nn.Mish)
 
@@ -95,11 +104,14 @@ def attnlrp_context(model: nn.Module, epsilon: float, detach_softmax: bool = Fal
 
 
 def _attnlrp(bundle: ModelBundle, x: torch.Tensor, target: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
-    x = x.detach().requires_grad_(True)
-    with attnlrp_context(bundle.model, float(p["epsilon"]), p["softmax"] == "detached"):
-        score = bundle.model(x).gather(1, target[:, None]).sum()
-        gradient = torch.autograd.grad(score, x)[0]
-    return x.detach() * gradient
+    def run(images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
+        images = images.detach().requires_grad_(True)
+        with attnlrp_context(bundle.model, float(p["epsilon"]), p["softmax"] == "detached") as capture:
+            score = bundle.model(images).gather(1, targets[:, None]).sum()
+            gradient = torch.autograd.grad(score, images)[0]
+        return images.detach() * gradient, recorded_elements(capture)
+
+    return within_attention_budget(run, x, target)
 
 
 register(Method(

@@ -33,6 +33,13 @@ import torch.nn.functional as F
 from torch import nn
 
 ScoreHead = Callable[[torch.Tensor], torch.Tensor]
+# A method's work on a chunk of images: (maps, elements of attention it recorded).
+ChunkFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, int]]
+
+# Attention kept per chunk of images (probabilities, their logits and gradients, ~4
+# bytes x 3 per element): ViT-L/14 at 336 px records ~0.5 GB per image, so a GPU batch
+# of 128 would not fit; chunks are sized from the first image's record.
+ATTENTION_BUDGET_BYTES = 2**30
 
 
 class NotATransformerError(ValueError):
@@ -354,3 +361,18 @@ def captured(layout: TransformerLayout, rule: Propagation = PLAIN, detach_block_
             if detach_block_inputs:
                 stack.callback(site.block.register_forward_pre_hook(_detached_block_input, with_kwargs=True).remove)
         yield capture
+
+
+def within_attention_budget(run: ChunkFn, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """`run` on the first image, then on chunks of the rest whose recorded attention
+    stays within `ATTENTION_BUDGET_BYTES`; the maps concatenated in order."""
+    first, elements = run(x[:1], target[:1])
+    per_chunk = max(1, ATTENTION_BUDGET_BYTES // max(1, 12 * elements))
+    maps = [first]
+    for start in range(1, x.shape[0], per_chunk):
+        maps.append(run(x[start:start + per_chunk], target[start:start + per_chunk])[0])
+    return torch.cat(maps)
+
+
+def recorded_elements(capture: Capture) -> int:
+    return sum(t.numel() for t in capture.attentions)
