@@ -15,9 +15,9 @@ from torchcam.methods import LeGrad
 from torchvision.models import VisionTransformer
 
 import explain
+from explain.methods import transformer_internals
 from explain.methods.attention import chefer_relevance, legrad_maps
 from explain.methods.attnlrp import attnlrp_context
-from explain.methods import transformer_internals
 from explain.methods.transformer_internals import find_layout
 from tests.test_transformers import small_swin, small_vit
 
