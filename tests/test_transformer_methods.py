@@ -209,32 +209,54 @@ def bias_free_vit(seed: int) -> VisionTransformer:
     return model.eval()
 
 
+def zero_biases(model: nn.Module) -> nn.Module:
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias"):
+                parameter.zero_()
+    return model.eval()
+
+
+def bias_free_sources(seed: int) -> list[tuple[str, nn.Module, list[nn.Parameter]]]:
+    """A bias-free ViT per attention style, with its additive embeddings (class token,
+    position embeddings): torchvision (fused in_proj), timm (qkv), transformers (q/k/v)."""
+    tv = bias_free_vit(seed)
+    torch.manual_seed(seed)
+    tm = zero_biases(timm_vit())
+    hf = zero_biases(hf_vit(False))
+    embeddings = hf.vit.embeddings
+    return [
+        ("torchvision", tv, [tv.class_token, tv.encoder.pos_embedding]),
+        ("timm", tm, [tm.cls_token, tm.pos_embed]),
+        ("transformers", LogitsOnly(hf), [embeddings.cls_token, embeddings.position_embeddings]),
+    ]
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_attnlrp_conserves_relevance_on_a_bias_free_vit(seed):
     """Relevance of the pixels, class token and position embeddings, plus the Taylor bias
     the softmax rule absorbs (relevance into the probabilities minus out of the logits),
     adds up to the logit within 1 %; with the softmax detached (CP-LRP) the inputs alone do."""
-    model = bias_free_vit(seed)
-    model.requires_grad_(False)
-    extras = [model.class_token, model.encoder.pos_embedding]
-    for extra in extras:
-        extra.requires_grad_(True)
-    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(seed)).requires_grad_(True)
-    target = torch.tensor([1, 2])
-    for detached in (False, True):
-        with attnlrp_context(model, 1e-9, detach_softmax=detached) as capture:
-            logits = model(x).gather(1, target[:, None])
-            inner = [] if detached else [*capture.attentions, *capture.attention_logits]
-            gradients = torch.autograd.grad(logits.sum(), [x, *extras, *inner])
-        with torch.no_grad():
-            inputs = sum((value * gradient).sum() for value, gradient in zip([x, *extras], gradients))
-            blocks = len(capture.attentions)
-            absorbed = sum((value * gradient).sum() for value, gradient in zip(inner[:blocks], gradients[3:3 + blocks]))
-            absorbed = absorbed - sum((v * g).sum() for v, g in zip(inner[blocks:], gradients[3 + blocks:]))
-            total = logits.sum()
-        assert abs(float(inputs + absorbed - total)) <= 0.01 * abs(float(total)), (detached, inputs, absorbed, total)
-        if not detached:
-            assert abs(float(absorbed)) > 1e-4  # the softmax rule does absorb: the accounting is not vacuous
+    for source, model, extras in bias_free_sources(seed):
+        model.requires_grad_(False)
+        for extra in extras:
+            extra.requires_grad_(True)
+        x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(seed)).requires_grad_(True)
+        target = torch.tensor([1, 2])
+        for detached in (False, True):
+            with attnlrp_context(model, 1e-9, detach_softmax=detached) as capture:
+                logits = model(x).gather(1, target[:, None])
+                inner = [] if detached else [*capture.attentions, *capture.attention_logits]
+                gradients = torch.autograd.grad(logits.sum(), [x, *extras, *inner])
+            with torch.no_grad():
+                inputs = sum((value * gradient).sum() for value, gradient in zip([x, *extras], gradients))
+                blocks = len(capture.attentions)
+                into = sum((v * g).sum() for v, g in zip(inner[:blocks], gradients[3:3 + blocks]))
+                absorbed = into - sum((v * g).sum() for v, g in zip(inner[blocks:], gradients[3 + blocks:]))
+                total = logits.sum()
+            assert abs(float(inputs + absorbed - total)) <= 0.01 * abs(float(total)), (source, detached, inputs, total)
+            if not detached:
+                assert abs(float(absorbed)) > 1e-4, source  # the softmax rule does absorb: the accounting is not vacuous
 
 
 def test_attnlrp_map_is_input_times_modified_gradient_summed_over_channels():
