@@ -22,7 +22,8 @@ over the patch tokens, on the patch grid; `to_maps` upsamples it bilinearly like
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
