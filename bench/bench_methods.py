@@ -13,15 +13,15 @@ transformer methods (attention rollout, CAMs on tokens).
 from __future__ import annotations
 
 import argparse
-import sys
 from functools import partial
+import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import median_seconds  # noqa: E402
+from timing import median_cpu_seconds, median_seconds  # noqa: E402
 import explain  # noqa: E402
 
 SAMPLES = ["chelsea", "coffee", "astronaut", "rocket", "motorcycle", "china", "flower", "hubble"]
@@ -58,7 +58,11 @@ def main() -> None:
     parser.add_argument(
         "--arch", default="", help="torchvision architecture with random weights (default: the offline default model)"
     )
+    parser.add_argument(
+        "--cpu-time", action="store_true", help="time CPU seconds of this process (robust on a shared machine)"
+    )
     args = parser.parse_args()
+    median = median_cpu_seconds if args.cpu_time else median_seconds
 
     bundle = random_weights_bundle(args.arch) if args.arch else explain.load_model()
     images = [explain.load_sample(SAMPLES[i % len(SAMPLES)]) for i in range(args.images)]
@@ -66,11 +70,9 @@ def main() -> None:
     n = x.shape[0]
     print(
         f"model {bundle.name} on {bundle.device} ({torch.get_num_threads()} threads), batch size {bundle.batch_size}, "
-        f"{n} images, median of {args.repeats}"
+        f"{n} images, median of {args.repeats}{' (CPU time)' if args.cpu_time else ''}"
     )
-    per_pass = median_seconds(lambda: forward_backward(bundle, bundle.batch_size * 2), args.repeats) / (
-        bundle.batch_size * 2
-    )
+    per_pass = median(lambda: forward_backward(bundle, bundle.batch_size * 2), args.repeats) / (bundle.batch_size * 2)
     print(f"bare forward+backward: {per_pass * 1000:.1f} ms per image\n")
     print(f"{'method':24s} {'s/image':>9s} {'passes':>7s} {'bare s':>8s} {'ratio':>6s}")
     wanted = [k for k in args.methods.split(",") if k] or [m.key for m in explain.list_methods()]
@@ -79,9 +81,9 @@ def main() -> None:
         if not method.is_available(bundle):
             continue
         explain.attribute(bundle, x[:1], key)  # warm-up
-        seconds = median_seconds(partial(explain.attribute, bundle, x, key), args.repeats) / n
+        seconds = median(partial(explain.attribute, bundle, x, key), args.repeats) / n
         passes = method.evals_per_image(method.resolve_params({}), bundle.input_size)
-        bare = median_seconds(partial(forward_backward, bundle, passes * n), args.repeats) / n
+        bare = median(partial(forward_backward, bundle, passes * n), args.repeats) / n
         print(f"{key:24s} {seconds:9.3f} {passes:7d} {bare:8.3f} {seconds / bare:6.2f}")
 
 

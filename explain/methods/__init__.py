@@ -1,7 +1,8 @@
 """Attribution methods: importing this package registers every method once."""
 
 from . import cam, captum_methods, fullgrad, gradients, shap_lime  # noqa: F401  (registration side effects)
-from . import lrp, xrai, rise, attention  # noqa: F401, I001  (registered last: the registry's order is the pickers' order)
+# registered last: the registry's order is the pickers' order
+from . import lrp, xrai, rise, attention, attnlrp  # noqa: F401, I001
 from .registry import (
     Method,
     MethodUnavailableError,
