@@ -10,6 +10,7 @@ from .registry import (Comparison, ComparisonInput, Metric, MetricFamily, Metric
                        register_metric, score_infos)
 from . import irof  # noqa: F401,E402  (registers IROF: a metric is its module plus this line)
 from . import randomisation, random_logit, agreement, robustness  # noqa: F401,E402  (the sanity checks)
+from . import localisation, complexity  # noqa: F401,E402  (ground-truth localisation; complexity of the maps)
 
 __all__ = [
     "Curves", "MetricInfo", "Pairs", "Skipped", "trapezoid_auc",

@@ -37,7 +37,9 @@ class MetricInput:
     `images` (N, C, H, W) normalised; `maps` (N, H, W); `targets` (N,) the explained
     class of each image, resolved once by the caller; `digests` name the images'
     content (for caching work shared by methods); `progress(done, total)` counts the
-    model passes the metric makes."""
+    model passes the metric makes; `masks` (N, H, W) bool, the ground truth (where the
+    evidence is) in the model's view of each image, all False for an image without one
+    (None: the data has no ground truth)."""
 
     bundle: ModelBundle
     images: torch.Tensor
@@ -46,6 +48,7 @@ class MetricInput:
     method: MethodSpec
     digests: tuple[str, ...] = ()
     progress: ProgressFn | None = None
+    masks: np.ndarray | None = None
 
     @property
     def passes_per_map(self) -> int:
@@ -91,8 +94,9 @@ class MetricFamily:
     """What every registered family declares: key, label, its scores' `MetricInfo`s, a
     description, its parameters, `passes(params, n)` (model passes beyond recomputed
     maps for `n` images: progress and ETA), methods preselected on its page besides
-    the session's (`suggested_methods`: XRAI on SIC/AIC, from the same paper), and the
-    `page` it shares with other families ("" = a page of its own)."""
+    the session's (`suggested_methods`: XRAI on SIC/AIC, from the same paper), the
+    `page` it shares with other families ("" = a page of its own) and whether it needs
+    ground truth (`needs_masks`: offered only for data with masks or boxes)."""
 
     key: str
     label: str
@@ -102,6 +106,7 @@ class MetricFamily:
     passes: Callable[[Mapping[str, Any], int], int] = lambda params, n: n
     suggested_methods: tuple[str, ...] = ()
     page: str = ""
+    needs_masks: bool = False
 
     @property
     def reference(self) -> str:
