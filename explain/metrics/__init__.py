@@ -4,7 +4,8 @@ code, and each metric family is registered once (`registry`) so pages, reports, 
 CLI and batch evaluation find it."""
 
 from .base import Curves, MetricInfo, Pairs, Skipped, trapezoid_auc
-from .deletion import DELETION, INSERTION, SUBSTRATES, DeletionInsertionResult, deletion_insertion
+from .deletion import DELETION, INSERTION, DeletionInsertionResult, deletion_insertion
+from .substrates import SUBSTRATES
 from .pic import AIC, SIC, PicResult, PicStrip, pic_metrics, pic_strip, random_seed_masks
 from .registry import (Comparison, ComparisonInput, Metric, MetricFamily, MetricInput, Strip, get_metric, list_metrics,
                        register_metric, score_infos)
