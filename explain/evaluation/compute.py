@@ -21,7 +21,8 @@ import pyarrow as pa
 import torch
 
 from ..data.datasets import label_indices
-from ..data.images import ImageLoadError
+from ..data.ground_truth import GroundTruthError, model_view
+from ..data.images import ImageLoadError, NamedImage
 from ..methods.registry import MethodSpec, MethodUnavailableError, attribute, get_method
 from ..metrics.base import Curves
 from ..metrics.registry import Comparison, ComparisonInput, MetricInput, get_metric
@@ -125,6 +126,7 @@ def evaluate_chunk(
     saved: dict[str, np.ndarray] | None = {} if settings.save_maps else None
     if images:
         batch = bundle.preprocess_batch([im.image for im in images])
+        masks = chunk_masks(bundle, images, kept, notes) if settings.data.has_truth else None
         digests = tuple(im.digest for im in images)
         probs = bundle.probabilities(batch).double()
         if progress is not None:
@@ -171,7 +173,7 @@ def evaluate_chunk(
                         record(ident, key, curves)
                 continue
             for spec in explained:
-                data = MetricInput(bundle, batch, all_maps[spec.ident], targets, spec, digests, _deltas(progress))
+                data = MetricInput(bundle, batch, all_maps[spec.ident], targets, spec, digests, _deltas(progress), masks)
                 for key, curves in metric.compute(data, choice.resolved).items():
                     record(spec.ident, key, curves)
         for spec in explained:
@@ -195,6 +197,19 @@ def evaluate_chunk(
     curves = pa.Table.from_pydict(curve_columns, schema=CURVE_SCHEMA)
     return ChunkResult(model_index, chunk, rows, curves, saved, card, tuple(notes), len(raws),
                        time.perf_counter() - started)
+
+
+def chunk_masks(bundle: ModelBundle, images: Sequence[NamedImage], raws: Sequence[RawImage], notes: list[str]) -> np.ndarray:
+    """(N, H, W) ground-truth masks in the model's view; all False (and a note) for an
+    image whose ground truth is missing or unusable."""
+    size = bundle.input_size
+    masks = np.zeros((len(images), size, size), dtype=bool)
+    for i, (image, raw) in enumerate(zip(images, raws)):
+        try:
+            masks[i] = model_view(raw.mask(image.image.size), bundle.crop)
+        except GroundTruthError as exc:
+            notes.append(str(exc))
+    return masks
 
 
 def _add_curve(columns: dict[str, list], model_index: int, image_index: int, method: str, score: str,
