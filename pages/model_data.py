@@ -20,6 +20,7 @@ from explain.models import (
     preprocessing_of,
     with_settings,
 )
+from explain.plots.masks import mask_overlay
 from explain.data.datasets import DatasetError, DatasetLimits, dataset_from_folder, dataset_from_uploads, dataset_from_zip
 from pages.ui import access, model, selection, session
 
@@ -197,8 +198,12 @@ if dataset is not None:
             with st.expander(f"{len(dataset.skipped)} files left out"):
                 st.text("\n".join(dataset.skipped))
         preview = st.columns(min(6, len(dataset)))
+        truth = selection.current_truth()
         for column, image, label in zip(preview, dataset.images, dataset.labels):
-            column.image(image.image, caption=f"{image.name}" + (f" [{label}]" if label else ""), width="stretch")
+            shown = image.image if truth is None else mask_overlay(image.image, truth.masks.get(image.name))
+            column.image(shown, caption=f"{image.name}" + (f" [{label}]" if label else ""), width="stretch")
+        if may_upload:
+            selection.ground_truth_uploader(dataset, limits)
         if st.button("Remove the dataset", key="byom_remove_dataset"):
             selection.set_dataset(None)
             st.rerun()

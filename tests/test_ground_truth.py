@@ -118,3 +118,49 @@ def test_the_mask_follows_the_image_through_the_models_resize_and_crop() -> None
     seen = np.asarray(bundle.crop(Image.fromarray(picture)))[..., 0] >= 128
     np.testing.assert_array_equal(model_view(mask, bundle.crop), seen)
     assert seen.any() and not seen.all()
+
+
+def test_localisation_runs_as_an_analysis_with_the_masks_its_detail_draws_them_and_a_report_section(tmp_path: Path) -> None:
+    """The page path: ground truth attached to the prepared images (a mask digest in the
+    settings), an oracle-like method scored, the per-image view outlining the mask, and
+    the report CLI taking --masks."""
+    import explain
+    from explain.analyses import MetricAnalysis, prepare_images, run_directly
+    from explain.analyses.inputs import with_truth
+    from explain.data.ground_truth import ImageTruth
+    from explain.methods.registry import MethodSpec
+    from explain.plots.masks import OUTLINE
+
+    bundle = bundle_of(PatchCNN(), 32, 2, resize_size=32)  # the model sees the whole picture
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(2):
+        pixels = rng.integers(0, 80, (32, 32, 3)).astype(np.uint8)
+        pixels[4:12, 18:26] = (255, 0, 0)  # PatchCNN's evidence: the red patch
+        images.append(explain.NamedImage(f"p{i}.png", Image.fromarray(pixels)))
+    patch = box_mask(32, 32, (18, 4, 26, 12)) > 0
+    truth = ImageTruth("masks", {"p0.png": patch})  # p1 has none
+    prepared = with_truth(prepare_images(bundle, images), images, truth)
+    subject = prepared.subject()
+    assert subject.truth[0] and subject.truth[1] == ""
+    analysis = MetricAnalysis.of("relevance_mass_accuracy", subject, (MethodSpec.of("saliency"),))
+    assert analysis.key != MetricAnalysis.of("relevance_mass_accuracy", prepare_images(bundle, images).subject(),
+                                             (MethodSpec.of("saliency"),)).key
+    result = run_directly(analysis, prepared)
+    curves = result.curves["relevance_mass_accuracy"]["saliency"]
+    assert curves.kept == (0,) and curves.skipped[0].index == 1 and 0 < curves.score <= 1
+    strip = result.detail(prepared, np.repeat(patch[None].astype(np.float32), 2, axis=0), "saliency", 0)
+    assert strip is not None and strip.captions == ("image", "map") and "outlined in cyan" in strip.note
+    assert (strip.images[0][4, 18:26] == OUTLINE).all()  # the mask's top edge
+    section = result.report_section()
+    assert section.key == "relevance_mass_accuracy" and section.blocks
+
+    folder, masks = tmp_path / "images", tmp_path / "masks"
+    folder.mkdir()
+    masks.mkdir()
+    for image in images:
+        image.image.save(folder / image.name)
+    (masks / "p0.png").write_bytes(png(patch.astype(np.uint8) * 255))
+    from reports.cli import load_truth
+    loaded = load_truth(str(masks), images)
+    assert loaded is not None and list(loaded.masks) == ["p0.png"] and "p1.png" in loaded.problems[0]

@@ -137,7 +137,7 @@ class MetricResult:
             return None
         spec = next(s for s in self.analysis.methods if s.ident == ident)
         data = MetricInput(prepared.bundle, prepared.batch, maps, torch.as_tensor(self.analysis.subject.targets), spec,
-                           tuple(prepared.digests))
+                           tuple(prepared.digests), masks=prepared.masks)
         return metric.detail(data, self.params, row)
 
     def report_section(self, show_units: bool = False) -> Any:
@@ -205,7 +205,8 @@ class MetricAnalysis(Analysis):
                 ctx.advance(done - reported[0])
                 reported[0] = done
 
-            data = MetricInput(inputs.bundle, inputs.batch, maps[spec.ident], targets, spec, tuple(inputs.digests), progress)
+            data = MetricInput(inputs.bundle, inputs.batch, maps[spec.ident], targets, spec, tuple(inputs.digests), progress,
+                               inputs.masks)
             by_score = metric.compute(data, params)
             if cost[spec.ident] > reported[0]:
                 ctx.reused(cost[spec.ident] - reported[0])  # planned passes the metric did not need

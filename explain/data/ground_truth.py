@@ -18,6 +18,7 @@ is a problem for that image alone, said in one line; the rest of the data runs.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import zipfile
@@ -229,5 +230,47 @@ def masks_for_images(source: GroundTruthSource, images: Sequence[tuple[str, tupl
     return masks, problems
 
 
-__all__ = ["Box", "GroundTruthError", "GroundTruthSource", "TruthEntry", "boxes_mask", "decode_mask", "masks_for_images",
+@dataclass(frozen=True, eq=False)
+class ImageTruth:
+    """A dataset's decoded ground truth: a bool mask per image name (at the image's own
+    size), and the problems met (one line each), from the source `name`."""
+
+    name: str
+    masks: Mapping[str, np.ndarray]
+    problems: tuple[str, ...] = ()
+
+    def digest(self, image_name: str) -> str:
+        """What names the image's mask in cache keys ("" when it has none)."""
+        mask = self.masks.get(image_name)
+        if mask is None:
+            return ""
+        h = hashlib.sha1(repr(mask.shape).encode())
+        h.update(np.packbits(mask).tobytes())
+        return h.hexdigest()[:16]
+
+
+def ground_truth_from_upload(data: bytes, filename: str, images: Sequence[tuple[str, tuple[int, int]]],
+                             limits: DatasetLimits = DatasetLimits()) -> ImageTruth:
+    """The ground truth of `images` (name, (width, height)) from an uploaded zip of masks
+    or a boxes CSV/JSON, with the same checks as from a path."""
+    suffix = PurePosixPath(filename.lower()).suffix
+    if suffix in TABLE_SUFFIXES:
+        boxes, problems = parse_boxes(data, filename)
+        source = GroundTruthSource(filename, {k: (lambda v=v: v) for k, v in boxes.items()}, tuple(problems))
+    elif suffix == ".zip":
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+        except zipfile.BadZipFile:
+            raise DatasetError(f"{filename}: not a zip archive.") from None
+        source = GroundTruthSource(filename, dict(zip_entries(archive, filename, limits)), close=archive.close)
+    else:
+        raise DatasetError(f"{filename}: ground truth is a .zip of masks or a .csv / .json of boxes.")
+    try:
+        masks, problems = masks_for_images(source, images)
+    finally:
+        source.close()
+    return ImageTruth(filename, masks, tuple(problems))
+
+
+__all__ = ["ImageTruth", "ground_truth_from_upload", "Box", "GroundTruthError", "GroundTruthSource", "TruthEntry", "boxes_mask", "decode_mask", "masks_for_images",
            "match_entries", "model_view", "open_ground_truth", "parse_boxes"]

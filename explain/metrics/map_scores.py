@@ -21,7 +21,7 @@ import numpy as np
 
 from ..methods.registry import Param
 from .base import Curves, MetricInfo, Skipped
-from .registry import Metric, MetricInput, register_metric
+from .registry import Metric, MetricInput, Strip, register_metric
 
 MapScore = Callable[[np.ndarray, np.ndarray | None, Mapping[str, Any]], np.ndarray]
 
@@ -68,6 +68,20 @@ def map_score_values(data: MetricInput, score: MapScore, absolute: bool, needs_m
     return values, skipped
 
 
+def map_with_mask(data: MetricInput, params: Mapping[str, Any], index: int) -> Strip:
+    """Image `index` as the model saw it and its map, each with the ground-truth mask
+    (tinted, outlined in cyan) when the data has one."""
+    from ..plots.masks import mask_overlay
+    from ..plots.overlay import overlay
+
+    picture = data.bundle.to_display(data.images[index : index + 1])[0]
+    mask = None if data.masks is None else np.asarray(data.masks[index], dtype=bool)
+    heat = overlay(picture, np.asarray(data.maps[index]))
+    note = "No ground truth for this image." if mask is None or not mask.any() else \
+        f"Ground truth: {int(mask.sum())} of {mask.size} pixels ({mask.mean():.1%}), outlined in cyan."
+    return Strip(np.stack([mask_overlay(picture, mask), mask_overlay(heat, mask)]), ("image", "map"), note=note)
+
+
 def value_info(key: str, name: str, higher_is_better: bool, description: str, reference: str) -> MetricInfo:
     """The `MetricInfo` of a score that is one value per image."""
     return MetricInfo(key=key, name=name, higher_is_better=higher_is_better, x_label="", y_label=name,
@@ -86,6 +100,7 @@ def register_map_score(info: MetricInfo, score: MapScore, *, label: str, descrip
         return {info.key: Curves(info, data.method.ident, np.zeros(1), curves, kept=kept, skipped=tuple(skipped))}
 
     metric = Metric(key=info.key, label=label, scores=(info,), compute=compute, description=description,
-                    params=params, passes=lambda params, n: 0, page=page, needs_masks=needs_masks)
+                    params=params, passes=lambda params, n: 0, page=page, needs_masks=needs_masks,
+                    detail=map_with_mask, detail_title="The map and the ground truth")
     register_metric(metric)
     return metric
