@@ -197,13 +197,13 @@ if dataset is not None:
         if dataset.skipped:
             with st.expander(f"{len(dataset.skipped)} files left out"):
                 st.text("\n".join(dataset.skipped))
+        if may_upload:  # before the preview, which outlines the masks just loaded
+            selection.ground_truth_uploader(dataset, limits)
         preview = st.columns(min(6, len(dataset)))
         truth = selection.current_truth()
         for column, image, label in zip(preview, dataset.images, dataset.labels):
             shown = image.image if truth is None else mask_overlay(image.image, truth.masks.get(image.name))
             column.image(shown, caption=f"{image.name}" + (f" [{label}]" if label else ""), width="stretch")
-        if may_upload:
-            selection.ground_truth_uploader(dataset, limits)
         if st.button("Remove the dataset", key="byom_remove_dataset"):
             selection.set_dataset(None)
             st.rerun()
