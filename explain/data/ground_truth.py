@@ -24,7 +24,7 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -144,15 +144,15 @@ def parse_boxes(data: bytes, name: str) -> tuple[dict[str, tuple[Box, ...]], lis
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DatasetError(f"{name}: not a UTF-8 text file.") from None
-    rows: list[tuple[str, object]] = []
+    rows: list[tuple[str, Any]] = []
     if name.lower().endswith(".json"):
         try:
             parsed = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{name}: not valid JSON ({exc.msg}, line {exc.lineno}).") from None
         if isinstance(parsed, dict):
-            for image, boxes in parsed.items():
-                for box in (boxes if isinstance(boxes, list) and boxes and isinstance(boxes[0], list) else [boxes]):
+            for image, listed in parsed.items():
+                for box in (listed if isinstance(listed, list) and listed and isinstance(listed[0], list) else [listed]):
                     rows.append((str(image), box))
         elif isinstance(parsed, list):
             rows = [(str(r.get("image", "")), [r.get(k) for k in ("x0", "y0", "x1", "y1")]) if isinstance(r, dict)
@@ -172,14 +172,24 @@ def parse_boxes(data: bytes, name: str) -> tuple[dict[str, tuple[Box, ...]], lis
     problems = []
     for number, (image, values) in enumerate(rows, start=1):
         try:
-            box = tuple(float(v) for v in values)  # type: ignore[union-attr]
+            box = tuple(float(v) for v in values)
             if len(box) != 4 or not image or not all(np.isfinite(box)):
                 raise ValueError
         except (TypeError, ValueError):
             problems.append(f"{name}: box {number} ({image or 'no image'}) is not image, x0, y0, x1, y1; skipped.")
             continue
-        boxes.setdefault(image.strip(), []).append(box)  # type: ignore[arg-type]
+        boxes.setdefault(image.strip(), []).append(box)  # type: ignore[arg-type]  # four floats, checked above
     return {k: tuple(v) for k, v in boxes.items()}, problems
+
+
+def _constant(entry: TruthEntry) -> Callable[[], TruthEntry]:
+    return lambda: entry
+
+
+def boxes_source(data: bytes, name: str) -> GroundTruthSource:
+    """A boxes table (CSV/JSON bytes) as a ground-truth source; unreadable rows listed."""
+    boxes, problems = parse_boxes(data, name)
+    return GroundTruthSource(name, {image: _constant(entry) for image, entry in boxes.items()}, tuple(problems))
 
 
 def open_ground_truth(path: str | Path, roots: Sequence[Path] | None = None,
@@ -195,8 +205,7 @@ def open_ground_truth(path: str | Path, roots: Sequence[Path] | None = None,
             data = read_image_file(file, file.name, max_bytes=MAX_TABLE_BYTES)
         except ImageLoadError as exc:
             raise DatasetError(str(exc)) from None
-        boxes, problems = parse_boxes(data, file.name)
-        return GroundTruthSource(file.name, {k: (lambda v=v: v) for k, v in boxes.items()}, tuple(problems))
+        return boxes_source(data, file.name)
     if file.suffix.lower() == ".zip":
         if not any(file.is_relative_to(Path(r).resolve()) for r in roots):
             raise DatasetError(f"{path} is outside the folders this instance may read.")
@@ -255,8 +264,7 @@ def ground_truth_from_upload(data: bytes, filename: str, images: Sequence[tuple[
     or a boxes CSV/JSON, with the same checks as from a path."""
     suffix = PurePosixPath(filename.lower()).suffix
     if suffix in TABLE_SUFFIXES:
-        boxes, problems = parse_boxes(data, filename)
-        source = GroundTruthSource(filename, {k: (lambda v=v: v) for k, v in boxes.items()}, tuple(problems))
+        source = boxes_source(data, filename)
     elif suffix == ".zip":
         try:
             archive = zipfile.ZipFile(io.BytesIO(data))
