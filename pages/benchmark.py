@@ -157,7 +157,8 @@ def run_form() -> tuple[Evaluation | None, EvaluationInputs, bool]:
         names = [explain.DEFAULT_MODEL, *[n for n in explain.list_models() if n != explain.DEFAULT_MODEL and zoo_weights_available(n)]]
         named = kept_widget(st.multiselect, "Named models (in order)", f"{PAGE}:named", [explain.DEFAULT_MODEL], options=names)
         d1, d2, d3 = st.columns([2, 3, 1])
-        data_kind = kept_widget(d1.radio, "Images", f"{PAGE}:data", MNIST_TEST, options=[MNIST_TEST, MNIST_ALL, DECOY, SERVER_DATA])
+        data_kind = kept_widget(d1.radio, "Images", f"{PAGE}:data", MNIST_TEST,
+                                options=[MNIST_TEST, MNIST_ALL, DECOY, SERVER_DATA])
         data_path = kept_widget(d2.text_input, "Labelled folder or .zip on the server (one sub-folder per class)", f"{PAGE}:data_path", "")
         truth_path = kept_widget(d2.text_input, "Its ground truth on the server (optional): masks folder or .zip, or "
                                  "boxes .csv/.json", f"{PAGE}:truth_path", "")
@@ -221,8 +222,8 @@ def run_form() -> tuple[Evaluation | None, EvaluationInputs, bool]:
             data = DataSource.of("mnist-all" if data_kind == MNIST_ALL else "mnist", int(max_images))
         needs_truth = [get_metric(m).label for m in metrics if get_metric(m).needs_masks]
         if needs_truth and not data.has_truth:
-            raise DatasetError(f"{', '.join(needs_truth)} need ground truth: choose decoy-MNIST, or a server folder with "
-                               "its masks or boxes.")
+            raise DatasetError(f"{', '.join(needs_truth)} need ground truth: choose decoy-MNIST, or a server "
+                               "folder with its masks or boxes.")
         analysis = Evaluation.of(models, data, tuple(MethodSpec.of(m) for m in methods),
                                  tuple(MetricChoice.of(m, params.get(m, {})) for m in metrics),
                                  class_mode=class_mode, chunk_size=int(chunk), save_maps=bool(save_maps))

@@ -41,8 +41,9 @@ def theirs(metric: object, maps: np.ndarray, masks: np.ndarray | None = None, mo
     x = np.random.default_rng(1).random((n, 3, SIDE, SIDE)).astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = metric(model=model, x_batch=x, y_batch=np.zeros(n, dtype=int), a_batch=maps[:, None].astype(np.float64),  # type: ignore[operator]
-                     s_batch=None if masks is None else masks[:, None].astype(np.float64), **kwargs)
+        s_batch = None if masks is None else masks[:, None].astype(np.float64)
+        out = metric(model=model, x_batch=x, y_batch=np.zeros(n, dtype=int),  # type: ignore[operator]
+                     a_batch=maps[:, None].astype(np.float64), s_batch=s_batch, **kwargs)
     return np.asarray(out, dtype=np.float64)
 
 
@@ -65,7 +66,8 @@ LOCALISATION = [
     ("attribution_localisation", lambda: quantus.AttributionLocalisation(**QUIET), {}),
     ("relevance_mass_accuracy", lambda: quantus.RelevanceMassAccuracy(**QUIET), {}),
     ("relevance_rank_accuracy", lambda: quantus.RelevanceRankAccuracy(**QUIET), {}),
-    ("top_k_intersection", lambda: quantus.TopKIntersection(k=top_k_pixels(0.1, SIDE * SIDE), **QUIET), {"k_fraction": 0.1}),
+    ("top_k_intersection", lambda: quantus.TopKIntersection(k=top_k_pixels(0.1, SIDE * SIDE), **QUIET),
+     {"k_fraction": 0.1}),
     ("localisation_auc", lambda: quantus.AUC(**QUIET), {}),
 ]
 
@@ -133,7 +135,8 @@ def test_known_answers() -> None:
     sparse = [ours("sparseness", m)[0] for m in (constant, noisy, peaked)]
     entropy = [ours("complexity", m)[0] for m in (constant, noisy, peaked)]
     assert sparse[0] == pytest.approx(0.0, abs=1e-9) and sparse[0] < sparse[1] < sparse[2]
-    assert entropy[0] == pytest.approx(np.log(SIDE * SIDE)) and entropy[0] > entropy[1] > entropy[2] == pytest.approx(0, abs=1e-9)
+    assert entropy[0] == pytest.approx(np.log(SIDE * SIDE)) and entropy[0] > entropy[1] > entropy[2]
+    assert entropy[2] == pytest.approx(0, abs=1e-9)
     assert ours("effective_complexity", constant)[0] == SIDE * SIDE and ours("effective_complexity", peaked)[0] == 1
 
 

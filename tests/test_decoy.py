@@ -94,7 +94,8 @@ def test_masks_given_with_a_folder_reach_the_localisation_metrics(tmp_path: Path
     save_state_dict(SmallCNN(1, 2, 4).eval(), weights)
     analysis = Evaluation.of(model_sources(weights=[str(weights)], arch="small_cnn"),
                              DataSource.of(str(images), truth=str(masks)),
-                             (MethodSpec.of("saliency"),), tuple(MetricChoice.of(k, p) for k, p in LOCALISATION), out=tmp_path / "out")
+                             (MethodSpec.of("saliency"),), tuple(MetricChoice.of(k, p) for k, p in LOCALISATION),
+                             out=tmp_path / "out")
     result = run_directly(analysis, LOCAL)
     rows = result.store.rows().set_index("image")
     assert np.isfinite(rows.loc[["0/0.png", "1/1.png"], "auc_relevance_mass_accuracy"]).all()

@@ -31,7 +31,8 @@ def png_header_only(width: int, height: int) -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    data = chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + data + chunk(b"IEND", b"")
 
 
 def box_mask(height: int, width: int, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -120,7 +121,7 @@ def test_the_mask_follows_the_image_through_the_models_resize_and_crop() -> None
     assert seen.any() and not seen.all()
 
 
-def test_localisation_runs_as_an_analysis_with_the_masks_its_detail_draws_them_and_a_report_section(tmp_path: Path) -> None:
+def test_localisation_as_an_analysis_with_masks_its_detail_and_report_section(tmp_path: Path) -> None:
     """The page path: ground truth attached to the prepared images (a mask digest in the
     settings), an oracle-like method scored, the per-image view outlining the mask, and
     the report CLI taking --masks."""

@@ -20,7 +20,8 @@ def test_each_substrate_is_what_its_name_says_in_pixel_values() -> None:
     x = (pixels - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
 
     def seen(substrate: str) -> torch.Tensor:
-        return make_substrate(x, substrate, MEAN, STD) * torch.tensor(STD).view(1, 3, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1)
+        mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+        return make_substrate(x, substrate, MEAN, STD) * std + mean
 
     torch.testing.assert_close(seen("black"), torch.zeros_like(x), atol=1e-6, rtol=0)
     torch.testing.assert_close(seen("grey"), torch.full_like(x, 0.5), atol=1e-6, rtol=0)
@@ -44,6 +45,7 @@ def test_deletion_and_irof_end_on_the_substituted_image(substrate: str) -> None:
     np.testing.assert_allclose(result.deletion["m"].curves[:, -1], substituted, atol=1e-6)
     irof = get_metric("irof")
     data = MetricInput(bundle, x, maps, torch.tensor([1, 1]), MethodSpec.of("saliency"))
-    curves = irof.compute(data, irof.resolve_params({"fill": substrate, "n_segments": 8}))["irof"]  # type: ignore[attr-defined]
+    params = irof.resolve_params({"fill": substrate, "n_segments": 8})
+    curves = irof.compute(data, params)["irof"]  # type: ignore[attr-defined]
     original = bundle.probabilities(x)[:, 1].double().numpy()
     np.testing.assert_allclose(curves.curves[:, -1], 1 - substituted / original, atol=1e-6)

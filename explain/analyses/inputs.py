@@ -118,7 +118,8 @@ class PreparedImages:
         return tuple(int(label) for label in labels)
 
     def subject(self, choice: ClassChoice = ClassChoice(), labels: Sequence[int | None] | None = None) -> Subject:
-        return Subject(self.bundle.model_id, self.bundle.name, self.refs, self.targets(choice, labels), choice, self.truth)
+        targets = self.targets(choice, labels)
+        return Subject(self.bundle.model_id, self.bundle.name, self.refs, targets, choice, self.truth)
 
     def select(self, digests: Sequence[str]) -> "PreparedImages":
         """The images of this batch with these digests, in that order."""

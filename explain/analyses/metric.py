@@ -205,8 +205,8 @@ class MetricAnalysis(Analysis):
                 ctx.advance(done - reported[0])
                 reported[0] = done
 
-            data = MetricInput(inputs.bundle, inputs.batch, maps[spec.ident], targets, spec, tuple(inputs.digests), progress,
-                               inputs.masks)
+            data = MetricInput(inputs.bundle, inputs.batch, maps[spec.ident], targets, spec, tuple(inputs.digests),
+                               progress, inputs.masks)
             by_score = metric.compute(data, params)
             if cost[spec.ident] > reported[0]:
                 ctx.reused(cost[spec.ident] - reported[0])  # planned passes the metric did not need

@@ -139,7 +139,8 @@ def parse_boxes(data: bytes, name: str) -> tuple[dict[str, tuple[Box, ...]], lis
     with those keys, or {image: [[x0, y0, x1, y1], ...]}); rows that cannot be read are
     listed, not fatal."""
     if len(data) > MAX_TABLE_BYTES:
-        raise DatasetError(f"{name}: the table is {len(data) / 2**20:.0f} MB; the limit is {MAX_TABLE_BYTES // 2**20} MB.")
+        raise DatasetError(f"{name}: the table is {len(data) / 2**20:.0f} MB; "
+                           f"the limit is {MAX_TABLE_BYTES // 2**20} MB.")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -152,7 +153,8 @@ def parse_boxes(data: bytes, name: str) -> tuple[dict[str, tuple[Box, ...]], lis
             raise DatasetError(f"{name}: not valid JSON ({exc.msg}, line {exc.lineno}).") from None
         if isinstance(parsed, dict):
             for image, listed in parsed.items():
-                for box in (listed if isinstance(listed, list) and listed and isinstance(listed[0], list) else [listed]):
+                several = isinstance(listed, list) and listed and isinstance(listed[0], list)
+                for box in (listed if several else [listed]):
                     rows.append((str(image), box))
         elif isinstance(parsed, list):
             rows = [(str(r.get("image", "")), [r.get(k) for k in ("x0", "y0", "x1", "y1")]) if isinstance(r, dict)
@@ -280,5 +282,8 @@ def ground_truth_from_upload(data: bytes, filename: str, images: Sequence[tuple[
     return ImageTruth(filename, masks, tuple(problems))
 
 
-__all__ = ["ImageTruth", "ground_truth_from_upload", "Box", "GroundTruthError", "GroundTruthSource", "TruthEntry", "boxes_mask", "decode_mask", "masks_for_images",
-           "match_entries", "model_view", "open_ground_truth", "parse_boxes"]
+__all__ = [
+    "Box", "GroundTruthError", "GroundTruthSource", "ImageTruth", "TruthEntry", "boxes_mask", "boxes_source",
+    "decode_mask", "ground_truth_from_upload", "masks_for_images", "match_entries", "model_view", "open_ground_truth",
+    "parse_boxes",
+]

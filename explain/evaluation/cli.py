@@ -116,12 +116,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--num-classes", type=int, default=None, help="class count of --weights (default: from --class-names)")
     ev.add_argument("--torchscript", action="append", default=[], metavar="GLOB", help="TorchScript files (repeatable)")
     ev.add_argument("--class-names", default=None, help="class names: one per line, or JSON")
-    ev.add_argument("--data", default="mnist", help="mnist (the 1,000 held-out images of the bundled MNIST subset, the digits in turn), "
-                                                    "mnist-all (5,000), decoy-mnist (the known-truth benchmark: its own model and masks), "
-                                                    "a labelled image folder or a .zip of one")
+    ev.add_argument("--data", default="mnist",
+                    help="mnist (the 1,000 held-out images of the bundled MNIST subset, the digits in turn), mnist-all "
+                         "(5,000), decoy-mnist (the known-truth benchmark: its own model and masks), a labelled image "
+                         "folder or a .zip of one")
     ev.add_argument("--masks", default=None, metavar="PATH",
-                    help="ground truth of --data: a folder or .zip of masks mirroring the images (same paths, non-zero = "
-                         "evidence), or boxes in a .csv/.json (image,x0,y0,x1,y1); the localisation metrics need it")
+                    help="ground truth of --data: a folder or .zip of masks mirroring the images (same paths, "
+                         "non-zero = evidence), or boxes in a .csv/.json (image,x0,y0,x1,y1); localisation needs it")
     ev.add_argument("--max-images", type=int, default=None, help="use the first N images")
     ev.add_argument("--methods", default=DEFAULT_METHODS, help="comma-separated method keys (default %(default)s)")
     ev.add_argument("--metrics", default=DEFAULT_METRICS,

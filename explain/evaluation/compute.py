@@ -173,7 +173,8 @@ def evaluate_chunk(
                         record(ident, key, curves)
                 continue
             for spec in explained:
-                data = MetricInput(bundle, batch, all_maps[spec.ident], targets, spec, digests, _deltas(progress), masks)
+                data = MetricInput(bundle, batch, all_maps[spec.ident], targets, spec, digests, _deltas(progress),
+                                   masks)
                 for key, curves in metric.compute(data, choice.resolved).items():
                     record(spec.ident, key, curves)
         for spec in explained:
@@ -199,7 +200,8 @@ def evaluate_chunk(
                        time.perf_counter() - started)
 
 
-def chunk_masks(bundle: ModelBundle, images: Sequence[NamedImage], raws: Sequence[RawImage], notes: list[str]) -> np.ndarray:
+def chunk_masks(bundle: ModelBundle, images: Sequence[NamedImage], raws: Sequence[RawImage],
+                notes: list[str]) -> np.ndarray:
     """(N, H, W) ground-truth masks in the model's view; all False (and a note) for an
     image whose ground truth is missing or unusable."""
     size = bundle.input_size

@@ -228,7 +228,8 @@ class DataSource:
         folders data may come from (None: wherever `spec` is, on your own machine)."""
         truth_path = str(Path(truth).expanduser().resolve()) if truth else ""
         if spec in ("mnist", "mnist-test", "mnist-all"):
-            source = cls("mnist", split="all" if spec == "mnist-all" else "test", max_images=max_images, truth=truth_path)
+            split = "all" if spec == "mnist-all" else "test"
+            source = cls("mnist", split=split, max_images=max_images, truth=truth_path)
         elif spec == "decoy-mnist":
             if truth:
                 raise DatasetError("decoy-MNIST brings its own ground truth (the patch); give no masks with it.")
@@ -371,7 +372,8 @@ def _decoy_index() -> ImageIndex:
     rows = interleaved(held_out_rows(arrays.labels), arrays.labels)
     keys = [hashlib.sha1(arrays.images[i].tobytes()).hexdigest()[:12] + str(int(arrays.labels[i])) for i in rows]
     return ImageIndex(
-        name="decoy-mnist", names=[f"decoy-{i:04d}.png" for i in rows], labels=[str(int(arrays.labels[i])) for i in rows],
+        name="decoy-mnist", names=[f"decoy-{i:04d}.png" for i in rows],
+        labels=[str(int(arrays.labels[i])) for i in rows],
         readers=[lambda i=i: arrays.images[i] for i in rows], keys=keys,
         truth=[lambda i=i: arrays.masks[i] for i in rows],
     )

@@ -92,7 +92,8 @@ register_metric(Metric(
     scores=(IROF,),
     compute=_compute,
     description="The image is cut into superpixels (SLIC), which are removed most relevant first (mean attribution) "
-                "and replaced by a substrate (default: the image's mean colour); y = fraction of the explained class's probability lost.",
+                "and replaced by a substrate (default: the image's mean colour); y = fraction of the explained "
+                "class's probability lost.",
     params=(
         Param("n_segments", "Superpixels (approximately)", 50, 4, 400, 1, help="SLIC's target number of segments"),
         Param("compactness", "SLIC compactness", 10.0, 0.1, 100.0, 0.1, help="Higher: more square superpixels"),

@@ -90,7 +90,8 @@ def focus(maps: np.ndarray, masks: np.ndarray | None, params: Mapping[str, Any])
     return (positive * masks).sum(axis=1) / (positive.sum(axis=1) + 1e-9)
 
 
-ARRAS = "Arras, Osman, Samek. CLEVR-XAI: a benchmark dataset for the ground truth evaluation of neural network explanations. Information Fusion 2022."
+ARRAS = ("Arras, Osman, Samek. CLEVR-XAI: a benchmark dataset for the ground truth evaluation of neural network "
+         "explanations. Information Fusion 2022.")
 K_FRACTION = Param("k_fraction", "Top k (fraction of pixels)", 0.05, 0.001, 1.0, 0.001,
                    help="k as a share of the image's pixels (Quantus counts pixels: k = this x H x W)")
 
@@ -115,10 +116,12 @@ SCORES: tuple[tuple[str, str, MapScore, bool, str, str, tuple[Param, ...]], ...]
      "Fawcett. An introduction to ROC analysis. Pattern Recognition Letters 2006.", ()),
     ("focus", "Focus", focus, False,
      "Share of the positive relevance inside the mask (Quantus: the target's quadrants of a mosaic).",
-     "Arias-Duart, Parés, Garcia-Gasulla, Giménez-Abalos. Focus! Rating XAI methods and finding biases. FUZZ-IEEE 2022.",
+     "Arias-Duart, Parés, Garcia-Gasulla, Giménez-Abalos. Focus! Rating XAI methods and finding biases. "
+     "FUZZ-IEEE 2022.",
      ()),
 )
 
 for _key, _name, _score, _absolute, _description, _reference, _params in SCORES:
-    register_map_score(value_info(_key, _name, True, _description, _reference), _score, label=_name, description=_description,
+    register_map_score(value_info(_key, _name, True, _description, _reference), _score, label=_name,
+                       description=_description,
                        absolute=_absolute, page=LOCALISATION_PAGE, needs_masks=True, params=_params)
