@@ -104,3 +104,33 @@ def test_masks_given_with_a_folder_reach_the_localisation_metrics(tmp_path: Path
     notes = "\n".join(result.manifest.get("notes", [])) + "\n".join(result.manifest["data"]["skipped"])
     assert "0/2.png: the mask is 20 x 20 pixels" in notes and "no ground truth for 1 of 4 image(s) (1/3.png)" in notes
     assert Image.open(masks / "0" / "0.png").size == (28, 28)
+
+
+def test_benchmark_page_offers_decoy_mnist_and_refuses_localisation_without_ground_truth(tmp_path: Path, monkeypatch) -> None:
+    """The Benchmark page's decoy entry makes an evaluation of the decoy model on decoy-MNIST
+    with its masks; on the plain MNIST subset a localisation metric is refused in one line."""
+    from streamlit.testing.v1 import AppTest
+
+    from explain.models import decoy
+    from explain.models.small_cnn import SmallCNN, save_state_dict
+
+    weights = tmp_path / "decoy.pt"
+    torch.manual_seed(0)
+    save_state_dict(SmallCNN(1, 10, 4).eval(), weights)  # a stand-in: the page must not train here
+    monkeypatch.setattr(decoy, "decoy_checkpoint", lambda should_stop=None: weights)
+    monkeypatch.setenv("EXPLAIN_AUTH", "none")
+    monkeypatch.setenv("EXPLAIN_CACHE_DIR", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120)
+    at.switch_page("pages/benchmark.py")
+    at.session_state["benchmark:source"] = "Start a run"
+    at.session_state["benchmark:metrics"] = ["pointing_game"]
+    at.session_state["benchmark:model_kind"] = "Named models"
+    at.run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == ["Pointing game need ground truth: choose decoy-MNIST, or a server folder "
+                                           "with its masks or boxes."]
+    at.session_state["benchmark:data"] = "decoy-MNIST: known truth (the patch), with its own model"
+    at.run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    assert any(c.value.startswith("Press Run to evaluate into") for c in at.caption)  # the settings were accepted
+    assert DataSource.of("decoy-mnist", 10).has_truth
