@@ -106,7 +106,7 @@ def test_masks_given_with_a_folder_reach_the_localisation_metrics(tmp_path: Path
     assert Image.open(masks / "0" / "0.png").size == (28, 28)
 
 
-def test_benchmark_page_offers_decoy_mnist_and_refuses_localisation_without_ground_truth(tmp_path: Path, monkeypatch) -> None:
+def test_benchmark_page_offers_decoy_mnist_and_refuses_localisation_without_truth(tmp_path: Path, monkeypatch) -> None:
     """The Benchmark page's decoy entry makes an evaluation of the decoy model on decoy-MNIST
     with its masks; on the plain MNIST subset a localisation metric is refused in one line."""
     from streamlit.testing.v1 import AppTest
