@@ -42,6 +42,7 @@ MNIST_TEST, MNIST_ALL, SERVER_DATA = (
     "MNIST subset: all 5,000",
     "A labelled folder or zip on the server",
 )
+DECOY = "decoy-MNIST: known truth (the patch), with its own model"
 CHECKPOINTS, NAMED = "Checkpoint files on the server", "Named models"
 
 start_page()
@@ -216,12 +217,13 @@ def run_form() -> tuple[Evaluation | None, EvaluationInputs, bool]:
             st.multiselect, "Named models (in order)", f"{PAGE}:named", [explain.DEFAULT_MODEL], options=names
         )
         d1, d2, d3 = st.columns([2, 3, 1])
-        data_kind = kept_widget(
-            d1.radio, "Images", f"{PAGE}:data", MNIST_TEST, options=[MNIST_TEST, MNIST_ALL, SERVER_DATA]
-        )
+        data_kind = kept_widget(d1.radio, "Images", f"{PAGE}:data", MNIST_TEST,
+                                options=[MNIST_TEST, MNIST_ALL, DECOY, SERVER_DATA])
         data_path = kept_widget(
             d2.text_input, "Labelled folder or .zip on the server (one sub-folder per class)", f"{PAGE}:data_path", ""
         )
+        truth_path = kept_widget(d2.text_input, "Its ground truth on the server (optional): masks folder or .zip, or "
+                                 "boxes .csv/.json", f"{PAGE}:truth_path", "")
         max_images = kept_widget(
             d3.number_input, "At most", f"{PAGE}:max_images", 200, min_value=1, max_value=config.max_dataset_images
         )
@@ -269,7 +271,15 @@ def run_form() -> tuple[Evaluation | None, EvaluationInputs, bool]:
         st.info("Choose at least one method and one metric.")
         return None, inputs, False
     try:
-        if kind == CHECKPOINTS:
+        if data_kind == DECOY:
+            from explain.models.decoy import decoy_checkpoint
+
+            if not allowed:
+                raise DatasetError("decoy-MNIST trains its model on first use (about 30 s): runs are locked on this "
+                                   "instance; unlock them on the Model & data page.")
+
+            models = model_sources(weights=[str(decoy_checkpoint())], arch=ARCHITECTURE)  # trained once, cached
+        elif kind == CHECKPOINTS:
             if not config.data_roots:
                 raise DatasetError(
                     "Checkpoint files must lie in a server folder the operator allows (data_roots); none is set."
@@ -286,9 +296,18 @@ def run_form() -> tuple[Evaluation | None, EvaluationInputs, bool]:
                 )
             path = Path(data_path.strip()).expanduser()
             path = path if path.is_absolute() else config.data_roots[0] / path
-            data = DataSource.of(str(path), int(max_images), config.data_roots, limits)  # checked against data_roots
+            truth = Path(truth_path.strip()).expanduser() if truth_path.strip() else None
+            truth = truth if truth is None or truth.is_absolute() else config.data_roots[0] / truth
+            data = DataSource.of(str(path), int(max_images), config.data_roots, limits,  # checked against data_roots
+                                 truth=None if truth is None else str(truth))
+        elif data_kind == DECOY:
+            data = DataSource.of("decoy-mnist", int(max_images))
         else:
             data = DataSource.of("mnist-all" if data_kind == MNIST_ALL else "mnist", int(max_images))
+        needs_truth = [get_metric(m).label for m in metrics if get_metric(m).needs_masks]
+        if needs_truth and not data.has_truth:
+            raise DatasetError(f"{', '.join(needs_truth)} need ground truth: choose decoy-MNIST, or a server "
+                               "folder with its masks or boxes.")
         analysis = Evaluation.of(models, data, tuple(MethodSpec.of(m) for m in methods),
                                  tuple(MetricChoice.of(m, params.get(m, {})) for m in metrics),
                                  class_mode=class_mode, chunk_size=int(chunk), save_maps=bool(save_maps))

@@ -25,6 +25,7 @@ from explain.models import (
 from explain.data.datasets import (
     DatasetError, DatasetLimits, allowed_folder, dataset_from_folder, dataset_from_uploads, dataset_from_zip,
 )
+from explain.plots.masks import mask_overlay
 from pages.ui import access, model, selection, session
 
 KIND_LABELS = {"state_dict": "State dict + torchvision architecture", "onnx": "ONNX", "torchscript": "TorchScript"}
@@ -301,9 +302,13 @@ if dataset is not None:
         if dataset.skipped:
             with st.expander(f"{len(dataset.skipped)} files left out"):
                 st.text("\n".join(dataset.skipped))
+        if may_upload:  # before the preview, which outlines the masks just loaded
+            selection.ground_truth_uploader(dataset, limits)
         preview = st.columns(min(6, len(dataset)))
+        truth = selection.current_truth()
         for column, image, label in zip(preview, dataset.images, dataset.labels, strict=False):  # the first few
-            column.image(image.image, caption=f"{image.name}" + (f" [{label}]" if label else ""), width="stretch")
+            shown = image.image if truth is None else mask_overlay(image.image, truth.masks.get(image.name))
+            column.image(shown, caption=f"{image.name}" + (f" [{label}]" if label else ""), width="stretch")
         if st.button("Remove the dataset", key="byom_remove_dataset"):
             selection.set_dataset(None)
             st.rerun()

@@ -36,7 +36,9 @@ from explain.analyses import (
     prepare_images,
 )
 import explain.evaluation  # noqa: F401  (registers the evaluation analysis: `--jobs` may name one)
-from explain.data.datasets import IMAGE_SUFFIXES
+from explain.analyses.inputs import with_truth
+from explain.data.datasets import IMAGE_SUFFIXES, DatasetError
+from explain.data.ground_truth import ImageTruth, masks_for_images, open_ground_truth
 from explain.data.images import read_image_file
 from explain.jobs import DONE, JobRunner, default_runner
 from explain.methods.registry import MethodSpec
@@ -97,6 +99,24 @@ def load_images(spec: str, max_images: int | None = None) -> list[explain.NamedI
     return images
 
 
+def load_truth(spec: str | None, images: Sequence[explain.NamedImage]) -> ImageTruth | None:
+    """The images' ground truth from `--masks` (a masks folder or zip, a boxes CSV/JSON);
+    problems (missing, wrong size, not binary...) on stderr, those images skipped."""
+    if not spec:
+        return None
+    try:
+        source = open_ground_truth(spec)
+        try:
+            masks, problems = masks_for_images(source, [(im.name, im.image.size) for im in images])
+        finally:
+            source.close()
+    except DatasetError as exc:
+        raise UsageError(str(exc)) from None
+    for problem in problems:
+        print(f"ground truth: {problem}", file=sys.stderr)
+    return ImageTruth(Path(spec).name, masks, tuple(problems))
+
+
 def model_from_arguments(args: argparse.Namespace) -> explain.ModelBundle:
     """The model the arguments name, through the model-source registry: a reference
     (`--model`: a zoo name, timm:NAME, hf:FOLDER, onnx:FILE...), your weights for
@@ -145,7 +165,7 @@ def image_sections(args: argparse.Namespace, sections: list[str], runner: JobRun
         explain.get_method(method).check_available(bundle)
     if args.target is not None and not 0 <= args.target < bundle.num_classes:
         raise UsageError(f"--target {args.target} is out of range for {bundle.num_classes} classes")
-    prepared: PreparedImages = prepare_images(bundle, images)
+    prepared: PreparedImages = with_truth(prepare_images(bundle, images), images, load_truth(args.masks, images))
     choice = ClassChoice() if args.target is None else ClassChoice("class", args.target)
     subject = prepared.subject(choice)
     specs = tuple(MethodSpec.of(m, params[m]) for m in methods)
@@ -268,6 +288,9 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--images", default="samples", help="folder, image file, comma-separated sample names, or 'samples'"
     )
+    build.add_argument("--masks", default=None, metavar="PATH",
+                       help="ground truth of --images: masks (a folder or .zip named like the images) or boxes "
+                            "(.csv/.json: image,x0,y0,x1,y1); the localisation sections need it")
     build.add_argument("--max-images", type=int, default=None, help="use at most this many images")
     build.add_argument(
         "--methods", default="gradcam,integrated_gradients,smoothgrad", help="comma-separated method keys"

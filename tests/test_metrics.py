@@ -11,7 +11,7 @@ from skimage import data, filters
 from torch import nn
 
 from explain.metrics import (
-    AIC, DELETION, INSERTION, SIC, deletion_insertion, pic_metrics, pic_strip, random_seed_masks,
+    AIC, DELETION, INSERTION, SIC, SUBSTRATES, deletion_insertion, pic_metrics, pic_strip, random_seed_masks,
 )
 from explain.metrics.deletion import blur
 from explain.metrics.pic import _model_input, blurred_image, reveal_mask, webp_size
@@ -65,7 +65,9 @@ def test_linear_model_deletion_and_insertion_equal_closed_form_cumulative_sums()
     np.testing.assert_allclose(result.deletion["wx"].aucs, (curve[:, 1:] + curve[:, :-1]).sum(1) / (2 * steps))
 
 
-@pytest.mark.parametrize("substrate", ["zero", "blur", "mean"])
+# grey (0.5 before normalisation) makes PatchCNN drop its class at the first step whatever
+# the order (every deletion area ~0.008), so it cannot rank the maps; its end points are tested in test_substrates.
+@pytest.mark.parametrize("substrate", [s for s in SUBSTRATES if s != "grey"])
 def test_oracle_map_beats_constant_which_beats_random(substrate):
     bundle = bundle_of(Scaled(PatchCNN(), 10.0), 32, 2, batch_size=64)
     x = torch.cat([patch_image(32, seed=s) for s in range(3)])
@@ -92,7 +94,7 @@ def test_bad_inputs_are_refused_with_clear_messages():
     bundle = bundle_of(PatchCNN(), 32, 2)
     x = patch_image(32)
     with pytest.raises(ValueError, match="substrate"):
-        deletion_insertion(bundle, x, {"m": np.zeros((1, 32, 32))}, 1, substrate="noise")
+        deletion_insertion(bundle, x, {"m": np.zeros((1, 32, 32))}, 1, substrate="plasma")
     with pytest.raises(ValueError, match="shape"):
         deletion_insertion(bundle, x, {"m": np.zeros((1, 16, 16))}, 1)
     with pytest.raises(ValueError, match="out of range"):

@@ -29,6 +29,8 @@ def check_inputs(subject: Subject, prepared: PreparedImages) -> None:
         raise ValueError(f"these settings are for model {subject.model_id}, not {prepared.bundle.model_id}")
     if tuple(prepared.digests) != subject.digests:
         raise ValueError("the prepared images are not the images these settings name")
+    if subject.truth and tuple(prepared.truth) != subject.truth:
+        raise ValueError("the prepared images do not carry the ground truth these settings name")
 
 
 def store_subject_views(ctx: JobContext, prepared: PreparedImages, subject: Subject) -> ImagesView:

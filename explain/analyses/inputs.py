@@ -12,12 +12,14 @@ method and metric then receives them explicitly.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
+from ..data.ground_truth import ImageTruth, model_view
 from ..data.images import NamedImage
 from ..methods.cache import Prediction, predictions
 from ..models.bundle import ModelBundle
@@ -66,6 +68,7 @@ class Subject:
     images: tuple[ImageRef, ...]
     targets: tuple[int, ...]
     class_choice: ClassChoice = ClassChoice()
+    truth: tuple[str, ...] = ()  # per image its ground-truth mask's digest ("" none); () when the data has none
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -79,13 +82,16 @@ class Subject:
 @dataclass(frozen=True, eq=False)
 class PreparedImages:
     """Chosen images as the model sees them: batch (N, C, H, W) on the CPU, uint8 crops
-    (N, H, W, 3) and the top-5 (class, name, probability) of each."""
+    (N, H, W, 3) and the top-5 (class, name, probability) of each; with ground truth,
+    `masks` (N, H, W) bool in the model's view (all False: none) and their digests."""
 
     bundle: ModelBundle
     refs: tuple[ImageRef, ...]
     batch: torch.Tensor
     display: np.ndarray
     top5: tuple[Prediction, ...]
+    masks: np.ndarray | None = None
+    truth: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -113,14 +119,16 @@ class PreparedImages:
         return tuple(int(label) for label in known)
 
     def subject(self, choice: ClassChoice = ClassChoice(), labels: Sequence[int | None] | None = None) -> Subject:
-        return Subject(self.bundle.model_id, self.bundle.name, self.refs, self.targets(choice, labels), choice)
+        targets = self.targets(choice, labels)
+        return Subject(self.bundle.model_id, self.bundle.name, self.refs, targets, choice, self.truth)
 
     def select(self, digests: Sequence[str]) -> "PreparedImages":
         """The images of this batch with these digests, in that order."""
         index = {ref.digest: i for i, ref in enumerate(self.refs)}
         rows = [index[d] for d in digests]
         return PreparedImages(self.bundle, tuple(self.refs[i] for i in rows), self.batch[rows], self.display[rows],
-                              tuple(self.top5[i] for i in rows))
+                              tuple(self.top5[i] for i in rows), None if self.masks is None else self.masks[rows],
+                              tuple(self.truth[i] for i in rows) if self.truth else ())
 
 
 def prepare_images(bundle: ModelBundle, images: Sequence[NamedImage]) -> PreparedImages:
@@ -137,6 +145,21 @@ def prepare_images(bundle: ModelBundle, images: Sequence[NamedImage]) -> Prepare
     return PreparedImages(
         bundle, refs, batch, bundle.to_display(batch), tuple(predictions.top_k(bundle, batch, [r.digest for r in refs]))
     )
+
+
+def with_truth(prepared: PreparedImages, images: Sequence[NamedImage], truth: ImageTruth | None) -> PreparedImages:
+    """The prepared images with their ground-truth masks in the model's view (all False
+    for an image without one) and the masks' digests, when there is ground truth."""
+    if truth is None:
+        return prepared
+    by_digest = {im.digest: im.name for im in images}
+    names = [by_digest[d] for d in prepared.digests]
+    size = int(prepared.batch.shape[-1])
+    masks = np.zeros((len(names), size, size), dtype=bool)
+    for i, name in enumerate(names):
+        if name in truth.masks:
+            masks[i] = model_view(truth.masks[name], prepared.bundle.crop)
+    return dataclasses.replace(prepared, masks=masks, truth=tuple(truth.digest(n) for n in names))
 
 
 @dataclass(frozen=True, eq=False)

@@ -142,7 +142,7 @@ class MetricResult:
             return None
         spec = next(s for s in self.analysis.methods if s.ident == ident)
         data = MetricInput(prepared.bundle, prepared.batch, maps, torch.as_tensor(self.analysis.subject.targets), spec,
-                           tuple(prepared.digests))
+                           tuple(prepared.digests), masks=prepared.masks)
         return drawn(metric.detail(data, self.params, row))
 
 
@@ -232,7 +232,7 @@ class MetricAnalysis(Analysis):
 
     def _metric_batch(self, inputs: PreparedImages) -> MetricBatch:
         targets = torch.as_tensor(self.subject.targets, dtype=torch.long)
-        return MetricBatch(inputs.bundle, inputs.batch, targets, tuple(inputs.digests))
+        return MetricBatch(inputs.bundle, inputs.batch, targets, tuple(inputs.digests), inputs.masks)
 
     def _compare(self, metric: Comparison, params: Mapping[str, Any], inputs: PreparedImages, ctx: JobContext,
                  view: ImagesView) -> Iterator[MetricResult]:

@@ -58,10 +58,19 @@ def evaluation_from_args(args: argparse.Namespace) -> Evaluation:
         from ..models import parse_class_names
 
         class_names = parse_class_names(Path(args.class_names).read_bytes(), Path(args.class_names).name)
-    names = args.model or ([] if args.weights or args.torchscript else ["efficientnet_lite0"])
-    architecture = weights_architecture(args)
-    models = model_sources(names, args.weights, architecture, args.num_classes, args.torchscript, class_names)
-    data = DataSource.of(args.data, args.max_images)
+    data = DataSource.of(args.data, args.max_images, truth=args.masks)
+    needs_truth = [m for m in metrics if get_metric(m).needs_masks]
+    if needs_truth and not data.has_truth:
+        raise UsageError(f"--metrics {','.join(needs_truth)} need ground truth: give --masks (a masks folder or zip, "
+                         "or a boxes CSV/JSON), or use --data decoy-mnist")
+    weights, arch = list(args.weights), weights_architecture(args)
+    names = args.model or ([] if weights or args.torchscript else ["efficientnet_lite0"])
+    if data.kind == "decoy-mnist" and not (args.model or weights or args.torchscript):
+        from ..models.decoy import decoy_checkpoint
+        from ..models.small_cnn import ARCHITECTURE
+
+        names, weights, arch = [], [str(decoy_checkpoint())], ARCHITECTURE  # the model trained on the decoys
+    models = model_sources(names, weights, arch, args.num_classes, args.torchscript, class_names)
     return Evaluation.of(
         models,
         data,
@@ -120,12 +129,13 @@ def train_small_cnn(args: argparse.Namespace) -> None:
 def add_commands(commands: argparse._SubParsersAction) -> None:
     ev = commands.add_parser("evaluate", help="evaluate explanations of many models over a dataset, into Parquet")
     add_model_options(ev, repeatable=True)
-    ev.add_argument(
-        "--data",
-        default="mnist",
-        help="mnist (the 1,000 held-out images of the bundled MNIST subset, the digits in turn), "
-        "mnist-all (5,000), a labelled image folder or a .zip of one",
-    )
+    ev.add_argument("--data", default="mnist",
+                    help="mnist (the 1,000 held-out images of the bundled MNIST subset, the digits in turn), mnist-all "
+                         "(5,000), decoy-mnist (the known-truth benchmark: its own model and masks), a labelled image "
+                         "folder or a .zip of one")
+    ev.add_argument("--masks", default=None, metavar="PATH",
+                    help="ground truth of --data: a folder or .zip of masks mirroring the images (same paths, "
+                         "non-zero = evidence), or boxes in a .csv/.json (image,x0,y0,x1,y1); localisation needs it")
     ev.add_argument("--max-images", type=int, default=None, help="use the first N images")
     ev.add_argument("--methods", default=DEFAULT_METHODS, help="comma-separated method keys (default %(default)s)")
     ev.add_argument(

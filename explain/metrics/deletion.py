@@ -21,7 +21,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from torchvision.transforms.v2 import functional as TF
 
 from ..methods.registry import resolve_targets
 from ..models.bundle import ModelBundle
@@ -29,13 +28,11 @@ from ..methods.registry import Param
 from .batching import forward_batch_size
 from .base import Curves, MetricInfo
 from .registry import Metric, MetricInput, Strip, register_metric
+from .substrates import CONSTANT_SUBSTRATES, SUBSTRATE_HELP, SUBSTRATES, blur, make_substrate
 
 ProgressFn = Callable[[int, int], None]
 
-SUBSTRATES = ("zero", "blur", "mean")
 DEFAULT_STEPS = 32
-BLUR_KERNEL = 11  # RISE's Gaussian: 11x11 kernel, sigma 5
-BLUR_SIGMA = 5.0
 
 DELETION = MetricInfo(
     key="deletion",
@@ -71,23 +68,6 @@ class DeletionInsertionResult:
     @property
     def methods(self) -> list[str]:
         return list(self.deletion)
-
-
-def blur(images: torch.Tensor) -> torch.Tensor:
-    """RISE's blurred image: Gaussian, 11 px kernel, sigma 5, reflected borders."""
-    return TF.gaussian_blur(images, [BLUR_KERNEL, BLUR_KERNEL], [BLUR_SIGMA, BLUR_SIGMA])
-
-
-def make_substrate(images: torch.Tensor, substrate: str) -> torch.Tensor:
-    """What deleted pixels become: "zero" (0 after normalisation, i.e. the normalisation
-    mean colour), "blur" (the blurred image) or "mean" (each image's per-channel mean)."""
-    if substrate == "zero":
-        return torch.zeros_like(images)
-    if substrate == "blur":
-        return blur(images)
-    if substrate == "mean":
-        return images.mean(dim=(2, 3), keepdim=True).expand_as(images).contiguous()
-    raise ValueError(f"unknown substrate {substrate!r}; choose one of {SUBSTRATES}")
 
 
 def pixel_ranks(maps: torch.Tensor) -> torch.Tensor:
@@ -135,7 +115,7 @@ def deletion_insertion(
     x = images.to(device, torch.float32)
     # Per kind (0 = deletion, 1 = insertion): the image pixels start from, and what ranked pixels become.
     starts = torch.stack([x, blur(x)])
-    fills = torch.stack([make_substrate(x, substrate), x])
+    fills = torch.stack([make_substrate(x, substrate, bundle.mean, bundle.std), x])
     ranks = (
         torch.stack(
             [pixel_ranks(torch.tensor(np.asarray(maps[k], dtype=np.float32), device=device)) for k in method_keys]
@@ -149,7 +129,7 @@ def deletion_insertion(
     target_dev = targets.to(device)
     inner = steps - 1  # steps 1 .. steps-1 depend on the map; the end points do not
     jobs_total = 2 * len(method_keys) * n * inner
-    shared_substrate = substrate == "zero"  # one constant image, whatever the photo
+    shared_substrate = substrate in CONSTANT_SUBSTRATES  # one constant image, whatever the photo
     total = (2 * n + (1 if shared_substrate else 0 if substrate == "blur" else n) if method_keys else 0) + jobs_total
     done = 0
 
@@ -235,7 +215,7 @@ def _strip(data: MetricInput, params: Mapping[str, Any], index: int) -> Strip:
     ranks = pixel_ranks(torch.as_tensor(np.asarray(data.maps[index], dtype=np.float32), device=bundle.device)[None])[0]
     _, _, h, w = x.shape
     rows = []
-    for start, fill in ((x[0], make_substrate(x, params["substrate"])[0]), (blur(x)[0], x[0])):
+    for start, fill in ((x[0], make_substrate(x, params["substrate"], bundle.mean, bundle.std)[0]), (blur(x)[0], x[0])):
         for fraction in STRIP_FRACTIONS:
             changed = (ranks < int(round(fraction * h * w))).view(1, h, w)
             rows.append(torch.where(changed, fill, start))
@@ -256,17 +236,9 @@ register_metric(
         scores=(DELETION, INSERTION),
         compute=_compute,
         description="Pixels are ranked by attribution. Deletion replaces the most relevant first with a substrate; "
-                    "insertion "
-        "starts from a blurred image and puts them back. y = probability of the explained class.",
+        "insertion starts from a blurred image and puts them back. y = probability of the explained class.",
         params=(
-            Param(
-                "substrate",
-                "Deletion substrate",
-                "zero",
-                choices=SUBSTRATES,
-                help="zero: 0 after normalisation (the normalisation mean colour); blur: Gaussian blur (sigma 5); "
-                     "mean: the image's mean colour",
-            ),
+            Param("substrate", "Deletion substrate", "zero", choices=SUBSTRATES, help=SUBSTRATE_HELP),
             Param(
                 "steps",
                 "Steps",

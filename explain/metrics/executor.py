@@ -28,12 +28,14 @@ MetricParams = Mapping[str, object]
 @dataclass(frozen=True, eq=False)
 class MetricBatch:
     """What a metric reads besides the maps: the model, the batch (N, C, H, W), the
-    explained class of each image (N,) and the images' content digests."""
+    explained class of each image (N,), the images' content digests and, where the data
+    has ground truth, its masks (N, H, W) in the model's view."""
 
     bundle: ModelBundle
     images: torch.Tensor
     targets: torch.Tensor
     digests: tuple[str, ...]
+    masks: np.ndarray | None = None
 
 
 class PassCounter:
@@ -78,7 +80,7 @@ def score_method(metric: Metric, params: MetricParams, batch: MetricBatch, maps:
                  advance: Advance | None = None) -> MethodCurves:
     """`metric` on one method's maps (N, H, W)."""
     counter = PassCounter(advance)
-    data = MetricInput(batch.bundle, batch.images, maps, batch.targets, method, batch.digests, counter)
+    data = MetricInput(batch.bundle, batch.images, maps, batch.targets, method, batch.digests, counter, batch.masks)
     return MethodCurves(method, metric.compute(data, params), counter.reported)
 
 

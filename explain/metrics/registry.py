@@ -37,7 +37,9 @@ class MetricInput:
     `images` (N, C, H, W) normalised; `maps` (N, H, W); `targets` (N,) the explained
     class of each image, resolved once by the caller; `digests` name the images'
     content (for caching work shared by methods); `progress(done, total)` counts the
-    model passes the metric makes."""
+    model passes the metric makes; `masks` (N, H, W) bool, the ground truth (where the
+    evidence is) in the model's view of each image, all False for an image without one
+    (None: the data has no ground truth)."""
 
     bundle: ModelBundle
     images: torch.Tensor
@@ -46,6 +48,7 @@ class MetricInput:
     method: MethodSpec
     digests: tuple[str, ...] = ()
     progress: ProgressFn | None = None
+    masks: np.ndarray | None = None
 
     @property
     def passes_per_map(self) -> int:
@@ -98,7 +101,8 @@ class MetricFamily:
     the session's (`suggested_methods`: XRAI on SIC/AIC, from the same paper), the
     `page` it shares with other families ("" = a page of its own), and its `version`:
     bump it whenever the metric's definition or numerics change; it is part of every
-    stored score's key, so a fix recomputes this metric's results and no others."""
+    stored score's key, so a fix recomputes this metric's results and no others; and
+    whether it needs ground truth (`needs_masks`: offered only for data with masks or boxes)."""
 
     key: str
     label: str
@@ -109,6 +113,7 @@ class MetricFamily:
     suggested_methods: tuple[str, ...] = ()
     page: str = ""
     version: int = 1
+    needs_masks: bool = False
 
     @property
     def reference(self) -> str:

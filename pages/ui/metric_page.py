@@ -57,9 +57,14 @@ def render_group(keys: Sequence[str], page: str, title: str) -> None:
     (run it or not) with its parameters, one Run; then each family's results."""
     metrics = [get_metric(k) for k in keys]
     st.title(title)
-    st.caption("Can these maps be trusted? " + " ".join(f"**{m.label}**: {m.description}" for m in metrics))
+    intro = "Can these maps be trusted? " if title == "Sanity checks" else ""
+    st.caption(intro + " ".join(f"**{m.label}**: {m.description}" for m in metrics))
     bundle, images, choice, labels = selection.page_setup()
     prepared = selection.prepared_images(bundle, images)
+    if any(m.needs_masks for m in metrics) and prepared.masks is None:
+        st.info("These metrics score maps against ground truth (where the evidence really is). Load a labelled "
+                "dataset with its masks or boxes on the Model & data page, then choose its images in the sidebar.")
+        return
 
     with st.form(f"{page}_settings", border=False):
         methods = selection.method_picker(bundle, default=_default_methods(metrics), key=f"{page}:methods")

@@ -17,7 +17,9 @@ import streamlit as st
 
 import explain
 from explain.analyses import ClassChoice, PreparedImages, prepare_images
-from explain.data.datasets import ImageDataset
+from explain.analyses.inputs import with_truth
+from explain.data.datasets import DatasetError, DatasetLimits, ImageDataset
+from explain.data.ground_truth import ImageTruth, ground_truth_from_upload
 from explain.data.images import MAX_BYTES, UPLOAD_EXTENSIONS, NamedImage
 from explain.analyses.base import PLAN_SIZE
 from explain.jobs.budget import param_ceiling as budget_ceiling
@@ -36,6 +38,7 @@ DATASET_KEY = "dataset"
 DATASET_DEFAULT_PICKS = 6
 CLASS_MODES = {"top1": "Top-1 prediction of each image", "class": "Choose a class", "label": "Each image's label"}
 PREPARED_KEY = "_prepared"
+TRUTH_KEY = "ground_truth"
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -92,6 +95,36 @@ def current_dataset() -> ImageDataset | None:
 
 def set_dataset(dataset: ImageDataset | None) -> None:
     st.session_state[DATASET_KEY] = dataset
+    st.session_state.pop(TRUTH_KEY, None)  # ground truth belongs to the dataset it was given with
+
+
+def current_truth() -> ImageTruth | None:
+    """The ground truth given with the session's dataset, or None."""
+    return st.session_state.get(TRUTH_KEY)
+
+
+def ground_truth_uploader(dataset: ImageDataset, limits: DatasetLimits) -> None:
+    """Masks (a zip mirroring the images) or boxes (CSV/JSON) for the dataset: decoded with
+    the image checks; problems listed per image, the rest kept."""
+    truth = current_truth()
+    upload = st.file_uploader("Ground truth (optional): a zip of masks mirroring the images, or boxes "
+                              "(CSV/JSON: image, x0, y0, x1, y1)", type=["zip", "csv", "json"], key="byom_truth")
+    if st.button("Load ground truth", key="byom_load_truth"):
+        try:
+            if upload is None:
+                raise DatasetError("Choose a masks zip or a boxes file first.")
+            truth = ground_truth_from_upload(upload.getvalue(), upload.name,
+                                             [(im.name, im.image.size) for im in dataset.images], limits)
+        except DatasetError as exc:
+            st.error(str(exc))
+        else:
+            st.session_state[TRUTH_KEY] = truth
+    if truth is not None:
+        st.markdown(f"**Ground truth** `{truth.name}`: masks for {len(truth.masks)} of {len(dataset)} images "
+                    "(the Localisation page scores maps against them).")
+        if truth.problems:
+            with st.expander(f"{len(truth.problems)} problem(s): those images are skipped by localisation"):
+                st.text("\n".join(truth.problems))
 
 
 def dataset_image_picker() -> list[NamedImage]:
@@ -156,10 +189,11 @@ def page_setup() -> tuple[explain.ModelBundle, list[NamedImage], ClassChoice, li
 def prepared_images(bundle: explain.ModelBundle, images: Sequence[NamedImage]) -> PreparedImages:
     """The chosen images preprocessed with their top-5 (the first paint of every page);
     the last few selections are kept in the session, predictions per image process-wide."""
-    key = (bundle.model_id, tuple(im.digest for im in images))
+    truth = current_truth()
+    key = (bundle.model_id, tuple(im.digest for im in images), None if truth is None else id(truth))
     store = st.session_state.setdefault(PREPARED_KEY, {})
     if key not in store:
-        store[key] = prepare_images(bundle, images)
+        store[key] = with_truth(prepare_images(bundle, images), images, truth)
         while len(store) > 4:
             store.pop(next(iter(store)))
     return store[key]
