@@ -216,7 +216,7 @@ def mistakes_from_results(result: Any) -> MistakesResult:
     label_mode = result.manifest.get("settings", {}).get("class_mode") == "label"
     table = pd.DataFrame({
         "model_index": rows["model_index"].astype(int), "model": rows["model"], "image_index": rows["image_index"].astype(int),
-        "image": rows["image"], "true": rows["label"].astype(str), "predicted": rows["prediction_name"].astype(str),
+        "image": rows["image"], "true": _true_names(rows), "predicted": rows["prediction_name"].astype(str),
         "probability": rows["probability"].astype(float), "correct": rows["correct"].astype(bool),
         "top5": [f"{name} {p:.0%}" for name, p in zip(rows["prediction_name"], rows["probability"])],
     }, columns=list(TABLE_COLUMNS)).reset_index(drop=True)
@@ -241,3 +241,12 @@ def mistakes_from_results(result: Any) -> MistakesResult:
         "the predicted class's maps (the run explained each image's top-1)"
     return MistakesResult(tuple(result.models), table, dict(result.labels), image_maps,
                           note=f"Read from {result.root}: {kept}, when it kept maps (--save-maps).", source=str(result.root))
+
+
+def _true_names(rows: pd.DataFrame) -> list[str]:
+    """Each row's labelled class under the model's name for it (as predictions are named),
+    so the confusion matrix has one axis of classes; the folder label where no
+    prediction of that model ever named the class."""
+    names = {(int(m), int(p)): str(n) for m, p, n in zip(rows["model_index"], rows["prediction"], rows["prediction_name"])}
+    return [names.get((int(m), int(i)), str(label)) if i == i and i is not None else str(label)
+            for m, i, label in zip(rows["model_index"], rows["label_index"], rows["label"])]
