@@ -40,6 +40,12 @@ STATIC_FIGURES = """async () => {
 }"""
 
 
+PLAYWRIGHT_MISSING = "PDF export needs the playwright package (in requirements.txt): pip install -r requirements.txt"
+CHROMIUM_MISSING = ("PDF export needs Chromium and none was found: install it as the README's first command does "
+                    "(apt-get install chromium), or run `python -m playwright install chromium`, or set EXPLAIN_CHROMIUM "
+                    "to its path")
+
+
 class PdfUnavailable(RuntimeError):
     """No Chromium to print with (or Playwright missing): the message says how to install one."""
 
@@ -51,6 +57,23 @@ def chromium_path() -> str | None:
     if configured:
         return configured if Path(configured).is_file() else None
     return next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
+
+
+def pdf_missing() -> str | None:
+    """Why no PDF can be printed here (no Chromium, no playwright), or None when it can."""
+    try:
+        from playwright.sync_api import sync_playwright  # noqa: F401
+    except ImportError:
+        return PLAYWRIGHT_MISSING
+    if chromium_path() is not None or any(Path(p).is_dir() for p in _playwright_browsers()):
+        return None
+    return CHROMIUM_MISSING
+
+
+def _playwright_browsers() -> list[str]:
+    """Where Playwright keeps the Chromium it downloads (`playwright install chromium`)."""
+    root = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache" / "ms-playwright")
+    return [str(p) for p in root.glob("chromium*")] if root.is_dir() else []
 
 
 def html_to_pdf(html: str) -> bytes:
@@ -69,18 +92,13 @@ def _print(html: str) -> bytes:
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright
     except ImportError:
-        raise PdfUnavailable("PDF export needs the playwright package (in requirements.txt): "
-                             "pip install -r requirements.txt") from None
+        raise PdfUnavailable(PLAYWRIGHT_MISSING) from None
     executable = chromium_path()
     with sync_playwright() as playwright:
         try:
             browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, timeout=TIMEOUT_MS)
         except PlaywrightError as exc:
-            raise PdfUnavailable(
-                "PDF export needs Chromium and none was found: install it as the README's first command does "
-                "(apt-get install chromium) or run `python -m playwright install chromium`, or set EXPLAIN_CHROMIUM "
-                f"to its path ({str(exc).splitlines()[0]})"
-            ) from None
+            raise PdfUnavailable(f"{CHROMIUM_MISSING} ({str(exc).splitlines()[0]})") from None
         try:
             page = browser.new_page(viewport={"width": PRINT_WIDTH_PX, "height": 1200})
             page.route("**/*", lambda route: route.abort())  # offline: the report needs nothing from a network
