@@ -163,8 +163,8 @@ def test_the_mistakes_of_a_results_directory_are_exactly_its_wrong_rows(results)
 
 
 # ---------------------------------------------------------------------- pages
-def open_run(at: AppTest, page: str, run: Path) -> None:
-    at.switch_page(f"pages/{page}.py")
+def open_run(at: AppTest, file: str, page: str, run: Path) -> None:
+    at.switch_page(f"pages/{file}.py")
     at.run()
     assert not at.exception
     at.radio(key=f"{page}:source").set_value(at.radio(key=f"{page}:source").options[1]).run()
@@ -181,14 +181,14 @@ def test_compare_and_mistakes_pages_open_a_run_and_add_it_to_the_report(results,
     run = runs_dir() / "two-checkpoints"
     shutil.copytree(results.root, run)
     at = AppTest.from_file(str(APP), default_timeout=180)
-    open_run(at, "compare_models", run)
+    open_run(at, "compare_models", "compare", run)
     table = at.dataframe[0].value
     assert set(table["model A"]) == {"small_cnn-e1.pt"} and set(table["model B"]) == {"small_cnn-e3.pt"}
     assert len(at.get("plotly_chart")) == 2 and [h.value for h in at.subheader] == ["Saliency", "Grad-CAM"]
     [b for b in at.button if b.label == "Add to report"][0].click().run()
     assert not at.exception
 
-    open_run(at, "mistakes", run)
+    open_run(at, "mistakes", "mistakes", run)
     mistakes = mistakes_from_results(results)
     true, predicted = mistakes.mistakes_by_pair(1).iloc[0][["true", "predicted"]]
     at.selectbox(key="mistakes:true").set_value(true).run()
