@@ -100,7 +100,7 @@ if source == OPEN:
 else:
     sidebar_images = selection.image_picker()
     with st.form(f"{PAGE}_settings", border=False):
-        kind, pattern, arch, classes, named = model_inputs.model_widgets(PAGE, [])
+        models = model_inputs.model_widgets(PAGE, [])
         image_kind, folder, count = model_inputs.image_widgets(PAGE)
         method_keys = kept_widget(st.multiselect, "Methods", f"{PAGE}:methods", ["gradcam", "saliency"],
                                   options=[m.key for m in explain.list_methods()],
@@ -108,7 +108,7 @@ else:
         run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
     pending = None
     try:
-        bundles = model_inputs.chosen_bundles(kind, pattern, arch, classes, named)
+        bundles = model_inputs.chosen_bundles(models)
         if len(bundles) < 2:
             raise ValueError("Choose two or more models (named models, or a glob matching two or more checkpoints).")
         chosen = model_inputs.chosen_images(image_kind, folder, count, sidebar_images)

@@ -90,7 +90,7 @@ if source == OPEN:
 else:
     sidebar_images = selection.image_picker()
     with st.form(f"{PAGE}_settings", border=False):
-        kind, pattern, arch, classes, named = model_inputs.model_widgets(PAGE, [explain.DEFAULT_MODEL])
+        models = model_inputs.model_widgets(PAGE, [explain.DEFAULT_MODEL])
         image_kind, folder, count = model_inputs.image_widgets(PAGE)
         m1, m2 = st.columns([3, 1])
         method_keys = kept_widget(m1.multiselect, "Methods", f"{PAGE}:methods", ["gradcam"],
@@ -100,7 +100,7 @@ else:
         run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
     pending = None
     try:
-        bundles = model_inputs.chosen_bundles(kind, pattern, arch, classes, named)
+        bundles = model_inputs.chosen_bundles(models)
         chosen = model_inputs.chosen_images(image_kind, folder, count, sidebar_images)
         labelled = [i for i, label in enumerate(chosen.labels) if label is not None]
         if not labelled:

@@ -24,7 +24,6 @@ from explain.models.zoo import zoo_weights_available
 from . import access, selection
 from .session import kept_widget
 
-CHECKPOINTS, NAMED, SESSION = "Checkpoint files on the server", "Named models", "The Model & data page's model"
 SIDEBAR, MNIST, SERVER_DATA = "The sidebar's images", "MNIST subset (held-out images)", "A labelled folder on the server"
 
 
@@ -48,39 +47,53 @@ def source_bundle(source: ModelSource) -> explain.ModelBundle:
                        max_bytes=config.max_model_mb * 2**20)
 
 
-def model_widgets(page: str, default_named: Sequence[str]) -> tuple[str, str, str, int, list[str]]:
-    """(kind, glob, architecture, classes, names): the models' widgets, inside a form."""
-    kinds = [NAMED, CHECKPOINTS, SESSION]
-    kind = kept_widget(st.radio, "Models", f"{page}:model_kind", NAMED, options=kinds, horizontal=True)
+@dataclass(frozen=True)
+class ModelChoice:
+    """The models the form names, in order: named models, then checkpoint files matching
+    `pattern` (one architecture), then, with `session`, the Model & data page's model."""
+
+    named: tuple[str, ...]
+    pattern: str
+    arch: str
+    classes: int
+    session: bool
+
+
+def model_widgets(page: str, default_named: Sequence[str]) -> ModelChoice:
+    """The models' widgets, inside a form."""
+    names = [explain.DEFAULT_MODEL, *[n for n in explain.list_models() if n != explain.DEFAULT_MODEL and zoo_weights_available(n)]]
+    named = kept_widget(st.multiselect, "Named models (in order)", f"{page}:named", list(default_named), options=names)
     c1, c2, c3 = st.columns([3, 2, 1])
-    pattern = kept_widget(c1.text_input, "Checkpoint files (a glob inside an allowed server folder, in natural order)",
-                          f"{page}:glob", "ckpts/*.pt")
+    pattern = kept_widget(c1.text_input, "Then checkpoint files: a glob inside an allowed server folder (natural order; "
+                          "empty for none)", f"{page}:glob", "")
     arch = kept_widget(c2.selectbox, "Architecture of the checkpoints", f"{page}:arch", ARCHITECTURE,
                        options=[ARCHITECTURE, *architecture_names()])
     classes = kept_widget(c3.number_input, "Classes", f"{page}:classes", 10, min_value=1, max_value=100_000)
-    names = [explain.DEFAULT_MODEL, *[n for n in explain.list_models() if n != explain.DEFAULT_MODEL and zoo_weights_available(n)]]
-    named = kept_widget(st.multiselect, "Named models (in order)", f"{page}:named", list(default_named), options=names)
-    return kind, pattern, arch, int(classes), list(named)
+    session = kept_widget(st.checkbox, "Then the Model & data page's model", f"{page}:session", False)
+    return ModelChoice(tuple(named), pattern.strip(), arch, int(classes), bool(session))
 
 
-def chosen_bundles(kind: str, pattern: str, arch: str, classes: int, named: Sequence[str]) -> list[explain.ModelBundle]:
-    """The models the widgets name, loaded (DatasetError / CustomModelError / ValueError when they cannot be)."""
-    if kind == SESSION:
+def chosen_bundles(choice: ModelChoice) -> list[explain.ModelBundle]:
+    """The models the form names, loaded (DatasetError / CustomModelError / ValueError when they cannot be)."""
+    sources: list[ModelSource] = [ModelSource.named(n) for n in choice.named]
+    if choice.pattern:
+        config = access.operator_config()
+        if not (config.data_roots and access.uploads_allowed(config)):
+            raise DatasetError("Checkpoint files must lie in a server folder the operator allows (data_roots), and "
+                               "reading them needs the upload access of this instance (Model & data page).")
+        path = Path(choice.pattern).expanduser()
+        files = path if path.is_absolute() else config.data_roots[0] / path
+        found = model_sources(weights=[str(files)], arch=choice.arch,
+                              num_classes=None if choice.arch == ARCHITECTURE else choice.classes)
+        for source in found:
+            allowed_folder(Path(source.name).parent, config.data_roots)
+        sources += found
+    bundles = [source_bundle(source) for source in sources]
+    if choice.session:
         from .model import current_bundle
 
-        return [current_bundle()]
-    if kind == NAMED:
-        sources = model_sources(names=named)
-    else:
-        config = access.operator_config()
-        if not config.data_roots:
-            raise DatasetError("Checkpoint files must lie in a server folder the operator allows (data_roots); none is set.")
-        path = Path(pattern).expanduser()
-        files = path if path.is_absolute() else config.data_roots[0] / path
-        sources = model_sources(weights=[str(files)], arch=arch, num_classes=None if arch == ARCHITECTURE else classes)
-        for source in sources:
-            allowed_folder(Path(source.name).parent, config.data_roots)
-    return [source_bundle(source) for source in sources]
+        bundles.append(current_bundle())
+    return bundles
 
 
 def image_widgets(page: str) -> tuple[str, str, int]:
@@ -104,6 +117,8 @@ def chosen_images(kind: str, folder: str, count: int, sidebar: Sequence[NamedIma
     if kind == MNIST:
         source = DataSource.of("mnist", count)
     else:
+        if not access.uploads_allowed(config):
+            raise DatasetError("Reading a server folder needs the upload access of this instance (Model & data page).")
         if not config.data_roots or not folder.strip():
             raise DatasetError("Enter a labelled folder or .zip inside the folders the operator allows (data_roots).")
         path = Path(folder.strip()).expanduser()
@@ -130,12 +145,13 @@ def results_picker(page: str) -> EvaluationResult | None:
     c1, c2 = st.columns(2)
     own = c1.selectbox("Runs of this app (Benchmark page)", [str(p) for p in runs], index=None,
                        placeholder="none yet" if not runs else "choose a run", key=f"{page}:own")
-    typed = c2.text_input("Or a results folder on the server", key=f"{page}:folder",
-                          disabled=not config.data_roots, help="inside the folders the operator allows (data_roots)")
+    readable = bool(config.data_roots) and access.uploads_allowed(config)
+    typed = c2.text_input("Or a results folder on the server", key=f"{page}:folder", disabled=not readable,
+                          help="inside the folders the operator allows (data_roots); needs the upload access")
     opened_key = f"{page}:opened"
     if st.button("Open", key=f"{page}:open", icon=":material/folder_open:"):
         try:
-            path = allowed_folder(typed, config.data_roots) if typed.strip() else (Path(own) if own else None)
+            path = allowed_folder(typed, config.data_roots) if typed.strip() and readable else (Path(own) if own else None)
             if path is None:
                 raise DatasetError("Choose a run or enter a folder.")
             EvaluationResult.open(path)
