@@ -86,7 +86,8 @@ source = kept_widget(st.radio, "Source", f"{PAGE}:source", RUN, options=[RUN, OP
 if source == OPEN:
     opened = model_inputs.results_picker(PAGE)
     if opened is not None:
-        count = st.number_input("Images compared (the first of the run)", 1, 2000, 200, key=f"{PAGE}:stored_images")
+        count = st.columns(3)[0].number_input("Images compared (the first of the run)", 1, 2000, 200,
+                                              key=f"{PAGE}:stored_images")
         store = ResultsDir(opened.root)
         manifest = Path(opened.root) / "_manifest.json"
         try:
