@@ -50,7 +50,7 @@ def compare_section(result: ComparisonResult, display: DisplaySettings | None = 
         ),
         context=make_context(
             next((c for c in result.cards if c is not None), None), result.image_names,
-            result.analysis.methods if result.analysis is not None else (),
+            result.methods,
             {"models": ", ".join(result.models), "drift measure": MEASURE_LABELS[measure],
              "source": result.source or "models", "colormap": display.colormap},
         ),
@@ -108,7 +108,7 @@ def mistakes_section(result: MistakesResult, model_index: int | None = None, tru
             f"wrong of {int((result.table['model_index'] == model).sum())} labelled image(s). " + result.note
         ),
         context=make_context(
-            None, tuple(picked["image"]), result.analysis.methods if result.analysis is not None else (),
+            None, tuple(picked["image"]), result.methods,
             {"model": result.models[model], "cell": chosen[0] if chosen and "→" in chosen[0] else "every mistake",
              "filters": "; ".join(c for c in chosen if "→" not in c) or "none", "source": result.source or "models"},
         ),

@@ -79,6 +79,7 @@ class ComparisonResult:
     predictions: tuple[tuple[Prediction, ...], ...]
     targets: np.ndarray
     cards: tuple[ModelCard | None, ...] = ()
+    methods: tuple[MethodSpec, ...] = ()
     source: str = ""
     complete: bool = True
     analysis: "ModelComparison | None" = None
@@ -226,7 +227,8 @@ class ModelComparison(Analysis):
         return ComparisonResult.build(
             [s.model_name for s in self.subjects], views[0].names, views[0].display,
             {spec.ident: spec.label for spec in self.methods}, maps, [v.top5 for v in views],
-            [s.targets for s in self.subjects], cards=tuple(cards), source="models", complete=complete, analysis=self,
+            [s.targets for s in self.subjects], cards=tuple(cards), methods=self.methods, source="models", complete=complete,
+            analysis=self,
         )
 
     def load(self, ctx: JobContext) -> ComparisonResult | None:
@@ -299,7 +301,13 @@ def comparison_from_results(result: Any, methods: Sequence[str] | None = None, m
             for ident in idents}
     names = [str(first.at[(chosen[0], i), "image"]) for i in common]
     return ComparisonResult.build([result.models[k] for k in chosen], names, crops, {i: result.labels[i] for i in idents},
-                                  maps, predictions, targets, source=str(result.root))
+                                  maps, predictions, targets, methods=run_methods(result, idents), source=str(result.root))
+
+
+def run_methods(result: Any, idents: Sequence[str] | None = None) -> tuple[MethodSpec, ...]:
+    """The methods of a results directory's run, as its manifest records them (for report headers)."""
+    return tuple(MethodSpec.of(m["key"], m["params"]) for m in result.manifest.get("methods", [])
+                 if idents is None or m["ident"] in idents)
 
 
 def rgb_crop(crop: np.ndarray) -> np.ndarray:

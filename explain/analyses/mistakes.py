@@ -24,7 +24,7 @@ from ..jobs.runner import JobContext
 from ..methods.registry import MethodSpec
 from .attribution import check_inputs
 from .base import Analysis, register_analysis
-from .compare import PrefixedParts, image_order_check, rgb_crop
+from .compare import PrefixedParts, image_order_check, rgb_crop, run_methods
 from .inputs import ImagesView, PreparedImages, Subject, load_images, store_images
 from .maps import iter_maps, maps_passes, stored_maps
 
@@ -53,6 +53,7 @@ class MistakesResult:
     image_maps: Callable[[int, int], ImageMaps | None]
     note: str = ""
     source: str = ""
+    methods: tuple[MethodSpec, ...] = ()
     analysis: "MistakesAnalysis | None" = None
 
     def confusion(self, model_index: int) -> pd.DataFrame:
@@ -189,7 +190,7 @@ class MistakesAnalysis(Analysis):
         return MistakesResult(tuple(s.model_name for s in self.subjects), pd.DataFrame(records, columns=TABLE_COLUMNS),
                               {s.ident: s.label for s in self.methods}, image_maps,
                               note=f"Maps for the {self.max_explained} most confident mistakes of each model.",
-                              source="models", analysis=self)
+                              source="models", methods=self.methods, analysis=self)
 
     def load(self, ctx: JobContext) -> MistakesResult | None:
         views = [load_images(PrefixedParts(ctx.parts, k)) for k in range(len(self.subjects))]
@@ -240,7 +241,8 @@ def mistakes_from_results(result: Any) -> MistakesResult:
     kept = "the true class's maps (the run explained each image's label)" if label_mode else \
         "the predicted class's maps (the run explained each image's top-1)"
     return MistakesResult(tuple(result.models), table, dict(result.labels), image_maps,
-                          note=f"Read from {result.root}: {kept}, when it kept maps (--save-maps).", source=str(result.root))
+                          note=f"Read from {result.root}: {kept}, when it kept maps (--save-maps).", source=str(result.root),
+                          methods=run_methods(result))
 
 
 def _true_names(rows: pd.DataFrame) -> list[str]:
