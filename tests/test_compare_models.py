@@ -234,3 +234,15 @@ def test_pdf_export_says_how_to_install_chromium_when_there_is_none(tmp_path, mo
     assert "apt-get install chromium" in pdf_missing()
     with pytest.raises(PdfUnavailable, match="playwright install chromium"):
         html_to_pdf("<html><body><h1>x</h1></body></html>")
+
+
+def test_report_cli_compares_named_models_on_images_and_refuses_a_single_model(tmp_path, capsys):
+    from reports import cli
+
+    out = tmp_path / "compare.html"
+    assert cli.main(["build", "--sections", "compare", "--compare-models", "efficientnet_lite0,efficientnet_lite0",
+                     "--images", "chelsea", "--methods", "gradcam", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
+    html = out.read_text()
+    assert "Model comparison" in html and "differ on 0 image(s)" in html
+    assert cli.main(["build", "--sections", "compare", "--compare-models", "efficientnet_lite0", "--out", str(out)]) == 2
+    assert "two or more" in capsys.readouterr().err
