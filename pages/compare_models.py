@@ -19,7 +19,7 @@ from explain.data.datasets import DatasetError
 from explain.evaluation import ResultsDir
 from explain.methods.registry import MethodSpec
 from explain.models import CustomModelError
-from explain.plots.overlay import DisplaySettings, overlay
+from explain.plots.overlay import overlay
 from pages.ui import jobs, model_inputs, report_builder, selection
 from pages.ui.session import kept_widget, start_page
 from reports.sections_compare import compare_section
@@ -45,8 +45,8 @@ def stored_comparison(root: str, signature: tuple, max_images: int) -> Compariso
 def draw(result: ComparisonResult, running: bool = False) -> None:
     """The comparison: drift and pair table, then per method the grid image x model."""
     c1, c2, c3 = st.columns([2, 2, 1])
-    measure = c1.selectbox("Similarity", MEASURES, index=MEASURES.index(DEFAULT_MEASURE), format_func=MEASURE_LABELS.get,
-                           key=f"{PAGE}:measure")
+    measure = c1.selectbox("Similarity", MEASURES, index=MEASURES.index(DEFAULT_MEASURE),
+                           format_func=MEASURE_LABELS.get, key=f"{PAGE}:measure")
     only_disagree = c2.toggle("Only images where the models disagree", key=f"{PAGE}:disagree")
     shown = c3.number_input("Images in the grid", 1, 64, GRID_IMAGES, key=f"{PAGE}:grid")
     if not result.complete:
@@ -73,8 +73,10 @@ def draw(result: ComparisonResult, running: bool = False) -> None:
                 if not np.isnan(result.maps[ident][k, n]).any():
                     caption = result.caption(k, n)
                     if result.complete and k < len(result.models) - 1:
-                        caption += f" · {MEASURE_LABELS[measure]} to last {result.similarity[ident][measure][k, -1, n]:.2f}"
-                    cells[k + 1].image(overlay(result.display[n], result.maps[ident][k, n]), caption=caption, width="stretch")
+                        value = result.similarity[ident][measure][k, -1, n]
+                        caption += f" · {MEASURE_LABELS[measure]} to last {value:.2f}"
+                    picture = overlay(result.display[n], result.maps[ident][k, n])
+                    cells[k + 1].image(picture, caption=caption, width="stretch")
                 else:
                     cells[k + 1].caption("computing…" if running else "not computed")
     if result.complete and not running:
@@ -129,6 +131,7 @@ else:
             draw(result, running=job.active)
 
         def placeholder() -> None:
-            st.caption(f"Press Run to explain {len(pending.subjects[0].images)} image(s) with {len(pending.subjects)} models.")
+            st.caption(f"Press Run to explain {len(pending.subjects[0].images)} image(s) with "
+                       f"{len(pending.subjects)} models.")
 
         jobs.follow(PAGE, pending, prepared, run, draw_job, placeholder)

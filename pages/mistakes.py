@@ -45,7 +45,7 @@ def draw(result: MistakesResult, running: bool = False) -> None:
     right.markdown("**Most frequent mistakes**")
     right.dataframe(pairs.head(15), hide_index=True, key=f"{PAGE}:pairs")
     classes = list(result.confusion(model).index)
-    clicked = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) or hasattr(event, "get") else []
+    clicked = event.get("selection", {}).get("points", []) if hasattr(event, "get") else []
     if clicked:  # a click on a cell picks its pair
         st.session_state[f"{PAGE}:true"] = str(clicked[0].get("y", ANY))
         st.session_state[f"{PAGE}:predicted"] = str(clicked[0].get("x", ANY))
@@ -71,11 +71,12 @@ def draw(result: MistakesResult, running: bool = False) -> None:
                     cells[column].caption(f"{label}, {kind} class: " + ("computing…" if running else "not available"))
                 else:
                     cells[column].image(overlay(maps.display, value), width="stretch",
-                                        caption=f"{label}: {kind} ({row.predicted if kind == 'predicted' else row.true})")
+                                        caption=f"{label}: {kind} "
+                                                f"({row.predicted if kind == 'predicted' else row.true})")
                 column += 1
     if not running:
-        report_builder.add_to_report(lambda: mistakes_section(result, model, true_value, predicted_value, disagree=disagree,
-                                                              min_confidence=threshold), key=PAGE)
+        report_builder.add_to_report(lambda: mistakes_section(result, model, true_value, predicted_value,
+                                                              disagree=disagree, min_confidence=threshold), key=PAGE)
 
 
 source = kept_widget(st.radio, "Source", f"{PAGE}:source", RUN, options=[RUN, OPEN], horizontal=True,
@@ -94,7 +95,8 @@ else:
         image_kind, folder, count = model_inputs.image_widgets(PAGE)
         m1, m2 = st.columns([3, 1])
         method_keys = kept_widget(m1.multiselect, "Methods", f"{PAGE}:methods", ["gradcam"],
-                                  options=[m.key for m in explain.list_methods()], format_func=lambda k: explain.get_method(k).label)
+                                  options=[m.key for m in explain.list_methods()],
+                                  format_func=lambda k: explain.get_method(k).label)
         explained = kept_widget(m2.number_input, "Mistakes explained per model", f"{PAGE}:explained", 12, min_value=0,
                                 max_value=200)
         run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
@@ -104,8 +106,8 @@ else:
         chosen = model_inputs.chosen_images(image_kind, folder, count, sidebar_images)
         labelled = [i for i, label in enumerate(chosen.labels) if label is not None]
         if not labelled:
-            raise ValueError("Mistakes need labelled images: the MNIST subset, a labelled folder, or a dataset chosen on "
-                             "the Model & data page.")
+            raise ValueError("Mistakes need labelled images: the MNIST subset, a labelled folder, or a dataset "
+                             "chosen on the Model & data page.")
         for bundle in bundles:
             for key in method_keys:
                 explain.get_method(key).check_available(bundle)
@@ -114,7 +116,8 @@ else:
         for bundle in bundles:
             targets = [chosen.targets(bundle)[i] for i in labelled]
             if any(t is None for t in targets):
-                raise ValueError(f"Some labels name no class of {bundle.name}: choose images labelled with its classes.")
+                raise ValueError(f"Some labels name no class of {bundle.name}: "
+                                 "choose images labelled with its classes.")
             prepared.append(prepare_images(bundle, images))
             subjects.append(prepared[-1].subject(ClassChoice("label"), targets))
         pending = MistakesAnalysis(tuple(subjects), tuple(MethodSpec.of(k) for k in method_keys), int(explained))

@@ -342,7 +342,8 @@ def make_parser() -> argparse.ArgumentParser:
                             "--images with --methods; or use --results DIR of a run with --save-maps")
     build.add_argument("--mistakes-pair", default=None, metavar="TRUE,PREDICTED",
                        help="mistakes: list the images of this cell of the confusion matrix (class names)")
-    build.add_argument("--disagree", action="store_true", help="mistakes: only images on which the run's models disagree")
+    build.add_argument("--disagree", action="store_true",
+                       help="mistakes: only images on which the run's models disagree")
     build.add_argument("--min-confidence", type=float, default=None,
                        help="mistakes: only mistakes with a top-1 probability of at least this (confidently wrong)")
     build.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")

@@ -42,8 +42,8 @@ STATIC_FIGURES = """async () => {
 
 PLAYWRIGHT_MISSING = "PDF export needs the playwright package (in requirements.txt): pip install -r requirements.txt"
 CHROMIUM_MISSING = ("PDF export needs Chromium and none was found: install it as the README's first command does "
-                    "(apt-get install chromium), or run `python -m playwright install chromium`, or set EXPLAIN_CHROMIUM "
-                    "to its path")
+                    "(apt-get install chromium), or run `python -m playwright install chromium`, or set "
+                    "EXPLAIN_CHROMIUM to its path")
 
 
 class PdfUnavailable(RuntimeError):

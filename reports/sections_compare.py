@@ -23,8 +23,8 @@ def compare_section(result: ComparisonResult, display: DisplaySettings | None = 
     blocks: list[Block] = [
         Figure.of(result.drift_figure(measure), full_width=True,
                   caption=f"Mean {MEASURE_LABELS[measure]} of each model's maps to the last model's, over the images."),
-        Table.of_frame(result.pair_table(), caption="Per pair of models: each similarity's mean over the images, and the "
-                                                    "fraction of images whose top-1 predictions agree."),
+        Table.of_frame(result.pair_table(), caption="Per pair of models: each similarity's mean over the images, and "
+                                                    "the fraction of images whose top-1 predictions agree."),
     ]
     for ident, label in result.labels.items():
         blocks.append(ImageGrid(
@@ -44,8 +44,9 @@ def compare_section(result: ComparisonResult, display: DisplaySettings | None = 
         blocks=tuple(blocks),
         description=(
             f"{len(result.models)} models ({', '.join(result.models)}) explained on the same {len(result.image_names)} "
-            f"image(s) by {len(result.labels)} method(s); each model explains its own top-1 class. Similarities as in the "
-            f"sanity checks (Spearman |map| and signed, SSIM, HOG). The models' top-1 differ on {len(disagree)} image(s). "
+            f"image(s) by {len(result.labels)} method(s); each model explains its own top-1 class. Similarities as in "
+            f"the sanity checks (Spearman |map| and signed, SSIM, HOG). The models' top-1 differ on {len(disagree)} "
+            "image(s). "
             f"Grids show {shown} images; each cell is captioned with that model's top-1."
         ),
         context=make_context(
@@ -66,15 +67,18 @@ def mistakes_section(result: MistakesResult, model_index: int | None = None, tru
     display = display or DisplaySettings()
     model = len(result.models) - 1 if model_index is None else int(model_index)
     listed = result.listed(model, true, predicted, disagree=disagree, min_confidence=min_confidence)
+    own = result.table[result.table["model_index"] == model]
     chosen = []
     if true is not None or predicted is not None:
-        chosen.append(f"true {true if true is not None else 'any'} → predicted {predicted if predicted is not None else 'any'}")
+        chosen.append(f"true {true if true is not None else 'any'} → "
+                      f"predicted {predicted if predicted is not None else 'any'}")
     if disagree:
         chosen.append("models disagree")
     if min_confidence is not None:
         chosen.append(f"top-1 probability ≥ {min_confidence:.0%}")
     blocks: list[Block] = [
-        Figure.of(result.confusion_figure(model), full_width=True, caption="Rows: true class; columns: predicted class."),
+        Figure.of(result.confusion_figure(model), full_width=True,
+                  caption="Rows: true class; columns: predicted class."),
         Table.of_frame(result.mistakes_by_pair(model).head(20), caption="Most frequent mistakes."),
     ]
     picked = listed.head(max_images)
@@ -92,20 +96,21 @@ def mistakes_section(result: MistakesResult, model_index: int | None = None, tru
         captions.append((f"true {row.true} · predicted {row.predicted} ({row.probability:.0%})",
                          *(["" for _ in columns])))
     if cells:
-        blocks.append(ImageGrid(column_labels=("Image", *columns), row_labels=tuple(str(r.image) for r in picked.itertuples()),
+        blocks.append(ImageGrid(column_labels=("Image", *columns),
+                                row_labels=tuple(str(r.image) for r in picked.itertuples()),
                                 cells=tuple(cells), captions=tuple(captions),
                                 row_notes=tuple((str(r.top5),) for r in picked.itertuples()),
                                 max_columns=min(len(columns) + 1, 5)))
     blocks.append(Table.of_frame(listed[["image", "true", "predicted", "probability", "top5"]].head(200),
-                                 caption=f"{len(listed)} image(s) listed" + (f" ({'; '.join(chosen)})" if chosen else "")
-                                         + ", most confident first."))
+                                 caption=f"{len(listed)} image(s) listed"
+                                 + (f" ({'; '.join(chosen)})" if chosen else "") + ", most confident first."))
     return Section(
         key="mistakes",
         title=title,
         blocks=tuple(blocks),
         description=(
-            f"Mistakes of {result.models[model]}: {int((~result.table[result.table['model_index'] == model]['correct']).sum())} "
-            f"wrong of {int((result.table['model_index'] == model).sum())} labelled image(s). " + result.note
+            f"Mistakes of {result.models[model]}: {int((~own['correct']).sum())} wrong of {len(own)} labelled "
+            "image(s). " + result.note
         ),
         context=make_context(
             None, tuple(picked["image"]), result.methods,

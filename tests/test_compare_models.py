@@ -51,7 +51,8 @@ def test_a_model_compared_with_itself_has_similarity_one_everywhere_and_no_disag
     assert len(table) == 2 * 3 and np.allclose(table[["Spearman |map|", "SSIM", "HOG", "top-1 agreement"]], 1.0)
     assert np.allclose(result.drift()["similarity"], 1.0)
     section = compare_section(result)
-    assert section.key == "compare" and [b.kind for b in section.blocks] == ["figure", "table", "image_grid", "image_grid"]
+    assert section.key == "compare"
+    assert [b.kind for b in section.blocks] == ["figure", "table", "image_grid", "image_grid"]
 
 
 def test_a_comparison_needs_two_models_on_the_same_images():
@@ -70,8 +71,8 @@ def test_mistakes_analysis_explains_each_wrong_image_for_its_predicted_and_true_
     prepared = prepare_images(bundle, tiny_images(4))
     top1 = [row[0][0] for row in prepared.top5]
     labels = [1 - top1[0], top1[1], 1 - top1[2], top1[3]]  # images 0 and 2 wrong
-    result = run_directly(MistakesAnalysis((prepared.subject(ClassChoice("label"), labels),), (MethodSpec.of("gradcam"),)),
-                          (prepared,))
+    analysis = MistakesAnalysis((prepared.subject(ClassChoice("label"), labels),), (MethodSpec.of("gradcam"),))
+    result = run_directly(analysis, (prepared,))
     wrong = result.listed(0)
     assert sorted(wrong["image_index"]) == [0, 2] and not wrong["correct"].any()
     assert int(result.confusion(0).to_numpy().sum()) == 4
@@ -95,8 +96,9 @@ def checkpoints(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def results(checkpoints, tmp_path_factory):
     """Epochs 1 and 3 on 48 held-out digits, Saliency and Grad-CAM, maps kept."""
-    settings = Evaluation.of(model_sources(weights=[str(checkpoints / "*.pt")], arch="small_cnn"), DataSource.of("mnist", IMAGES),
-                             METHODS, (MetricChoice.of("deletion_insertion", {"steps": 4}),), chunk_size=16, save_maps=True,
+    models = model_sources(weights=[str(checkpoints / "*.pt")], arch="small_cnn")
+    settings = Evaluation.of(models, DataSource.of("mnist", IMAGES), METHODS,
+                             (MetricChoice.of("deletion_insertion", {"steps": 4}),), chunk_size=16, save_maps=True,
                              out=tmp_path_factory.mktemp("results") / "two-checkpoints")
     result = run_directly(settings, EvaluationInputs("local", ExecutionOptions(device="cpu", threads=1)))
     assert result.complete
@@ -105,7 +107,8 @@ def results(checkpoints, tmp_path_factory):
 
 @pytest.mark.slow
 def test_checkpoints_maps_are_less_alike_where_the_prediction_changed(checkpoints):
-    bundles = [load_bundle(s, s.read(), "cpu") for s in model_sources(weights=[str(checkpoints / "*.pt")], arch="small_cnn")]
+    sources = model_sources(weights=[str(checkpoints / "*.pt")], arch="small_cnn")
+    bundles = [load_bundle(s, s.read(), "cpu") for s in sources]
     with DataSource.of("mnist", IMAGES).open() as index:
         images = [raw.decode() for raw in index.raw(range(len(index)))]
     prepared = tuple(prepare_images(b, images) for b in bundles)
@@ -149,7 +152,7 @@ def test_the_mistakes_of_a_results_directory_are_exactly_its_wrong_rows(results)
         assert len(wrong), "the 1-epoch model makes mistakes on 48 digits"
         pairs = mistakes.mistakes_by_pair(model)
         assert pairs["images"].sum() == len(wrong)
-        for true, predicted in zip(pairs["true"], pairs["predicted"]):
+        for true, predicted in zip(pairs["true"], pairs["predicted"], strict=True):
             expected = wrong[(wrong["label"] == true) & (wrong["prediction_name"] == predicted)]["image_index"]
             assert sorted(mistakes.listed(model, true, predicted)["image_index"]) == sorted(expected)
         confident = mistakes.listed(model, min_confidence=0.6)
@@ -241,8 +244,10 @@ def test_report_cli_compares_named_models_on_images_and_refuses_a_single_model(t
 
     out = tmp_path / "compare.html"
     assert cli.main(["build", "--sections", "compare", "--compare-models", "efficientnet_lite0,efficientnet_lite0",
-                     "--images", "chelsea", "--methods", "gradcam", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
+                     "--images", "chelsea", "--methods", "gradcam", "--device", "cpu", "--out", str(out),
+                     "--quiet"]) == 0
     html = out.read_text()
     assert "Model comparison" in html and "differ on 0 image(s)" in html
-    assert cli.main(["build", "--sections", "compare", "--compare-models", "efficientnet_lite0", "--out", str(out)]) == 2
+    single = ["build", "--sections", "compare", "--compare-models", "efficientnet_lite0", "--out", str(out)]
+    assert cli.main(single) == 2
     assert "two or more" in capsys.readouterr().err

@@ -42,7 +42,8 @@ def common_size(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """(N, H, W) maps resized (bilinear) to `shape`: models with other input sizes compare on one grid."""
     if maps.shape[1:] == tuple(shape):
         return maps.astype(np.float32, copy=False)
-    return np.stack([resize(m, shape, order=1, preserve_range=True, anti_aliasing=False) for m in maps]).astype(np.float32)
+    resized = [resize(m, shape, order=1, preserve_range=True, anti_aliasing=False) for m in maps]
+    return np.stack(resized).astype(np.float32)
 
 
 def pairwise_similarities(maps: np.ndarray) -> dict[str, np.ndarray]:
@@ -125,7 +126,8 @@ class ComparisonResult:
         agreement = self.agreement
         for ident, measures in self.similarity.items():
             for a, b in self.pairs:
-                record = {"method": self.labels[ident], "model A": self.models[a], "model B": self.models[b]}
+                record: dict[str, Any] = {"method": self.labels[ident], "model A": self.models[a],
+                                          "model B": self.models[b]}
                 record.update({MEASURE_LABELS[m]: float(np.nanmean(v[a, b])) for m, v in measures.items()})
                 record["top-1 agreement"] = float(agreement[a, b].mean())
                 records.append(record)
@@ -199,17 +201,19 @@ class ModelComparison(Analysis):
         if len(inputs) != len(self.subjects):
             raise ValueError(f"{len(self.subjects)} models to compare, {len(inputs)} prepared")
         views = []
-        for k, (subject, prepared) in enumerate(zip(self.subjects, inputs)):
+        for k, (subject, prepared) in enumerate(zip(self.subjects, inputs, strict=True)):
             check_inputs(subject, prepared)
             views.append(ImagesView.of(prepared, subject))
             store_images(PrefixedParts(ctx.parts, k), views[-1])
             ctx.parts.put_json(f"card-{k}", prepared.bundle.card.__dict__)
-        ctx.plan(sum(maps_passes(self.methods, s, int(p.batch.shape[-1])) for s, p in zip(self.subjects, inputs)), "passes")
+        pairs = zip(self.subjects, inputs, strict=True)
+        passes = sum(maps_passes(self.methods, s, int(p.batch.shape[-1])) for s, p in pairs)
+        ctx.plan(passes, "passes")
         per_model: list[dict[str, np.ndarray]] = []
         cards = tuple(p.bundle.card for p in inputs)
-        for subject, prepared in zip(self.subjects, inputs):
+        for subject, prepared in zip(self.subjects, inputs, strict=True):
             maps: dict[str, np.ndarray] = {}
-            for _, _, maps in iter_maps(prepared, subject, self.methods, ctx):
+            for _, _, maps in iter_maps(prepared, subject, self.methods, ctx):  # noqa: B007  (the last is complete)
                 pass
             per_model.append(maps)
             yield self._result(views, per_model, cards, complete=len(per_model) == len(self.subjects))
@@ -227,8 +231,8 @@ class ModelComparison(Analysis):
         return ComparisonResult.build(
             [s.model_name for s in self.subjects], views[0].names, views[0].display,
             {spec.ident: spec.label for spec in self.methods}, maps, [v.top5 for v in views],
-            [s.targets for s in self.subjects], cards=tuple(cards), methods=self.methods, source="models", complete=complete,
-            analysis=self,
+            [s.targets for s in self.subjects], cards=tuple(cards), methods=self.methods, source="models",
+            complete=complete, analysis=self,
         )
 
     def load(self, ctx: JobContext) -> ComparisonResult | None:
@@ -290,7 +294,8 @@ def comparison_from_results(result: Any, methods: Sequence[str] | None = None, m
                         stored[k][ident][int(image_index)] = part[f"map:{ident}"][at]
     common = sorted(set.intersection(*(set(stored[k][ident]) for k in chosen for ident in idents))) if idents else []
     if not common:
-        raise ValueError(f"{result.root}: no maps kept for these models (run python -m explain evaluate with --save-maps)")
+        raise ValueError(f"{result.root}: no maps kept for these models "
+                         "(run python -m explain evaluate with --save-maps)")
     common = common[:max_images] if max_images else common
     first = rows.drop_duplicates(["model_index", "image_index"]).set_index(["model_index", "image_index"])
     predictions = [[((int(first.at[(k, i), "prediction"]), str(first.at[(k, i), "prediction_name"]),
@@ -300,8 +305,9 @@ def comparison_from_results(result: Any, methods: Sequence[str] | None = None, m
     maps = {ident: np.stack([np.stack([stored[k][ident][i] for i in common]) for k in chosen]).astype(np.float32)
             for ident in idents}
     names = [str(first.at[(chosen[0], i), "image"]) for i in common]
-    return ComparisonResult.build([result.models[k] for k in chosen], names, crops, {i: result.labels[i] for i in idents},
-                                  maps, predictions, targets, methods=run_methods(result, idents), source=str(result.root))
+    return ComparisonResult.build([result.models[k] for k in chosen], names, crops,
+                                  {i: result.labels[i] for i in idents}, maps, predictions, targets,
+                                  methods=run_methods(result, idents), source=str(result.root))
 
 
 def run_methods(result: Any, idents: Sequence[str] | None = None) -> tuple[MethodSpec, ...]:

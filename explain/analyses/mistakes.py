@@ -78,8 +78,8 @@ class MistakesResult:
         counts = rows.groupby(["true", "predicted"]).size().rename("images").reset_index()
         return counts.sort_values(["images", "true", "predicted"], ascending=[False, True, True], ignore_index=True)
 
-    def listed(self, model_index: int, true: str | None = None, predicted: str | None = None, *, wrong_only: bool = True,
-               disagree: bool = False, min_confidence: float | None = None) -> pd.DataFrame:
+    def listed(self, model_index: int, true: str | None = None, predicted: str | None = None, *,
+               wrong_only: bool = True, disagree: bool = False, min_confidence: float | None = None) -> pd.DataFrame:
         """The images of one model, narrowed to a cell (`true`, `predicted`; None = any), to
         the wrong ones, to those the models disagree on, to a top-1 probability of at least
         `min_confidence` ("confidently wrong" with `wrong_only`); most confident first."""
@@ -146,21 +146,22 @@ class MistakesAnalysis(Analysis):
         if len(inputs) != len(self.subjects):
             raise ValueError(f"{len(self.subjects)} models, {len(inputs)} prepared")
         views = []
-        for k, (subject, prepared) in enumerate(zip(self.subjects, inputs)):
+        for k, (subject, prepared) in enumerate(zip(self.subjects, inputs, strict=True)):
             check_inputs(subject, prepared)
             views.append(ImagesView.of(prepared, subject))
             store_images(PrefixedParts(ctx.parts, k), views[-1])
-        plans = [self.explained_subjects(v, s) for v, s in zip(views, self.subjects)]
+        plans = [self.explained_subjects(v, s) for v, s in zip(views, self.subjects, strict=True)]
         size = int(inputs[0].batch.shape[-1])
         ctx.plan(sum(maps_passes(self.methods, s, size) for pair in plans for s in pair if s.images), "passes")
         found: list[tuple[dict, dict]] = []
         yield self._result(views, plans, [({}, {})] * len(views))
-        for prepared, pair in zip(inputs, plans):
+        for prepared, pair in zip(inputs, plans, strict=True):
             maps = []
             for subject in pair:
                 latest: dict[str, np.ndarray] = {}
                 if subject.images:
-                    for _, _, latest in iter_maps(prepared.select(subject.digests), subject, self.methods, ctx):
+                    chosen = prepared.select(subject.digests)
+                    for _, _, latest in iter_maps(chosen, subject, self.methods, ctx):  # noqa: B007  (the last is complete)
                         pass
                 maps.append(latest)
             found.append((maps[0], maps[1]))
@@ -169,7 +170,7 @@ class MistakesAnalysis(Analysis):
     def _result(self, views: Sequence[ImagesView], plans: Sequence[tuple[Subject, Subject]],
                 maps: Sequence[tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]]]) -> MistakesResult:
         records = []
-        for k, (view, subject) in enumerate(zip(views, self.subjects)):
+        for k, (view, subject) in enumerate(zip(views, self.subjects, strict=True)):
             for n, name in enumerate(view.names):
                 top = view.top5[n][0]
                 records.append({"model_index": k, "model": subject.model_name, "image_index": n, "image": name,
@@ -183,7 +184,8 @@ class MistakesAnalysis(Analysis):
             predicted, true = maps[model_index]
 
             def pick(found: Mapping[str, np.ndarray]) -> dict[str, np.ndarray | None]:
-                return {s.ident: None if at is None or s.ident not in found else found[s.ident][at] for s in self.methods}
+                return {s.ident: None if at is None or s.ident not in found else found[s.ident][at]
+                        for s in self.methods}
 
             return ImageMaps(view.display[image_index], pick(predicted), pick(true))
 
@@ -193,16 +195,17 @@ class MistakesAnalysis(Analysis):
                               source="models", methods=self.methods, analysis=self)
 
     def load(self, ctx: JobContext) -> MistakesResult | None:
-        views = [load_images(PrefixedParts(ctx.parts, k)) for k in range(len(self.subjects))]
-        if any(v is None for v in views):
+        found_views = [load_images(PrefixedParts(ctx.parts, k)) for k in range(len(self.subjects))]
+        views = [v for v in found_views if v is not None]
+        if len(views) < len(found_views):
             return None
-        plans = [self.explained_subjects(v, s) for v, s in zip(views, self.subjects)]
-        found = []
+        plans = [self.explained_subjects(v, s) for v, s in zip(views, self.subjects, strict=True)]
+        found: list[tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]]] = []
         for pair in plans:
-            maps = [stored_maps(s, self.methods, ctx) if s.images else {} for s in pair]
-            if any(m is None for m in maps):
+            predicted, true = (stored_maps(s, self.methods, ctx) if s.images else {} for s in pair)
+            if predicted is None or true is None:
                 return None
-            found.append((maps[0], maps[1]))
+            found.append((predicted, true))
         return self._result(views, plans, found)
 
 
@@ -216,10 +219,11 @@ def mistakes_from_results(result: Any) -> MistakesResult:
     rows = rows[rows["correct"].notna()].drop_duplicates(["model_index", "image_index"])
     label_mode = result.manifest.get("settings", {}).get("class_mode") == "label"
     table = pd.DataFrame({
-        "model_index": rows["model_index"].astype(int), "model": rows["model"], "image_index": rows["image_index"].astype(int),
-        "image": rows["image"], "true": _true_names(rows), "predicted": rows["prediction_name"].astype(str),
+        "model_index": rows["model_index"].astype(int), "model": rows["model"],
+        "image_index": rows["image_index"].astype(int), "image": rows["image"], "true": _true_names(rows),
+        "predicted": rows["prediction_name"].astype(str),
         "probability": rows["probability"].astype(float), "correct": rows["correct"].astype(bool),
-        "top5": [f"{name} {p:.0%}" for name, p in zip(rows["prediction_name"], rows["probability"])],
+        "top5": [f"{name} {p:.0%}" for name, p in zip(rows["prediction_name"], rows["probability"], strict=True)],
     }, columns=list(TABLE_COLUMNS)).reset_index(drop=True)
     chunk_size = int(result.manifest.get("chunk_size", 1))
     cache: dict[tuple[int, int], dict | None] = {}
@@ -236,19 +240,21 @@ def mistakes_from_results(result: Any) -> MistakesResult:
             return None
         stored = {ident: part[f"map:{ident}"][at[0]] if f"map:{ident}" in part else None for ident in result.labels}
         missing = {ident: None for ident in result.labels}
-        return ImageMaps(rgb_crop(part["display"][at[0]]), missing if label_mode else stored, stored if label_mode else missing)
+        crop = rgb_crop(part["display"][at[0]])
+        return ImageMaps(crop, missing if label_mode else stored, stored if label_mode else missing)
 
     kept = "the true class's maps (the run explained each image's label)" if label_mode else \
         "the predicted class's maps (the run explained each image's top-1)"
     return MistakesResult(tuple(result.models), table, dict(result.labels), image_maps,
-                          note=f"Read from {result.root}: {kept}, when it kept maps (--save-maps).", source=str(result.root),
-                          methods=run_methods(result))
+                          note=f"Read from {result.root}: {kept}, when it kept maps (--save-maps).",
+                          source=str(result.root), methods=run_methods(result))
 
 
 def _true_names(rows: pd.DataFrame) -> list[str]:
     """Each row's labelled class under the model's name for it (as predictions are named),
     so the confusion matrix has one axis of classes; the folder label where no
     prediction of that model ever named the class."""
-    names = {(int(m), int(p)): str(n) for m, p, n in zip(rows["model_index"], rows["prediction"], rows["prediction_name"])}
+    predictions = zip(rows["model_index"], rows["prediction"], rows["prediction_name"], strict=True)
+    names = {(int(m), int(p)): str(n) for m, p, n in predictions}
     return [names.get((int(m), int(i)), str(label)) if i == i and i is not None else str(label)
-            for m, i, label in zip(rows["model_index"], rows["label_index"], rows["label"])]
+            for m, i, label in zip(rows["model_index"], rows["label_index"], rows["label"], strict=True)]

@@ -26,14 +26,16 @@ def drift_figure(drift: pd.DataFrame, measure_label: str, models: Sequence[str])
                                  line=style.line(2.2), marker=style.marker(8),
                                  hovertemplate="%{x}: %{y:.3f}<extra>" + method + "</extra>"))
     fig.update_xaxes(title="checkpoint", categoryorder="array", categoryarray=list(models))
-    fig.update_yaxes(title=f"{measure_label} to {models[-1]}", range=[min(-0.05, float(np.nanmin(drift["similarity"])) - 0.05), 1.05])
+    low = min(-0.05, float(np.nanmin(drift["similarity"])) - 0.05)
+    fig.update_yaxes(title=f"{measure_label} to {models[-1]}", range=[low, 1.05])
     return readable(fig, title=f"Map drift ({measure_label} to the last checkpoint)", legend_entries=len(methods) // 4)
 
 
 def pair_matrix_figure(matrix: np.ndarray, models: Sequence[str], title: str) -> go.Figure:
     """Models x models heatmap of a mean similarity, annotated with its values."""
     fig = go.Figure(go.Heatmap(z=matrix, x=list(models), y=list(models), zmin=-1, zmax=1, colorscale="RdBu",
-                               text=np.round(matrix, 2), texttemplate="%{text}", hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>"))
+                               text=np.round(matrix, 2), texttemplate="%{text}",
+                               hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
     return readable(fig, title=title)
 

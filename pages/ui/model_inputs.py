@@ -24,7 +24,8 @@ from explain.models.zoo import zoo_weights_available
 from . import access, selection
 from .session import kept_widget
 
-SIDEBAR, MNIST, SERVER_DATA = "The sidebar's images", "MNIST subset (held-out images)", "A labelled folder on the server"
+SIDEBAR, MNIST = "The sidebar's images", "MNIST subset (held-out images)"
+SERVER_DATA = "A labelled folder on the server"
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,12 @@ class ModelChoice:
 
 def model_widgets(page: str, default_named: Sequence[str]) -> ModelChoice:
     """The models' widgets, inside a form."""
-    names = [explain.DEFAULT_MODEL, *[n for n in explain.list_models() if n != explain.DEFAULT_MODEL and zoo_weights_available(n)]]
+    names = [explain.DEFAULT_MODEL,
+             *[n for n in explain.list_models() if n != explain.DEFAULT_MODEL and zoo_weights_available(n)]]
     named = kept_widget(st.multiselect, "Named models (in order)", f"{page}:named", list(default_named), options=names)
     c1, c2, c3 = st.columns([3, 2, 1])
-    pattern = kept_widget(c1.text_input, "Then checkpoint files: a glob inside an allowed server folder (natural order; "
-                          "empty for none)", f"{page}:glob", "")
+    pattern = kept_widget(c1.text_input, "Then checkpoint files: a glob inside an allowed server folder "
+                          "(natural order; empty for none)", f"{page}:glob", "")
     arch = kept_widget(c2.selectbox, "Architecture of the checkpoints", f"{page}:arch", ARCHITECTURE,
                        options=[ARCHITECTURE, *architecture_names()])
     classes = kept_widget(c3.number_input, "Classes", f"{page}:classes", 10, min_value=1, max_value=100_000)
@@ -110,7 +112,7 @@ def chosen_images(kind: str, folder: str, count: int, sidebar: Sequence[NamedIma
     """The images the widgets name, decoded with the upload checks; labels from the dataset."""
     if kind == SIDEBAR:
         dataset = selection.current_dataset()
-        labels = dict(zip((im.digest for im in dataset.images), dataset.labels)) if dataset is not None else {}
+        labels = {} if dataset is None else dict(zip((im.digest for im in dataset.images), dataset.labels, strict=True))
         return ChosenImages(tuple(sidebar), tuple(labels.get(im.digest) for im in sidebar))
     config = access.operator_config()
     limits = DatasetLimits(max_images=config.max_dataset_images, max_total_bytes=config.max_dataset_mb * 2**20)
@@ -151,7 +153,8 @@ def results_picker(page: str) -> EvaluationResult | None:
     opened_key = f"{page}:opened"
     if st.button("Open", key=f"{page}:open", icon=":material/folder_open:"):
         try:
-            path = allowed_folder(typed, config.data_roots) if typed.strip() and readable else (Path(own) if own else None)
+            chosen = Path(own) if own else None
+            path = allowed_folder(typed, config.data_roots) if typed.strip() and readable else chosen
             if path is None:
                 raise DatasetError("Choose a run or enter a folder.")
             EvaluationResult.open(path)
