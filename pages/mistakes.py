@@ -46,9 +46,10 @@ def draw(result: MistakesResult, running: bool = False) -> None:
     right.dataframe(pairs.head(15), hide_index=True, key=f"{PAGE}:pairs")
     classes = list(result.confusion(model).index)
     clicked = event.get("selection", {}).get("points", []) if hasattr(event, "get") else []
-    if clicked:  # a click on a cell picks its pair
-        st.session_state[f"{PAGE}:true"] = str(clicked[0].get("y", ANY))
-        st.session_state[f"{PAGE}:predicted"] = str(clicked[0].get("x", ANY))
+    cell = (str(clicked[0].get("y", ANY)), str(clicked[0].get("x", ANY))) if clicked else None
+    if cell is not None and cell != st.session_state.get(f"{PAGE}:clicked"):  # a new click on a cell picks its pair
+        st.session_state[f"{PAGE}:clicked"] = cell
+        st.session_state[f"{PAGE}:true"], st.session_state[f"{PAGE}:predicted"] = cell
     p1, p2 = st.columns(2)
     true = p1.selectbox("True class", [ANY, *classes], key=f"{PAGE}:true")
     predicted = p2.selectbox("Predicted class", [ANY, *classes], key=f"{PAGE}:predicted")

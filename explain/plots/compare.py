@@ -43,9 +43,15 @@ def pair_matrix_figure(matrix: np.ndarray, models: Sequence[str], title: str) ->
 def confusion_figure(matrix: pd.DataFrame, title: str = "Confusion matrix") -> go.Figure:
     """Counts of true (rows) x predicted (columns) classes; the diagonal is correct."""
     counts = matrix.to_numpy()
-    fig = go.Figure(go.Heatmap(z=counts, x=[str(c) for c in matrix.columns], y=[str(r) for r in matrix.index],
-                               colorscale="Blues", text=counts, texttemplate="%{text}",
-                               hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
+    columns, rows = [str(c) for c in matrix.columns], [str(r) for r in matrix.index]
+    fig = go.Figure(go.Heatmap(z=counts, x=columns, y=rows, colorscale="Blues", text=counts, texttemplate="%{text}",
+                               hoverinfo="none"))
+    # One invisible marker per cell: clicking a cell selects its point (heatmaps themselves are not selectable),
+    # so a page can list that cell's images.
+    fig.add_trace(go.Scatter(x=[c for _ in rows for c in columns], y=[r for r in rows for _ in columns],
+                             customdata=counts.ravel(), mode="markers", showlegend=False,
+                             marker=dict(size=max(8, 360 // max(1, len(rows))), opacity=0, symbol="square"),
+                             hovertemplate="true %{y}, predicted %{x}: %{customdata}<extra></extra>"))
     fig.update_xaxes(title="predicted", type="category", side="bottom")
     fig.update_yaxes(title="true", type="category", autorange="reversed")
     side = max(360, 28 * len(matrix.index) + 140)
