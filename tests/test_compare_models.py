@@ -65,6 +65,30 @@ def test_a_comparison_needs_two_models_on_the_same_images():
         ModelComparison((a, b), METHODS)
 
 
+def test_finished_comparison_and_mistakes_jobs_are_rebuilt_from_disk_after_a_restart(tmp_path):
+    from explain.jobs.runner import JobRunner
+    from explain.jobs.store import JobStore
+    from explain.methods.cache import default_cache
+
+    bundle = hostile_bundle()
+    prepared = prepare_images(bundle, tiny_images())
+    labels = [1 - row[0][0] for row in prepared.top5]  # every image wrong
+    comparison = ModelComparison((prepared.subject(), prepared.subject()), METHODS)
+    mistakes = MistakesAnalysis((prepared.subject(ClassChoice("label"), labels),), METHODS)
+    runner = JobRunner(JobStore(tmp_path / "store"))
+    first = [runner.submit(comparison, (prepared, prepared)), runner.submit(mistakes, (prepared,))]
+    assert all(job.wait(120) and job.state == "done" for job in first)
+    default_cache().clear()  # the maps must come back from disk
+    restarted = JobRunner(JobStore(tmp_path / "store"))
+    again = [restarted.find(comparison), restarted.find(mistakes)]
+    assert all(job is not None and job.state == "done" for job in again)
+    for spec in METHODS:
+        assert np.array_equal(again[0].result.maps[spec.ident], first[0].result.maps[spec.ident])
+        before, after = first[1].result.image_maps(0, 1), again[1].result.image_maps(0, 1)
+        assert np.array_equal(before.true[spec.ident], after.true[spec.ident])
+    assert again[1].result.table.equals(first[1].result.table)
+
+
 # ---------------------------------------------------------------------- the mistakes analysis
 def test_mistakes_analysis_explains_each_wrong_image_for_its_predicted_and_true_class():
     bundle = hostile_bundle()
