@@ -97,7 +97,7 @@ if source == OPEN:
         except ValueError as exc:
             st.error(str(exc))
         else:
-            st.caption(f"From `{opened.root}`: {len(result.models)} models × {len(result.image_names)} images, "
+            st.caption(f"From {opened.title}: {len(result.models)} models × {len(result.image_names)} images, "
                        "maps as the run stored them (nothing computed).")
             draw(result)
 else:

@@ -229,6 +229,18 @@ def test_compare_and_mistakes_pages_open_a_run_and_add_it_to_the_report(results,
     assert f"true {true} → predicted {predicted}" in dict(sections[1].section.context.settings)["cell"]
 
 
+@pytest.mark.parametrize("page", ["pages/compare_models.py", "pages/mistakes.py"])
+def test_a_locked_session_reads_no_server_checkpoints_and_gets_no_uploader(page):
+    key = "compare" if "compare" in page else "mistakes"
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.secrets.update({"explain": {"upload_password": "s3cret", "data_roots": [str(ROOT)]}})
+    at.switch_page(page).run()
+    assert not at.exception and not list(at.get("file_uploader"))
+    at.text_input(key=f"{key}:glob").set_value("*.pt")
+    [b for b in at.get("button") if getattr(b, "label", "") == "Run"][0].click().run()
+    assert any("upload access" in i.value for i in at.info), [i.value for i in at.info]
+
+
 # ---------------------------------------------------------------------- report CLI and PDF
 def pdf_pages(path: Path, out: Path) -> tuple[int, str]:
     """(pages rendered by pdftoppm, the text pdftotext finds)."""

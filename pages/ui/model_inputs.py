@@ -137,6 +137,18 @@ def chosen_images(kind: str, folder: str, count: int, sidebar: Sequence[NamedIma
     return ChosenImages(tuple(images), tuple(labels))
 
 
+def run_title(folder: Path) -> str:
+    """A run of this app as its title and the time of its manifest."""
+    import time
+
+    manifest = folder / "_manifest.json"
+    try:
+        title = EvaluationResult.open(folder).title
+    except ValueError:
+        title = folder.name
+    return f"{title} · {time.strftime('%Y-%m-%d %H:%M', time.localtime(manifest.stat().st_mtime))}"
+
+
 def results_picker(page: str) -> EvaluationResult | None:
     """A results directory of an evaluation: one of the app's own runs or a folder inside
     the operator's data_roots; None until one is opened."""
@@ -145,7 +157,8 @@ def results_picker(page: str) -> EvaluationResult | None:
         if folder.is_dir() else []
     config = access.operator_config()
     c1, c2 = st.columns(2)
-    own = c1.selectbox("Runs of this app (Benchmark page)", [str(p) for p in runs], index=None,
+    titles = {str(p): run_title(p) for p in runs}  # titles and dates: visitors see no server path
+    own = c1.selectbox("Runs of this app (Benchmark page)", list(titles), index=None, format_func=titles.get,
                        placeholder="none yet" if not runs else "choose a run", key=f"{page}:own")
     readable = bool(config.data_roots) and access.uploads_allowed(config)
     typed = c2.text_input("Or a results folder on the server", key=f"{page}:folder", disabled=not readable,
