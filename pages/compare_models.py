@@ -57,6 +57,9 @@ def draw(result: ComparisonResult, running: bool = False) -> None:
         first = next(iter(result.labels))
         right.plotly_chart(result.similarity_figure(first, measure), key=f"{PAGE}:pairs", config={"displaylogo": False})
         st.dataframe(result.pair_table(), hide_index=True, key=f"{PAGE}:table")
+        with st.expander("Per image and pair of models"):
+            chosen = st.selectbox("Method", list(result.labels), format_func=result.labels.get, key=f"{PAGE}:per_image")
+            st.dataframe(result.image_table(chosen, measure), hide_index=True, key=f"{PAGE}:images")
         st.caption(f"The models' top-1 differ on {len(result.disagreements())} of {len(result.image_names)} image(s).")
     rows = result.disagreements() if only_disagree and result.complete else list(range(len(result.image_names)))
     rows = rows[: int(shown)]
