@@ -70,6 +70,7 @@ def test_finished_comparison_and_mistakes_jobs_are_rebuilt_from_disk_after_a_res
     from explain.jobs.store import JobStore
     from explain.methods.cache import default_cache
 
+    default_cache().clear()  # maps other tests computed without a store would be found in memory, never stored
     bundle = hostile_bundle()
     prepared = prepare_images(bundle, tiny_images())
     labels = [1 - row[0][0] for row in prepared.top5]  # every image wrong
