@@ -73,6 +73,8 @@ else:
         *metric_pages(),
         st.Page("pages/roar.py", title="ROAR", icon=":material/model_training:"),
         st.Page("pages/benchmark.py", title="Benchmark", icon=":material/leaderboard:"),
+        st.Page("pages/compare_models.py", title="Compare models", icon=":material/compare:"),
+        st.Page("pages/mistakes.py", title="Mistakes", icon=":material/report:"),
         st.Page("pages/reports.py", title="Reports", icon=":material/summarize:"),
     ]
     navigation = st.navigation(pages)

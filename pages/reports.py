@@ -13,6 +13,7 @@ import streamlit as st
 from pages.ui import report_builder
 from pages.ui.session import start_page
 from reports import Report, ReportNotFoundError, ReportStore, render_report, share_link
+from reports.pdf import html_to_pdf, pdf_missing
 from reports.store import list_all_reports
 
 start_page()
@@ -28,9 +29,18 @@ def app_base_url() -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
-def file_name(title: str) -> str:
+def file_name(title: str, suffix: str = ".html") -> str:
     slug = re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower()[:60]
-    return f"{slug or 'report'}.html"
+    return f"{slug or 'report'}{suffix}"
+
+
+def pdf_of(signature: tuple, html: str) -> bytes:
+    """The report printed to PDF (on the click only), kept for this version of the draft."""
+    cached = st.session_state.get("report_pdf")
+    if cached is None or cached[0] != signature:
+        cached = (signature, html_to_pdf(html))
+        st.session_state["report_pdf"] = cached
+    return cached[1]
 
 
 def text_field(widget, label: str, attribute: str, **kwargs) -> None:
@@ -86,10 +96,16 @@ with build_tab:
                 st.session_state["report_render"] = cached
             report, html = cached["report"], cached["html"]
             size_mb = len(html.encode("utf-8")) / 2**20
-            left, right = st.columns(2)
+            left, middle, right = st.columns(3)
             left.download_button(
                 "Download HTML", html, file_name=file_name(report.title), mime="text/html",
                 key="report_download", icon=":material/download:", width="stretch",
+            )
+            missing = pdf_missing()
+            middle.download_button(
+                "Download PDF", lambda: pdf_of(signature, html), file_name=file_name(report.title, ".pdf"),
+                mime="application/pdf", key="report_download_pdf", icon=":material/picture_as_pdf:", width="stretch",
+                disabled=missing is not None, help=missing or "Printed from the same HTML by headless Chromium (A4).",
             )
             if right.button(
                 "Save & share", key="report_save", icon=":material/share:", width="stretch", type="primary"

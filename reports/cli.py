@@ -60,12 +60,12 @@ from .dispatch import build_section
 
 DEFAULT_SAMPLES = ("chelsea", "coffee", "astronaut")
 IMAGE_SECTIONS = ("gallery", "shap_summary")
-OTHER_SECTIONS = ("roar", "benchmark")
+OTHER_SECTIONS = ("roar", "benchmark", "compare", "mistakes")
 
 
 def section_names() -> list[str]:
     """Every section the CLI can build: the gallery, each registered metric, SHAP, ROAR."""
-    return ["gallery", *(m.key for m in list_metrics()), "shap_summary", "roar", "benchmark"]
+    return ["gallery", *(m.key for m in list_metrics()), "shap_summary", "roar", "benchmark", "compare", "mistakes"]
 
 
 def load_images(spec: str, max_images: int | None = None) -> list[explain.NamedImage]:
@@ -152,11 +152,7 @@ def model_from_arguments(args: argparse.Namespace) -> explain.ModelBundle:
 
 def image_sections(args: argparse.Namespace, sections: list[str], runner: JobRunner) -> dict[str, Section]:
     """The sections that explain images with the model: gallery, metrics, SHAP summary."""
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if not methods:
-        raise UsageError("--methods is empty")
-    for method in methods:
-        explain.get_method(method)  # unknown names fail here, before the model loads
+    methods = method_keys(args)
     metric_keys = [s for s in sections if s not in IMAGE_SECTIONS + OTHER_SECTIONS]
     params = parse_params(args.param, methods + metric_keys)
     images = load_images(args.images, args.max_images)
@@ -220,19 +216,88 @@ def roar_section(args: argparse.Namespace, runner: JobRunner) -> Section:
 def benchmark_section(args: argparse.Namespace) -> Section:
     """The Benchmark page's section from a results directory of `python -m explain evaluate`
     (no model, no compute: everything is read from its Parquet tables)."""
-    from explain.evaluation import EvaluationResult
-
     if not args.results:
         raise UsageError("--sections benchmark needs --results DIR (a directory written by python -m explain evaluate)")
-    result = EvaluationResult.open(args.results)
+    result = open_results(args)
     keys = [s.key for s in result.scores]
     if args.results_score is not None and args.results_score not in keys:
         raise UsageError(f"--results-score {args.results_score!r}: the run has {', '.join(keys)}")
+    return build_section(result, args.results_score, args.results_model)
+
+
+def compare_section(args: argparse.Namespace, runner: JobRunner) -> Section:
+    """Several models side by side: from a results directory's stored maps (`--results`, nothing
+    computed) or by explaining `--images` with each of `--compare-models` (a job, maps stored)."""
+    from explain.analyses import ModelComparison, comparison_from_results
+
+    from .sections_compare import compare_section as build
+
+    if args.results:
+        try:
+            return build(comparison_from_results(open_results(args), max_images=args.max_images))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    names = [n.strip() for n in (args.compare_models or "").split(",") if n.strip()]
+    if len(names) < 2:
+        raise UsageError("--sections compare needs --results DIR (a run with --save-maps) or --compare-models A,B "
+                         "(two or more model names)")
+    methods = method_keys(args)
+    params = parse_params(args.param, methods)
+    images = load_images(args.images, args.max_images)
+    bundles = []
+    for name in names:
+        print(f"loading {name}...", file=sys.stderr)
+        try:
+            bundles.append(explain.load_model(name, device=args.device))
+        except (KeyError, ValueError) as exc:
+            raise UsageError(f"--compare-models {name!r}: {exc}") from None
+    prepared = tuple(prepare_images(b, images) for b in bundles)
+    specs = tuple(MethodSpec.of(m, params[m]) for m in methods)
+    analysis = ModelComparison(tuple(p.subject() for p in prepared), specs)
+    return build(run_job(runner, analysis, prepared, "model comparison", args.quiet))
+
+
+def mistakes_section(args: argparse.Namespace) -> Section:
+    """The mistakes of one model of a results directory: confusion matrix, a cell's images, filters."""
+    from explain.analyses import mistakes_from_results
+
+    from .sections_compare import mistakes_section as build
+
+    if not args.results:
+        raise UsageError("--sections mistakes needs --results DIR (a directory written by python -m explain evaluate)")
+    result = mistakes_from_results(open_results(args))
+    if args.min_confidence is not None and not 0 <= args.min_confidence <= 1:
+        raise UsageError(f"--min-confidence must lie in [0, 1], not {args.min_confidence}")
+    pair = [p.strip() for p in args.mistakes_pair.split(",")] if args.mistakes_pair else [None, None]
+    if len(pair) != 2:
+        raise UsageError(f"--mistakes-pair {args.mistakes_pair!r}: give TRUE,PREDICTED (class names)")
+    return build(result, args.results_model, pair[0] or None, pair[1] or None, disagree=args.disagree,
+                 min_confidence=args.min_confidence)
+
+
+def open_results(args: argparse.Namespace):
+    """The results directory of `--results`, its `--results-model` checked."""
+    from explain.evaluation import EvaluationResult
+
+    try:
+        result = EvaluationResult.open(args.results)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.results_model is not None and not 0 <= args.results_model < len(result.models):
         raise UsageError(
             f"--results-model {args.results_model}: the run has {len(result.models)} model(s), numbered from 0"
         )
-    return build_section(result, args.results_score, args.results_model)
+    return result
+
+
+def method_keys(args: argparse.Namespace) -> list[str]:
+    """`--methods` as registry keys (unknown names fail here, before any model loads)."""
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise UsageError("--methods is empty")
+    for method in methods:
+        explain.get_method(method)
+    return methods
 
 
 def stored_sections(keys: Sequence[str], runner: JobRunner) -> list[Section]:
@@ -273,6 +338,10 @@ def build_report(args: argparse.Namespace, runner: JobRunner | None = None) -> t
             by_name["roar"] = roar_section(args, runner)
         if "benchmark" in sections:
             by_name["benchmark"] = benchmark_section(args)
+        if "compare" in sections:
+            by_name["compare"] = compare_section(args, runner)
+        if "mistakes" in sections:
+            by_name["mistakes"] = mistakes_section(args)
         built = [by_name[name] for name in sections]
     report = Report.assemble(args.title, built, author=args.author, description=args.description)
     return report, render_report(report)
@@ -330,6 +399,15 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="benchmark: the model (0-based) of the leaderboard, per-class and worst images (default: the last)",
     )
+    build.add_argument("--compare-models", default=None,
+                       help="compare: two or more model names (in order; the last is the drift's reference) explaining "
+                            "--images with --methods; or use --results DIR of a run with --save-maps")
+    build.add_argument("--mistakes-pair", default=None, metavar="TRUE,PREDICTED",
+                       help="mistakes: list the images of this cell of the confusion matrix (class names)")
+    build.add_argument("--disagree", action="store_true",
+                       help="mistakes: only images on which the run's models disagree")
+    build.add_argument("--min-confidence", type=float, default=None,
+                       help="mistakes: only mistakes with a top-1 probability of at least this (confidently wrong)")
     build.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     build.add_argument("--colormap", default="jet", choices=COLORMAPS)
     build.add_argument("--sign", default="absolute", choices=SIGN_MODES)
@@ -337,6 +415,8 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--author", default="")
     build.add_argument("--description", default="")
     build.add_argument("--out", default=None, help="HTML file to write (default: report.html unless --save)")
+    build.add_argument("--pdf", nargs="?", const="", default=None, metavar="PATH",
+                       help="also print the report to PDF (headless Chromium): PATH, or --out with .pdf")
     build.add_argument("--save", action="store_true", help="also store it in the report store and print its share link")
     build.add_argument("--base-url", default="", help="app URL to prefix share links with")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -346,6 +426,19 @@ def make_parser() -> argparse.ArgumentParser:
     delete = commands.add_parser("delete", help="delete a saved report")
     delete.add_argument("id")
     return parser
+
+
+def write_pdf_file(html: str, path: str) -> None:
+    """The report printed to PDF at `path` (its path on stdout); a missing Chromium is a usage error."""
+    from .pdf import PdfUnavailable, write_pdf
+
+    started = time.perf_counter()
+    try:
+        size = write_pdf(html, path)
+    except PdfUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {path} ({size / 2**20:.1f} MB) in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    print(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -364,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 print(out)
+            if args.pdf is not None:
+                write_pdf_file(html, args.pdf or str(Path(out or "report.html").with_suffix(".pdf")))
             if args.save:
                 saved = store.save(report, html)
                 print(share_link(saved.id, args.base_url))

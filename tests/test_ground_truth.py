@@ -17,6 +17,7 @@ from PIL import Image
 
 from explain.data.ground_truth import decode_mask, masks_for_images, model_view, open_ground_truth
 from tests.synthetic import PatchCNN, bundle_of
+from reports import build_section
 
 
 def png(array: np.ndarray) -> bytes:
@@ -153,7 +154,7 @@ def test_localisation_as_an_analysis_with_masks_its_detail_and_report_section(tm
     strip = result.detail(prepared, np.repeat(patch[None].astype(np.float32), 2, axis=0), "saliency", 0)
     assert strip is not None and strip.captions == ("image", "map") and "outlined in cyan" in strip.note
     assert (strip.images[0][4, 18:26] == OUTLINE).all()  # the mask's top edge
-    section = result.report_section()
+    section = build_section(result)
     assert section.key == "relevance_mass_accuracy" and section.blocks
 
     folder, masks = tmp_path / "images", tmp_path / "masks"
