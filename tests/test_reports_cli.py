@@ -80,7 +80,7 @@ def test_bad_arguments_give_a_message_and_status_2(args, message, capsys, tmp_pa
 def test_params_are_checked_by_the_registry():
     params = cli.parse_params(["smoothgrad.n_samples=4"], ["smoothgrad", "gradcam"])
     assert params["smoothgrad"]["n_samples"] == 4 and params["smoothgrad"]["noise_level"] == 0.15
-    assert params["gradcam"] == {}
+    assert params["gradcam"] == {"aug_smooth": False, "eigen_smooth": False}  # the registry's defaults
     with pytest.raises(ValueError):
         cli.parse_params(["smoothgrad.n_samples=0"], ["smoothgrad"])
     with pytest.raises(ValueError):

@@ -139,7 +139,7 @@ def test_header_records_model_data_methods_settings_and_versions(hostile_html):
     bundle = hostile_bundle()
     assert bundle.model_id in text and "cpu" in text and "2 classes" in text
     assert "2 image(s)" in text and "b.png" in text
-    assert "Grad-CAM (gradcam)" in text and "Saliency (saliency)" in text
+    assert "Grad-CAM (gradcam, aug_smooth=False, eigen_smooth=False)" in text and "Saliency (saliency)" in text
     for name in ("python", "torch", "captum", "plotly", "numpy"):
         assert re.search(rf"{name} \d+\.\d+", text), name
     assert re.search(r"Created \d{4}-\d\d-\d\d \d\d:\d\d UTC", text)

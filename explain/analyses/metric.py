@@ -26,6 +26,7 @@ from ..metrics.base import Curves, Pairs, Skipped
 from ..metrics.executor import MetricBatch, compare_methods, metric_passes, score_method, summaries
 from ..metrics.registry import Comparison, Metric, MetricFamily, MetricInput, Strip, get_metric
 from ..models.bundle import ModelCard
+from ..plots.masks import mask_overlay
 from ..plots.overlay import overlay
 from .attribution import check_inputs, load_card, store_subject_views
 from .base import PLAN_SIZE, Analysis, register_analysis
@@ -147,10 +148,14 @@ class MetricResult:
 
 
 def drawn(strip: Strip) -> Strip:
-    """The strip with each of its maps drawn over its image (as the gallery draws maps)."""
-    if strip.maps is None:
-        return strip
-    pictures = np.stack([overlay(image, m) for image, m in zip(strip.images, strip.maps, strict=True)])
+    """The strip with each of its maps drawn over its image (as the gallery draws maps; an
+    all-NaN map leaves the image as it is) and its ground-truth outlines over that."""
+    pictures = strip.images
+    if strip.maps is not None:
+        pictures = np.stack([image if np.isnan(m).all() else overlay(image, m)
+                             for image, m in zip(pictures, strip.maps, strict=True)])
+    if strip.outlines is not None:
+        pictures = np.stack([mask_overlay(image, m) for image, m in zip(pictures, strip.outlines, strict=True)])
     return Strip(pictures, strip.captions, strip.note)
 
 

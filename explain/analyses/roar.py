@@ -33,7 +33,7 @@ from ..models.small_cnn import (
     TrainingStopped, accuracy, architecture_name, small_cnn_bundle, torch_threads, train_small_cnn,
     trained_base_model, training_threads,
 )
-from .base import Analysis, register_analysis
+from .base import PLAN_SIZE, Analysis, register_analysis
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +143,13 @@ class RoarAnalysis(Analysis):
     dataset_key: str
     dataset_name: str
     settings: RoarSettings
+    dataset_images: int = ROAR_PLAN_IMAGES  # train + test images, for the plan (the largest when unknown)
+    dataset_side: int = ROAR_PLAN_SIDE
 
     @classmethod
     def of(cls, dataset: LabelledImages, settings: RoarSettings) -> "RoarAnalysis":
-        return cls(dataset.key, dataset.describe(), settings)
+        return cls(dataset.key, dataset.describe(), settings, len(dataset.train_x) + len(dataset.test_x),
+                   dataset.image_size)
 
     @property
     def title(self) -> str:
@@ -163,12 +166,15 @@ class RoarAnalysis(Analysis):
         s = self.settings
         return len(s.all_methods) * len(s.fractions) * s.repeats
 
-    def planned_passes(self, size: int = ROAR_PLAN_SIDE) -> float:
-        """Each retraining's epochs over the training images, and each ranking's maps of
-        every image (at the largest dataset a ROAR run takes)."""
+    def planned_passes(self, size: int = PLAN_SIZE) -> float:
+        """Each retraining's epochs over the dataset's images, and each ranking's maps of
+        every image, in passes of a `size`-sided image (the unit every plan counts in):
+        a pass of the small CNN on a 28 x 28 digit costs (28 / 224)^2 of a 224 x 224 one."""
         s = self.settings
-        rankings = sum(method_passes(m, size) for m in s.methods if m.key != RANDOM)  # 1 for a custom ranker
-        return self.total * s.recipe.epochs * ROAR_PLAN_IMAGES + rankings * ROAR_PLAN_IMAGES
+        side = self.dataset_side if self.dataset_side > 0 else ROAR_PLAN_SIDE
+        rankings = sum(method_passes(m, side) for m in s.methods if m.key != RANDOM)  # 1 for a custom ranker
+        passes = self.total * s.recipe.epochs * self.dataset_images + rankings * self.dataset_images
+        return passes * min(1.0, (side / size) ** 2)
 
     def _entries(self, scope) -> dict[str, dict[str, Any]]:
         s = self.settings

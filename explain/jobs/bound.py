@@ -13,6 +13,7 @@ recomputed: analyses check that every part is there before they rebuild a result
 from __future__ import annotations
 
 import os
+from stat import S_ISDIR as stat_is_dir_mode
 import shutil
 import threading
 import time
@@ -52,12 +53,16 @@ class Entry:
     busy: bool
 
 
-def _tree(path: Path) -> tuple[int, float]:
-    """Total bytes and newest modification time of a file or folder."""
-    if path.is_file():
+def _tree(path: Path) -> tuple[int, float] | None:
+    """Total bytes and newest modification time of a file or folder; None when it is gone
+    (another process renamed its temporary file or evicted it while this one scanned)."""
+    try:
         stat = path.stat()
+    except FileNotFoundError:
+        return None
+    if not stat_is_dir_mode(stat.st_mode):
         return stat.st_size, stat.st_mtime
-    size, newest = 0, path.stat().st_mtime
+    size, newest = 0, stat.st_mtime
     for folder, _, files in os.walk(path):
         for name in files:
             try:
@@ -75,7 +80,10 @@ def _running_since(root: Path, busy_jobs: Iterable[Path]) -> float:
     for folder in busy_jobs:
         record = read_json(folder / "job.json")
         when = record.get("started") if isinstance(record, dict) else None
-        started.append(float(when) if isinstance(when, (int, float)) else (folder / "lock").stat().st_mtime)
+        if isinstance(when, (int, float)):
+            started.append(float(when))
+        elif (lock := _tree(folder / "lock")) is not None:
+            started.append(lock[1])
     return min(started)
 
 
@@ -86,8 +94,8 @@ def scan(root: Path) -> list[Entry]:
     busy_jobs = [folder for folder in jobs if is_locked(folder / "lock")]
     since = _running_since(root, busy_jobs)
     for folder in jobs:
-        size, mtime = _tree(folder)
-        entries.append(Entry(folder, "jobs", size, mtime, folder in busy_jobs))
+        if (tree := _tree(folder)) is not None:
+            entries.append(Entry(folder, "jobs", *tree, folder in busy_jobs))
     for top in sorted(root.iterdir()) if root.is_dir() else []:
         if top.name == "jobs":
             continue
@@ -95,19 +103,20 @@ def scan(root: Path) -> list[Entry]:
             for scope in sorted(top.iterdir()):
                 kind = "maps" if scope.name == "maps" else "shared"
                 for path in sorted(scope.iterdir()) if scope.is_dir() else []:
-                    size, mtime = _tree(path)
-                    entries.append(Entry(path, kind, size, mtime, mtime >= since))
+                    if path.name.startswith(".tmp-"):
+                        continue  # another writer's file in flight: never evicted (stale ones go at start-up)
+                    if (tree := _tree(path)) is not None:
+                        entries.append(Entry(path, kind, *tree, tree[1] >= since))
         elif top.name == "evaluations" and top.is_dir():
             for folder in sorted(top.iterdir()):
-                size, mtime = _tree(folder)
-                entries.append(Entry(folder, "evaluations", size, mtime, is_locked(folder / ".lock")))
+                if (tree := _tree(folder)) is not None:
+                    entries.append(Entry(folder, "evaluations", *tree, is_locked(folder / ".lock")))
         elif top.is_dir():
             for path in sorted(top.iterdir()):
-                size, mtime = _tree(path)
-                entries.append(Entry(path, top.name, size, mtime, mtime >= since))
-        else:
-            size, mtime = _tree(top)
-            entries.append(Entry(top, "other", size, mtime, False))
+                if (tree := _tree(path)) is not None:
+                    entries.append(Entry(path, top.name, *tree, tree[1] >= since))
+        elif (tree := _tree(top)) is not None:
+            entries.append(Entry(top, "other", *tree, False))
     return entries
 
 

@@ -71,15 +71,14 @@ def map_score_values(data: MetricInput, score: MapScore, absolute: bool, needs_m
 def map_with_mask(data: MetricInput, params: Mapping[str, Any], index: int) -> Strip:
     """Image `index` as the model saw it and its map, each with the ground-truth mask
     (tinted, outlined in cyan) when the data has one."""
-    from ..plots.masks import mask_overlay
-    from ..plots.overlay import overlay
-
     picture = data.bundle.to_display(data.images[index : index + 1])[0]
     mask = None if data.masks is None else np.asarray(data.masks[index], dtype=bool)
-    heat = overlay(picture, np.asarray(data.maps[index]))
+    attribution = np.asarray(data.maps[index], dtype=np.float32)
     note = "No ground truth for this image." if mask is None or not mask.any() else \
         f"Ground truth: {int(mask.sum())} of {mask.size} pixels ({mask.mean():.1%}), outlined in cyan."
-    return Strip(np.stack([mask_overlay(picture, mask), mask_overlay(heat, mask)]), ("image", "map"), note=note)
+    return Strip(np.stack([picture, picture]), ("image", "map"), note=note,
+                 maps=np.stack([np.full_like(attribution, np.nan), attribution]),
+                 outlines=None if mask is None else np.stack([mask, mask]))
 
 
 def value_info(key: str, name: str, higher_is_better: bool, description: str, reference: str) -> MetricInfo:

@@ -84,13 +84,16 @@ class ComparisonInput:
 class Strip:
     """What the model saw for one image under a metric: images in order, a caption each.
 
-    With `maps` (K, H, W), image k is shown with map k drawn over it: metrics hand over
-    plain arrays and the analysis draws them (metrics never import the plotting layer)."""
+    With `maps` (K, H, W), image k is shown with map k drawn over it (an all-NaN map:
+    the image as it is); with `outlines` (K, H, W) bool, a ground-truth mask is tinted and
+    outlined over image k. Metrics hand over plain arrays and the analysis draws them
+    (metrics never import the plotting layer)."""
 
     images: np.ndarray  # (K, H, W, 3) uint8
     captions: tuple[str, ...]
     note: str = ""
     maps: np.ndarray | None = None
+    outlines: np.ndarray | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
