@@ -16,12 +16,9 @@ measured in one run.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -31,16 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from explain.methods.registry import MethodSpec  # noqa: E402
 from explain.metrics import MetricInput, get_metric  # noqa: E402
 from explain.metrics.localisation import top_k_pixels  # noqa: E402
-
-
-def cpu_seconds(fn: Callable[[], object], repeats: int) -> float:
-    """Median CPU seconds of `fn` over `repeats` runs."""
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return statistics.median(times)
+from timing import median_cpu_seconds as cpu_seconds  # noqa: E402  (bench/ is on the path when run as a script)
 
 
 def main() -> None:
