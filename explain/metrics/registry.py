@@ -162,6 +162,12 @@ class Comparison(MetricFamily):
     detail: ClassVar[None] = None
 
 
+# Pages that several families share (a family names one in `page`); the sanity checks,
+# localisation and complexity pages are named beside their first family.
+FAITHFULNESS_PAGE = "Faithfulness"
+ROBUSTNESS_PAGE = "Robustness"
+AXIOMATIC_PAGE = "Axiomatic"
+
 _REGISTRY: dict[str, MetricFamily] = {}
 
 
