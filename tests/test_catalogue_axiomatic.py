@@ -214,7 +214,8 @@ def quantus_explainer(method: str):
     return explain_func
 
 
-def shift_every_value(arr: np.ndarray, indices: Any, indexed_axes: Any, input_shift: float, **kwargs: Any) -> np.ndarray:
+def shift_every_value(arr: np.ndarray, indices: Any, indexed_axes: Any, input_shift: float,
+                      **kwargs: Any) -> np.ndarray:
     """Quantus's shift without its slip: every value of the image moves (see below)."""
     return arr + input_shift
 
@@ -242,8 +243,8 @@ def test_the_shift_is_absorbed_along_padded_borders_too() -> None:
     copy = shifted_bundle(bundle, x[:1], -1.0)
     assert copy is not None
     np.testing.assert_allclose(copy.logits(x - 1.0), before, atol=1e-4)
-    theirs_copy = quantus.helpers.model.pytorch_model.PyTorchModel(model, channel_first=True).add_mean_shift_to_first_layer(
-        -1.0, (1, 3, SIDE, SIDE))
+    wrapped = quantus.helpers.model.pytorch_model.PyTorchModel(model, channel_first=True)
+    theirs_copy = wrapped.add_mean_shift_to_first_layer(-1.0, (1, 3, SIDE, SIDE))
     with torch.no_grad():
         assert (theirs_copy(x - 1.0) - before).abs().max() > 1e-2
     maps = maps_of(bundle, x, "saliency")
@@ -262,7 +263,8 @@ def test_quantus_leaves_the_first_input_value_unshifted() -> None:
 
     bundle, x = bundle_of(TinyCNN()), images(seed=5)
     maps = maps_of(bundle, x, "saliency")
-    verdicts = theirs(quantus.InputInvariance(input_shift=-1, **QUIET), bundle.model, x, maps, explain_func=explain_func)
+    verdicts = theirs(quantus.InputInvariance(input_shift=-1, **QUIET), bundle.model, x, maps,
+                      explain_func=explain_func)
     moved = seen[0] - x.numpy()
     assert (moved[:, 0, 0, 0] == 0).all() and np.allclose(moved.reshape(N, -1)[:, 1:], -1.0)
     assert not verdicts.all()
