@@ -12,9 +12,20 @@ by its maximum:
   makes an image's count depend on its batch mates; here each map is normalised alone
   (equal for a batch of one).
 
-MST-C is left out: Quantus does not have it and its definition needs a graph over the
-map that no library here provides. Why in-house: one vectorised line each, in the
-registry's shapes; `tests/test_catalogue.py` checks them against Quantus.
+MST-C (Minimum Spanning Tree Compactness; Mesgari, Ma, Samek, Lapuschkin, Weber,
+"Structural compactness as a complementary criterion for explanation quality",
+arXiv:2603.29491, 2026) is left out because it is not well defined from what can be
+read here: Quantus 0.6.0 does not have it, and the only stored text of the paper is its
+abstract, which says what the score favours (salient points spread over a small area,
+in few cohesive clusters: "spread" and "cohesion" read off a minimum spanning tree) but
+not how: which points count as salient (a threshold, a top-k share), the edge weights
+(Euclidean pixel distance or relevance too), how spread and cohesion are computed from
+the tree and how they combine into one number, or its range and direction. Its code is
+behind an anonymous review link that this offline machine cannot reach. A tree over
+the salient pixels is easy to build (`scipy.sparse.csgraph.minimum_spanning_tree`); any
+score built on it here would be our invention under the paper's name. Why in-house
+(the three above): one vectorised line each, in the registry's shapes;
+`tests/test_catalogue.py` checks them against Quantus.
 """
 
 from __future__ import annotations
