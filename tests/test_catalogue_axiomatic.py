@@ -319,11 +319,13 @@ def test_input_invariance_on_the_default_architecture_and_its_rectifier_form() -
         assert out["input_shift_change"].aucs.max() < 1e-3, method
 
 
-@pytest.mark.parametrize("key", ["completeness", "non_sensitivity", "input_invariance"])
-def test_progress_counts_the_declared_passes(key: str) -> None:
+@pytest.mark.parametrize("key,params", [("completeness", {}), ("completeness", {"baseline": "mean"}),
+                                        ("non_sensitivity", {"grid": 4}), ("input_invariance", {})])
+def test_progress_counts_the_declared_passes(key: str, params: dict[str, Any]) -> None:
+    """Completeness: n + 1 passes with a baseline shared by the images (black), 2n with one per image (mean)."""
     bundle, x = bundle_of(TinyCNN()), images()
     metric = get_metric(key)
-    params = metric.resolve_params({"grid": 4} if key == "non_sensitivity" else {})
+    params = metric.resolve_params(params)
     spec = MethodSpec.of("integrated_gradients")
     reports: list[tuple[int, int]] = []
     data = MetricInput(bundle, x, maps_of(bundle, x, "integrated_gradients"), TARGETS, spec,
