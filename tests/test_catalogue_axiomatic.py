@@ -271,6 +271,18 @@ def test_quantus_leaves_the_first_input_value_unshifted() -> None:
     assert (ours("input_invariance", bundle, x, maps, input_shift=-1.0)["input_invariance"] == 1.0).all()
 
 
+def test_input_invariance_recomputes_the_map_of_x_in_the_same_layout() -> None:
+    """SmoothGrad's seeded noise depends on how images are batched: maps made one image at
+    a time (as the pages do) differ from maps of the whole batch, yet the metric finds
+    SmoothGrad invariant, as both its maps are drawn in one layout."""
+    bundle, x = bundle_of(TinyCNN()), images(seed=7)
+    one_by_one = np.concatenate([explain.attribute(bundle, x[i:i + 1], "smoothgrad", [int(TARGETS[i])])
+                                 for i in range(N)])
+    assert np.abs(one_by_one - maps_of(bundle, x, "smoothgrad")).max() > 1e-3
+    out = ours("input_invariance", bundle, x, one_by_one, "smoothgrad")
+    assert (out["input_invariance"] == 1.0).all() and (out["input_shift_change"] < 1e-5).all()
+
+
 def test_input_invariance_leaves_the_model_as_it_was() -> None:
     model = TinyCNN(padding=1)
     bundle, x = bundle_of(model), images()

@@ -34,12 +34,15 @@ family each on the "Axiomatic" page, one value per image:
   would have given (a forward hook adding the per-position residual, zero inside), and
   every image's logits on the copy are checked against the model's before the maps are
   compared (an image whose logits differ, e.g. a model that rescales its input before
-  the first layer, is skipped with the reason). The model itself is never changed: the
-  copy is made under the bundle's lock and discarded.
+  the first layer, is skipped with the reason). The map of x is recomputed beside the
+  shifted one, in the same call (the maps handed in are not used): a seeded stochastic
+  method's maps, SmoothGrad's, depend on how the images were batched when its noise was
+  drawn, and the page and the batch evaluation batch them differently. The model itself
+  is never changed: the copy is made under the bundle's lock and discarded.
 
 Costs: completeness 1 pass per image and 1 for the baseline (zero, black, grey and noise
 are one image for all images; mean and blur one more pass per image);
-non-sensitivity grid^2 + 1; input invariance 2 forward passes (the check) and one map of
+non-sensitivity grid^2 + 1; input invariance 2 forward passes (the check) and two maps of
 the method per image. Why in-house: Quantus evaluates one feature per forward call over
 numpy arrays, while these batch every perturbed copy through `forward_batch_size` chunks
 on the model's device, vectorised over the images.
@@ -274,7 +277,7 @@ def input_invariance_values(data: MetricInput, params: Mapping[str, Any]) -> dic
     n = x.shape[0]
     shift = float(params["input_shift"])
     per_map = data.passes_per_map
-    total = 2 * n + n * per_map
+    total = 2 * n + 2 * n * per_map
     ident = spec.ident
     shifted = shifted_bundle(data.bundle, x[:1], shift)
     if shifted is None:
@@ -290,13 +293,17 @@ def input_invariance_values(data: MetricInput, params: Mapping[str, Any]) -> dic
     absorbed = np.abs(after - original) <= ABSORBED_TOLERANCE * (1.0 + np.abs(original))
     skipped = [Skipped(i, NOT_ABSORBED) for i in range(n) if not absorbed[i]]
 
-    def progress(done: int, count: int) -> None:
-        if data.progress is not None:
-            data.progress(2 * n + done * per_map, total)
+    def maps_of(bundle: ModelBundle, images: torch.Tensor, before: int) -> np.ndarray:
+        def progress(done: int, count: int) -> None:
+            if data.progress is not None:
+                data.progress(before + done * per_map, total)
+        maps = attribute(bundle, images, spec.key, targets.tolist(), progress=progress, **spec.resolved)
+        return maps.astype(np.float64).reshape(n, -1)
 
-    maps = np.asarray(data.maps, dtype=np.float64).reshape(n, -1)
-    moved_maps = attribute(shifted, moved, spec.key, targets.tolist(), progress=progress,
-                           **spec.resolved).astype(np.float64).reshape(n, -1)
+    # the map of x too, in the same call as the shifted one: a seeded stochastic method's
+    # maps (SmoothGrad's noise) depend on how the images were batched when they were drawn
+    maps = maps_of(data.bundle, x, 2 * n)
+    moved_maps = maps_of(shifted, moved, 2 * n + n * per_map)
     invariant = np.asarray(np.isclose(maps, moved_maps, atol=float(params["tolerance"])).all(axis=1), dtype=np.float64)
     norms = np.linalg.norm(maps, axis=1)
     moved_by = np.linalg.norm(moved_maps - maps, axis=1)
@@ -353,6 +360,6 @@ register_metric(Metric(
                    "1e-4)"),
     ),
     passes=lambda params, n: 2 * n,
-    maps_per_image=lambda params: 1,
+    maps_per_image=lambda params: 2,
     page=AXIOMATIC_PAGE,
 ))
