@@ -8,7 +8,7 @@ image of `get_metric(key).compute` against Quantus's metric on the same model, i
 and maps at the batch size Quantus allows (its `batch_size`: all the images in one
 batch), as the ratio ours / Quantus (target: at most 0.5x); and against timing the
 model passes alone that the metric needs (the same number of forward passes in the
-same chunks, and for input invariance the Saliency maps of the copy), as the ratio
+same chunks, and for input invariance the two Saliency maps per image), as the ratio
 ours / bare. Completeness's black baseline is one image for all (n + 1 passes; Quantus
 runs 2n). Non-sensitivity runs one cell per pixel (`grid` = 28) so both compute the
 same thing (Quantus: one pixel per forward call, 785 calls). Quantus's input invariance
@@ -90,8 +90,9 @@ def main() -> None:
         "non_sensitivity": (quantus.NonSensitivity(perturb_baseline=0.0, **quiet), {"grid": SIDE, "baseline": "zero"},
                             {}, bare_forward(bundle, x, n * (SIDE * SIDE + 1))),
         "input_invariance": (quantus.InputInvariance(**quiet), {}, {"explain_func": saliency},
-                             lambda: (bare_forward(bundle, x, 2 * n)(), explain.attribute(bundle, x - 1.0, "saliency",
-                                                                                       targets.tolist()))),
+                             lambda: (bare_forward(bundle, x, 2 * n)(),
+                                      [explain.attribute(bundle, images, "saliency", targets.tolist())
+                                       for images in (x, x - 1.0)])),
     }
     print(f"{n} images of 1 x {SIDE} x {SIDE}, small CNN, Saliency maps; median of {args.repeats} runs, "
           "CPU ms per image")
