@@ -89,7 +89,7 @@ def test_noisy_linear_imputation_gives_quantus_images(channels: int, side: int) 
     ranks = np.argsort(order, axis=1)
     counts = np.array([3, side * side // 2, side * side - 2])
     np.random.seed(7)
-    reference = np.stack([noisy_linear_imputation(x[i], order[i, :counts[i]], noise=0.05)  # type: ignore[arg-type]
+    reference: np.ndarray = np.stack([noisy_linear_imputation(x[i], order[i, :counts[i]], noise=0.05)  # type: ignore[arg-type]
                           for i in range(3)])
     removed = torch.from_numpy(ranks < counts[:, None]).view(3, side, side)
     mine = remove_pixels(torch.from_numpy(x), removed, "linear", noise=0.05, rng=np.random.RandomState(7),
