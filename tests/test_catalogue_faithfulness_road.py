@@ -234,3 +234,24 @@ def test_an_images_value_does_not_depend_on_its_batch_mates(key: str) -> None:
     whole = values(key, bundle, x, maps, targets, **params)
     alone = [values(key, bundle, x[i:i + 1], maps[i:i + 1], targets[i:i + 1], **params)[0] for i in range(2)]
     np.testing.assert_allclose(whole[:2], alone, atol=1e-6)
+
+
+def test_deletion_and_irof_offer_noisy_linear_imputation() -> None:
+    """The deletion curve under "linear" leaves the unremoved pixels and ends, like "zero",
+    on the image with nothing left to interpolate from; IROF runs with it too."""
+    from explain.metrics import deletion_insertion
+
+    bundle, x, maps, targets = setup(3, 12)
+    images = torch.from_numpy(x)
+    linear = deletion_insertion(bundle, images, {"m": maps}, targets.tolist(), substrate="linear", steps=4)
+    zero = deletion_insertion(bundle, images, {"m": maps}, targets.tolist(), substrate="zero", steps=4)
+    np.testing.assert_allclose(linear.deletion["m"].curves[:, [0, -1]], zero.deletion["m"].curves[:, [0, -1]])
+    assert not np.allclose(linear.deletion["m"].curves[:, 1:-1], zero.deletion["m"].curves[:, 1:-1])
+    np.testing.assert_allclose(linear.insertion["m"].curves, zero.insertion["m"].curves)  # insertion has no substrate
+    irof = values_of_irof(bundle, x, maps, targets)
+    assert irof.shape == (N,) and np.isfinite(irof).all()
+
+
+def values_of_irof(bundle: explain.ModelBundle, x: np.ndarray, maps: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    curves = ours("irof", bundle, x, maps, targets, fill="linear", n_segments=6)["irof"]
+    return curves.aucs

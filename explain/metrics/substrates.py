@@ -38,8 +38,12 @@ BLUR_KERNEL = 11  # RISE's Gaussian: 11x11 kernel, sigma 5
 BLUR_SIGMA = 5.0
 NOISE_SEED = 0
 LINEAR = "linear"  # noisy linear imputation (ROAD)
-ROAD_SUBSTRATES = (LINEAR, *SUBSTRATES)
-ROAD_SUBSTRATE_HELP = "linear: noisy linear imputation from the neighbours (ROAD's); " + SUBSTRATE_HELP
+ROAD_SUBSTRATES = (LINEAR, *SUBSTRATES)  # ROAD's choices, its default first
+ALL_SUBSTRATES = (*SUBSTRATES, LINEAR)  # deletion's and IROF's choices
+LINEAR_HELP = "linear: noisy linear imputation from the neighbours (ROAD's)"
+ROAD_SUBSTRATE_HELP = f"{LINEAR_HELP}; {SUBSTRATE_HELP}"
+ALL_SUBSTRATE_HELP = f"{SUBSTRATE_HELP}; {LINEAR_HELP}"
+LINEAR_NOISE = 0.01  # std of the imputation noise where a metric has no parameter for it (ROAD's default)
 # Neighbour offsets (row, column) and weights of the imputation (ROAD's reference code and Quantus's).
 NEIGHBOUR_WEIGHTS = (((1, 1), 1 / 12), ((0, 1), 1 / 6), ((-1, 1), 1 / 12), ((1, -1), 1 / 12), ((0, -1), 1 / 6),
                      ((-1, -1), 1 / 12), ((1, 0), 1 / 6), ((-1, 0), 1 / 6))
@@ -61,8 +65,10 @@ def normalised(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]
 def make_substrate(images: torch.Tensor, substrate: str, mean: Sequence[float] = (0.0,),
                    std: Sequence[float] = (1.0,)) -> torch.Tensor:
     """The substrate of each image of a normalised batch (N, C, H, W); `mean` and `std`
-    are the model's normalisation (black, grey and noise are pixel values before it)."""
-    if substrate == "zero":
+    are the model's normalisation (black, grey and noise are pixel values before it).
+    For "linear", the image with every pixel removed: nothing is left to interpolate
+    from, so 0 (as `linear_imputation`); `remove_pixels` imputes partial removals."""
+    if substrate in ("zero", LINEAR):
         return torch.zeros_like(images)
     if substrate in ("black", "grey"):
         level = 0.0 if substrate == "black" else 0.5
