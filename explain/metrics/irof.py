@@ -1,14 +1,14 @@
 """IROF: Iterative Removal Of Features (Rieger & Hansen, 2020).
 
 The image is over-segmented into superpixels (SLIC on the picture the model sees);
-superpixels are ranked by their mean attribution, most relevant first, and removed
-one after another (replaced by a substrate: the image's per-channel mean by default,
-or any of `substrates.ALL_SUBSTRATES`, noisy linear imputation included). After each
-removal the model's probability of the explained class is read. The curve is the
-fraction of that probability lost, 1 - p_k / p_0, against the fraction of superpixels
-removed; the score is its area, i.e. the area over the normalised probability curve (Quantus's IROF "AOC", divided by the number of steps).
-Higher is better: a faithful map points at the superpixels whose removal costs the
-class its probability first.
+superpixels are ranked by their mean attribution, most relevant first, and removed one
+after another (replaced by a substrate: the image's per-channel mean by default, or any
+of `substrates.ALL_SUBSTRATES`, noisy linear imputation included). After each removal
+the model's probability of the explained class is read. The curve is the fraction of
+that probability lost, 1 - p_k / p_0, against the fraction of superpixels removed; the
+score is its area, i.e. the area over the normalised probability curve (Quantus's IROF
+"AOC", divided by the number of steps). Higher is better: a faithful map points at the
+superpixels whose removal costs the class its probability first.
 
 Quantus's IROF is cumulative too (its `irof.py` accumulates the removed superpixels
 since v0.3.2), and the two agree on the same segments and fill. Why in-house anyway:
