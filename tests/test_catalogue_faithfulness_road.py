@@ -255,3 +255,14 @@ def test_deletion_and_irof_offer_noisy_linear_imputation() -> None:
 def values_of_irof(bundle: explain.ModelBundle, x: np.ndarray, maps: np.ndarray, targets: np.ndarray) -> np.ndarray:
     curves = ours("irof", bundle, x, maps, targets, fill="linear", n_segments=6)["irof"]
     return curves.aucs
+
+
+def test_road_detail_shows_both_orders_at_a_few_fractions() -> None:
+    bundle, x, maps, targets = setup(3, 12)
+    metric = get_metric("road")
+    assert isinstance(metric, Metric) and metric.detail is not None
+    data = MetricInput(bundle, torch.from_numpy(x), maps, torch.from_numpy(targets), MethodSpec.of("saliency"))
+    strip = metric.detail(data, metric.resolve_params({}), 1)
+    assert strip.images.shape == (10, 12, 12, 3) and strip.images.dtype == np.uint8
+    assert [c.split(" ")[0] for c in strip.captions] == ["MoRF"] * 5 + ["LeRF"] * 5
+    assert "p = probability of class" in strip.note
