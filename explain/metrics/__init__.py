@@ -13,6 +13,7 @@ from . import irof  # noqa: F401,E402  (registers IROF: a metric is its module p
 from . import randomisation, random_logit, agreement, robustness  # noqa: F401,E402  (the sanity checks)
 from . import localisation, complexity  # noqa: F401,E402  (ground-truth localisation; complexity of the maps)
 from . import axiomatic  # noqa: F401,E402  (completeness, non-sensitivity, input invariance)
+from . import road, faithfulness_correlation, monotonicity  # noqa: F401,E402  (faithfulness catalogue, part 1)
 
 __all__ = [
     "Curves", "MetricInfo", "Pairs", "Skipped", "trapezoid_auc",

@@ -28,7 +28,8 @@ from ..methods.registry import Param
 from .batching import forward_batch_size
 from .base import Curves, MetricInfo
 from .registry import Metric, MetricInput, Strip, register_metric
-from .substrates import CONSTANT_SUBSTRATES, SUBSTRATE_HELP, SUBSTRATES, blur, make_substrate
+from .substrates import (ALL_SUBSTRATE_HELP, ALL_SUBSTRATES, CONSTANT_SUBSTRATES, LINEAR, LINEAR_NOISE, NOISE_SEED,
+                         blur, make_substrate, remove_pixels)
 
 ProgressFn = Callable[[int, int], None]
 
@@ -100,8 +101,8 @@ def deletion_insertion(
     `progress(done, total)` counts forward passes."""
     if images.dim() != 4:
         raise ValueError(f"images must be a batch (N, C, H, W), got shape {tuple(images.shape)}")
-    if substrate not in SUBSTRATES:
-        raise ValueError(f"unknown substrate {substrate!r}; choose one of {SUBSTRATES}")
+    if substrate not in ALL_SUBSTRATES:
+        raise ValueError(f"unknown substrate {substrate!r}; choose one of {ALL_SUBSTRATES}")
     if steps < 1:
         raise ValueError("steps must be at least 1")
     n, _, h, w = images.shape
@@ -142,6 +143,7 @@ def deletion_insertion(
         return logits.softmax(dim=1).gather(1, target_dev[rows, None])[:, 0].cpu()
 
     batch_size = forward_batch_size(bundle, x.shape[1:])
+    rng = np.random.RandomState(NOISE_SEED)
     curves = torch.empty(2, len(method_keys), n, num_points, dtype=torch.float64)
     with torch.inference_mode(), bundle.lock:
         if method_keys:
@@ -175,9 +177,12 @@ def deletion_insertion(
             method = (job // (inner * n)) % len(method_keys)
             kind = job // (inner * n * len(method_keys))
             changed = (ranks[method, image] < counts[step, None]).view(-1, 1, h, w)
-            inner_probs[start : start + len(job)] = probabilities(
-                torch.where(changed, fills[kind, image], starts[kind, image]), image
-            )
+            batch = torch.where(changed, fills[kind, image], starts[kind, image])
+            if substrate == LINEAR and bool((kind == 0).any()):  # deletion's removed pixels imputed from the rest
+                rows = kind == 0
+                batch[rows] = remove_pixels(x[image[rows]], changed[rows, 0], LINEAR, noise=LINEAR_NOISE, rng=rng,
+                                            order=ranks[method[rows], image[rows]])
+            inner_probs[start : start + len(job)] = probabilities(batch, image)
         if inner > 0 and method_keys:
             curves[:, :, :, 1:-1] = inner_probs.double().reshape(2, len(method_keys), n, inner)
 
@@ -215,10 +220,15 @@ def _strip(data: MetricInput, params: Mapping[str, Any], index: int) -> Strip:
     ranks = pixel_ranks(torch.as_tensor(np.asarray(data.maps[index], dtype=np.float32), device=bundle.device)[None])[0]
     _, _, h, w = x.shape
     rows = []
-    for start, fill in ((x[0], make_substrate(x, params["substrate"], bundle.mean, bundle.std)[0]), (blur(x)[0], x[0])):
+    substrate = params["substrate"]
+    rng = np.random.RandomState(NOISE_SEED)
+    for start, fill in ((x[0], make_substrate(x, substrate, bundle.mean, bundle.std)[0]), (blur(x)[0], x[0])):
         for fraction in STRIP_FRACTIONS:
             changed = (ranks < int(round(fraction * h * w))).view(1, h, w)
-            rows.append(torch.where(changed, fill, start))
+            if substrate == LINEAR and start is x[0]:
+                rows.append(remove_pixels(x, changed, LINEAR, noise=LINEAR_NOISE, rng=rng, order=ranks[None])[0])
+            else:
+                rows.append(torch.where(changed, fill, start))
     batch = torch.stack(rows)
     target = int(data.targets[index])
     probs = bundle.probabilities(batch)[:, target].numpy()
@@ -238,7 +248,7 @@ register_metric(
         description="Pixels are ranked by attribution. Deletion replaces the most relevant first with a substrate; "
         "insertion starts from a blurred image and puts them back. y = probability of the explained class.",
         params=(
-            Param("substrate", "Deletion substrate", "zero", choices=SUBSTRATES, help=SUBSTRATE_HELP),
+            Param("substrate", "Deletion substrate", "zero", choices=ALL_SUBSTRATES, help=ALL_SUBSTRATE_HELP),
             Param(
                 "steps",
                 "Steps",

@@ -1,14 +1,14 @@
 """IROF: Iterative Removal Of Features (Rieger & Hansen, 2020).
 
 The image is over-segmented into superpixels (SLIC on the picture the model sees);
-superpixels are ranked by their mean attribution, most relevant first, and removed
-one after another (replaced by a substrate: the image's per-channel mean by default,
-or any of `substrates.SUBSTRATES`). After each removal the model's probability of the explained class is
-read. The curve is the fraction of that probability lost, 1 - p_k / p_0, against the
-fraction of superpixels removed; the score is its area, i.e. the area over the
-normalised probability curve (Quantus's IROF "AOC", divided by the number of steps).
-Higher is better: a faithful map points at the superpixels whose removal costs the
-class its probability first.
+superpixels are ranked by their mean attribution, most relevant first, and removed one
+after another (replaced by a substrate: the image's per-channel mean by default, or any
+of `substrates.ALL_SUBSTRATES`, noisy linear imputation included). After each removal
+the model's probability of the explained class is read. The curve is the fraction of
+that probability lost, 1 - p_k / p_0, against the fraction of superpixels removed; the
+score is its area, i.e. the area over the normalised probability curve (Quantus's IROF
+"AOC", divided by the number of steps). Higher is better: a faithful map points at the
+superpixels whose removal costs the class its probability first.
 
 Quantus's IROF is cumulative too (its `irof.py` accumulates the removed superpixels
 since v0.3.2), and the two agree on the same segments and fill. Why in-house anyway:
@@ -28,10 +28,11 @@ from skimage.segmentation import slic
 from ..methods.registry import Param
 from .base import Curves, MetricInfo
 from .registry import Metric, MetricInput, register_metric
-from .substrates import SUBSTRATE_HELP, SUBSTRATES, make_substrate
+from .substrates import (ALL_SUBSTRATE_HELP, ALL_SUBSTRATES, LINEAR, LINEAR_NOISE, NOISE_SEED, make_substrate,
+                         remove_pixels)
 
 GRID_POINTS = 101
-FILLS = SUBSTRATES
+FILLS = ALL_SUBSTRATES
 
 IROF = MetricInfo(
     key="irof",
@@ -68,10 +69,13 @@ def irof_curve(data: MetricInput, index: int, params: Mapping[str, Any]) -> tupl
     rank = np.empty(count, dtype=np.int64)
     rank[order] = np.arange(count)
     pixel_rank = torch.from_numpy(rank[labels]).to(x.device)  # (H, W): the step at which each pixel goes
-    fill = make_substrate(x, params["fill"], bundle.mean, bundle.std)
     steps = torch.arange(count + 1, device=x.device).view(-1, 1, 1, 1)
     removed = (pixel_rank.view(1, 1, *pixel_rank.shape) < steps)  # (K+1, 1, H, W)
-    batch = torch.where(removed, fill, x)
+    if params["fill"] == LINEAR:  # imputed from what is left at each step
+        batch = remove_pixels(x.expand(count + 1, -1, -1, -1), removed[:, 0], LINEAR, noise=LINEAR_NOISE,
+                              rng=np.random.RandomState(NOISE_SEED))
+    else:
+        batch = torch.where(removed, make_substrate(x, params["fill"], bundle.mean, bundle.std), x)
     probs = bundle.probabilities(batch)[:, int(data.targets[index])].double().numpy()
     lost = 1.0 - probs / probs[0] if probs[0] > 0 else np.zeros_like(probs)
     return np.arange(count + 1) / count, lost
@@ -100,7 +104,7 @@ register_metric(Metric(
     params=(
         Param("n_segments", "Superpixels (approximately)", 50, 4, 400, 1, help="SLIC's target number of segments"),
         Param("compactness", "SLIC compactness", 10.0, 0.1, 100.0, 0.1, help="Higher: more square superpixels"),
-        Param("fill", "Removed superpixels become", "mean", choices=FILLS, help=SUBSTRATE_HELP),
+        Param("fill", "Removed superpixels become", "mean", choices=FILLS, help=ALL_SUBSTRATE_HELP),
     ),
     passes=lambda params, n: n * (int(params["n_segments"]) + 1),
 ))
