@@ -101,7 +101,7 @@ register_metric(Metric(
     compute=_compute,
     description="Among the images scored together, the maps close to an image's map (distance over the largest "
                 "distance at most the threshold): the share of those images predicted as the same class "
-                "(Quantus's Sufficiency).",
+                "(Quantus's Sufficiency; it compares images with each other, so it needs many of them).",
     params=(
         Param("threshold", "Distance threshold", 0.6, 0.0, 1.0, 0.05,
               help="Maps closer than this share of the largest distance between two maps count as close"),
