@@ -14,6 +14,7 @@ from . import randomisation, random_logit, agreement, robustness  # noqa: F401,E
 from . import localisation, complexity  # noqa: F401,E402  (ground-truth localisation; complexity of the maps)
 from . import axiomatic  # noqa: F401,E402  (completeness, non-sensitivity, input invariance)
 from . import road, faithfulness_correlation, monotonicity  # noqa: F401,E402  (faithfulness catalogue, part 1)
+from . import patch_removal, sufficiency, sensitivity_n  # noqa: F401,E402  (faithfulness II: patches, sufficiency)
 
 __all__ = [
     "Curves", "MetricInfo", "Pairs", "Skipped", "trapezoid_auc",

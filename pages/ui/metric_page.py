@@ -112,8 +112,8 @@ def metric_results(
             first = next(iter(result.curves.get(info.key, {}).values()), None)
             if first is not None and first.skipped:
                 st.warning(
-                    f"{info.short_name}: {len(first.skipped)} of {len(names)} image(s) skipped, as the reference "
-                    "does: " + "; ".join(f"{names[s.index]}: {s.reason}" for s in first.skipped)
+                    f"{info.short_name}: {len(first.skipped)} of {len(names)} image(s) skipped: "
+                    + "; ".join(f"{names[s.index]}: {s.reason}" for s in first.skipped)
                 )
         figures = list(result.figures(show_units).items())
         for start in range(0, len(figures), FIGURES_PER_ROW):
