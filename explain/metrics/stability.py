@@ -13,8 +13,11 @@ through the registry (`explain.methods.registry.attribute`), for the explained c
   `RelativeOutputStability`): the max over x' = x + u, u ~ U[low, high] per value
   (Quantus's default [0.02, 0.2]: one-sided), of ||(map(x) - map(x')) / map(x)|| divided
   by ||(x - x') / x|| (input) or by ||logits(x) - logits(x')|| (output), a zero in a
-  divisor replaced by 1e-6, over the perturbations that keep the model's prediction.
-  One family: both share the perturbations, their maps and their forward passes.
+  divisor replaced by 1e-6, over the perturbations that keep the model's prediction;
+  relative representation stability (`RelativeRepresentationStability`) divides by the
+  relative change of an internal layer's outputs instead: the bundle's CAM layer (a
+  model without one is skipped, saying so). One family: the three share the
+  perturbations, their maps and their forward passes (the layer is read by a hook).
 
 All lower is better, one value per image. The maps of x are the ones given (as Quantus's
 `a_batch`); x and its noise are in the model's input units (after the bundle's
@@ -52,9 +55,11 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..methods.registry import Param, attribute
 from .base import Curves, MetricInfo, Skipped
+from ..models.bundle import ModelBundle
 from .batching import forward_batch_size
 from .map_scores import normalise_by_max, scalar_curves, value_info
 from .registry import ROBUSTNESS_PAGE, Metric, MetricInput, Strip, register_metric
@@ -68,19 +73,29 @@ EPS_MIN = 1e-6  # Quantus's `eps_min` of the relative stabilities
 ZERO_MAP = "the map is zero everywhere: its relative change is undefined"
 ALL_FLIPPED = "every perturbation changed the model's prediction"
 UNDEFINED = "the score is undefined for this map"
+NO_LAYER = "the model names no internal layer (its CAM layer) to compare"
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What the forward passes of M inputs give: logits (M, classes) and, where asked,
+    an internal layer's outputs flattened (M, R), float64."""
+
+    logits: np.ndarray
+    hidden: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class PerturbedBlock:
     """Perturbations `first .. first + k - 1` of every image: inputs (k, N, D) float32,
-    their maps (k, N, P) float64 and, when asked, their logits (k, N, classes) and those
-    of the unperturbed images (N, classes), float64."""
+    their maps (k, N, P) float64 and, when asked, their forward `outputs` (k x N rows,
+    sample-major) and those of the unperturbed images (`base`, N rows)."""
 
     first: int
     inputs: np.ndarray
     maps: np.ndarray
-    logits: np.ndarray | None = None
-    base_logits: np.ndarray | None = None
+    outputs: Outputs | None = None
+    base: Outputs | None = None
 
 
 def uniform_noise(low: float, high: float) -> NoiseDraw:
@@ -98,28 +113,44 @@ def flat_inputs(data: MetricInput) -> np.ndarray:
     return data.images.detach().cpu().float().numpy().reshape(len(data.images), -1)
 
 
-def model_logits(data: MetricInput, inputs: np.ndarray) -> np.ndarray:
-    """Logits (M, classes) float64 of inputs (M, D), in forward-batch chunks."""
+def representation_layer(bundle: ModelBundle) -> nn.Module | None:
+    """The internal layer whose outputs relative representation stability compares: the
+    bundle's CAM layer (None when it names none)."""
+    return bundle.cam_module() if bundle.cam_layer is not None else None
+
+
+def forward_outputs(data: MetricInput, inputs: np.ndarray, layer: nn.Module | None = None) -> Outputs:
+    """Logits of inputs (M, D) and, with `layer`, its outputs, in forward-batch chunks."""
     bundle = data.bundle
     shape = tuple(data.images.shape[1:])
     batch = torch.from_numpy(inputs).view(-1, *shape)
-    out = []
+    logits, hidden = [], []
+
+    def keep(module: nn.Module, args: Any, output: Any) -> None:
+        first = output[0] if isinstance(output, (tuple, list)) else output
+        hidden.append(first.detach().flatten(1).double().cpu())
+
     with torch.inference_mode(), bundle.lock:
-        for chunk in batch.split(forward_batch_size(bundle, shape)):
-            out.append(bundle.model(chunk.to(bundle.device)).double().cpu())
-    return torch.cat(out).numpy()
+        handle = layer.register_forward_hook(keep) if layer is not None else None
+        try:
+            for chunk in batch.split(forward_batch_size(bundle, shape)):
+                logits.append(bundle.model(chunk.to(bundle.device)).double().cpu())
+        finally:
+            if handle is not None:
+                handle.remove()
+    return Outputs(torch.cat(logits).numpy(), torch.cat(hidden).numpy() if hidden else None)
 
 
-def perturbed_blocks(data: MetricInput, draw: NoiseDraw, samples: int, seed: int,
-                     with_logits: bool = False) -> Iterator[PerturbedBlock]:
+def perturbed_blocks(data: MetricInput, draw: NoiseDraw, samples: int, seed: int, with_outputs: bool = False,
+                     layer: nn.Module | None = None) -> Iterator[PerturbedBlock]:
     """Every image's `samples` perturbations x + noise, block by block, with their maps
-    (and, `with_logits`, the logits of x and of each x'); progress in model passes
-    through `data.progress`."""
+    (and, `with_outputs`, the forward outputs of x and of each x', `layer`'s too);
+    progress in model passes through `data.progress`."""
     x = flat_inputs(data)
     n, values = x.shape
     shape = tuple(data.images.shape[1:])
     per_map = data.passes_per_map
-    total = samples * n * per_map + (n * (1 + samples) if with_logits else 0)
+    total = samples * n * per_map + (n * (1 + samples) if with_outputs else 0)
     done = 0
 
     def advance(passes: int) -> None:
@@ -128,11 +159,10 @@ def perturbed_blocks(data: MetricInput, draw: NoiseDraw, samples: int, seed: int
         if data.progress is not None:
             data.progress(done, total)
 
-    base_logits = None
-    if with_logits:
-        base_logits = model_logits(data, x)
+    base = None
+    if with_outputs:
+        base = forward_outputs(data, x, layer)
         advance(n)
-
     rng = np.random.RandomState(seed)
     targets = [int(t) for t in data.targets.tolist()]
     per_block = max(1, BLOCK_VALUES // max(1, n * values))
@@ -147,11 +177,11 @@ def perturbed_blocks(data: MetricInput, draw: NoiseDraw, samples: int, seed: int
 
         maps = attribute(data.bundle, torch.from_numpy(inputs).view(k * n, *shape), spec.key, targets * k,
                          progress=on_chunk, **spec.resolved)
-        logits = None
-        if with_logits:
-            logits = model_logits(data, inputs.reshape(k * n, values)).reshape(k, n, -1)
+        outputs = None
+        if with_outputs:
+            outputs = forward_outputs(data, inputs.reshape(k * n, values), layer)
             advance(k * n)
-        yield PerturbedBlock(first, inputs, maps.reshape(k, n, -1).astype(np.float64), logits, base_logits)
+        yield PerturbedBlock(first, inputs, maps.reshape(k, n, -1).astype(np.float64), outputs, base)
 
 
 def flat_maps(data: MetricInput) -> np.ndarray:
@@ -206,25 +236,33 @@ def at_least_eps(values: np.ndarray) -> np.ndarray:
     return values + (values == 0) * EPS_MIN
 
 
-def relative_stabilities(data: MetricInput, params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) input and (N,) output stability: the max over perturbations that keep the prediction."""
+def relative_stabilities(data: MetricInput, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Per score key, (N,): the max over the perturbations that keep the prediction of the
+    map's relative change per relative change of the input, per change of the logits and
+    per relative change of the representation layer's outputs (NaN without one)."""
     draw = interval_noise(params)
     maps, x = flat_maps(data), flat_inputs(data).astype(np.float64)
     samples, n = int(params["n_samples"]), len(maps)
-    input_ris = np.full((samples, n), np.nan)
-    output_ros = np.full((samples, n), np.nan)
-    for block in perturbed_blocks(data, draw, samples, int(params["seed"]), with_logits=True):
-        assert block.logits is not None and block.base_logits is not None
-        logits = block.base_logits
-        rows = slice(block.first, block.first + len(block.inputs))
+    layer = representation_layer(data.bundle)
+    ratios = {info.key: np.full((samples, n), np.nan) for info in RELATIVE_SCORES}
+    for block in perturbed_blocks(data, draw, samples, int(params["seed"]), with_outputs=True, layer=layer):
+        assert block.outputs is not None and block.base is not None
+        k = len(block.inputs)
+        logits, base = block.outputs.logits.reshape(k, n, -1), block.base.logits
+        rows = slice(block.first, block.first + k)
         with np.errstate(divide="ignore", invalid="ignore"):
             moved = relative_change(maps[None], block.maps)
-            input_ris[rows] = moved / at_least_eps(relative_change(x[None], block.inputs.astype(np.float64)))
-            output_ros[rows] = moved / at_least_eps(np.linalg.norm(logits[None] - block.logits, axis=-1))
-        flipped = block.logits.argmax(axis=-1) != logits.argmax(axis=-1)[None]
-        input_ris[rows][flipped] = np.nan
-        output_ros[rows][flipped] = np.nan
-    return nan_max(input_ris), nan_max(output_ros)
+            ratios[RELATIVE_INPUT.key][rows] = moved / at_least_eps(
+                relative_change(x[None], block.inputs.astype(np.float64)))
+            ratios[RELATIVE_OUTPUT.key][rows] = moved / at_least_eps(np.linalg.norm(base[None] - logits, axis=-1))
+            if block.outputs.hidden is not None and block.base.hidden is not None:
+                hidden = block.outputs.hidden.reshape(k, n, -1)
+                ratios[RELATIVE_REPRESENTATION.key][rows] = moved / at_least_eps(
+                    relative_change(block.base.hidden[None], hidden))
+        flipped = logits.argmax(axis=-1) != base.argmax(axis=-1)[None]
+        for values in ratios.values():
+            values[rows][flipped] = np.nan
+    return {key: nan_max(values) for key, values in ratios.items()}
 
 
 def nan_max(values: np.ndarray) -> np.ndarray:
@@ -264,6 +302,11 @@ RELATIVE_OUTPUT = value_info(
     "relative_output_stability", "Relative output stability", False,
     "Largest relative change of the map per change of the logits (L2), over perturbations that keep the prediction "
     "(Quantus RelativeOutputStability).", AGARWAL)
+RELATIVE_REPRESENTATION = value_info(
+    "relative_representation_stability", "Relative representation stability", False,
+    "Largest relative change of the map per relative change of an internal layer's outputs (the model's CAM layer), "
+    "over perturbations that keep the prediction (Quantus RelativeRepresentationStability).", AGARWAL)
+RELATIVE_SCORES = (RELATIVE_INPUT, RELATIVE_OUTPUT, RELATIVE_REPRESENTATION)
 RELATIVE_STABILITY_LABEL = "Relative stability"
 
 SAMPLES = Param("n_samples", "Perturbations per image", 10, 1, 200, 1,
@@ -323,16 +366,17 @@ def single(info: MetricInfo, score: Callable[[MetricInput, Mapping[str, Any]], n
 
 
 def relative_stability_values(data: MetricInput, params: Mapping[str, Any]) -> dict[str, Curves]:
-    """Both scores; an image is skipped when every perturbation flipped its prediction
-    (a zero map divides by 1e-6, as in Quantus, and scores a number)."""
-    inputs, outputs = relative_stabilities(data, params)
-    ident = data.method.ident
+    """Every relative score; an image is skipped when every perturbation flipped its
+    prediction (a zero map divides by 1e-6, as in Quantus, and scores a number), and the
+    representation score of a model without a CAM layer says so."""
+    values = relative_stabilities(data, params)
+    no_layer = representation_layer(data.bundle) is None
 
-    def flipped(i: int) -> str:
-        return ALL_FLIPPED
+    def reason(key: str) -> Callable[[int], str]:
+        return lambda i: NO_LAYER if no_layer and key == RELATIVE_REPRESENTATION.key else ALL_FLIPPED
 
-    return {RELATIVE_INPUT.key: scalar_curves(RELATIVE_INPUT, ident, inputs, skipped_images(inputs, flipped)),
-            RELATIVE_OUTPUT.key: scalar_curves(RELATIVE_OUTPUT, ident, outputs, skipped_images(outputs, flipped))}
+    return {info.key: scalar_curves(info, data.method.ident, values[info.key],
+                                    skipped_images(values[info.key], reason(info.key))) for info in RELATIVE_SCORES}
 
 
 DETAIL_TITLE = "A perturbed input and its map"
@@ -364,11 +408,11 @@ register_metric(Metric(
     detail=first_perturbation(std_noise), detail_title=DETAIL_TITLE))
 
 register_metric(Metric(
-    key="relative_stability", label=RELATIVE_STABILITY_LABEL, scores=(RELATIVE_INPUT, RELATIVE_OUTPUT),
+    key="relative_stability", label=RELATIVE_STABILITY_LABEL, scores=RELATIVE_SCORES,
     compute=relative_stability_values,
-    description="Relative input and output stability (Agarwal et al. 2022): the largest relative change of the map "
-                "per relative change of the input, and per change of the logits, over perturbations that keep the "
-                "prediction.",
+    description="Relative input, output and representation stability (Agarwal et al. 2022): the largest relative "
+                "change of the map per relative change of the input, per change of the logits and per relative change "
+                "of the CAM layer's outputs, over perturbations that keep the prediction.",
     params=(SAMPLES,
             Param("noise_low", "Noise from (input units)", 0.02, -5.0, 5.0, 0.01,
                   help="Lower end of the uniform noise added to every normalised input value (Quantus: 0.02)"),
