@@ -58,8 +58,8 @@ import torch
 from torch import nn
 
 from ..methods.registry import Param, attribute
-from .base import Curves, MetricInfo, Skipped
 from ..models.bundle import ModelBundle
+from .base import Curves, MetricInfo, Skipped
 from .batching import forward_batch_size
 from .map_scores import normalise_by_max, scalar_curves, value_info
 from .registry import ROBUSTNESS_PAGE, Metric, MetricInput, Strip, register_metric
