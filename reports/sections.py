@@ -28,7 +28,7 @@ from explain.evaluation.results import EvaluationResult, Score
 from explain.methods.registry import MethodSpec
 from explain.metrics.base import Curves
 from explain.models.bundle import ModelCard
-from explain.plots.curves import best_methods
+from explain.plots.curves import best_methods, number_text
 from explain.plots.overlay import DisplaySettings, overlay
 from explain.plots.shap import beeswarm_figure, cell_importance_figure, shap_image_figure
 
@@ -146,6 +146,8 @@ def compact_images(figure: go.Figure) -> go.Figure:
             trace.update(source=image_data_uri(z, max_side=max(z.shape[:2])), z=None)
     return figure
 
+DEFAULT_FLOAT_FORMAT = "{:.3f}"
+
 
 @dataclass(frozen=True)
 class Table:
@@ -155,7 +157,7 @@ class Table:
     columns: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
     caption: str = ""
-    float_format: str = "{:.3f}"
+    float_format: str = DEFAULT_FLOAT_FORMAT
 
     def __post_init__(self) -> None:
         for row in self.rows:
@@ -163,7 +165,7 @@ class Table:
                 raise ValueError(f"a row has {len(row)} values for {len(self.columns)} columns")
 
     @classmethod
-    def of_frame(cls, frame: pd.DataFrame, caption: str = "", float_format: str = "{:.3f}") -> "Table":
+    def of_frame(cls, frame: pd.DataFrame, caption: str = "", float_format: str = DEFAULT_FLOAT_FORMAT) -> "Table":
         """From a pandas DataFrame; a named index becomes the first column."""
         if frame.index.name is not None:
             frame = frame.reset_index()
@@ -175,6 +177,8 @@ class Table:
     def formatted_rows(self) -> list[list[str]]:
         def fmt(value: Any) -> str:
             if isinstance(value, (float, np.floating)):
+                if self.float_format == DEFAULT_FLOAT_FORMAT and np.isfinite(value):
+                    return number_text(float(value))  # a tiny nonzero value is not shown as 0
                 return self.float_format.format(float(value))
             return str(value)
 

@@ -15,6 +15,7 @@ from . import localisation, complexity  # noqa: F401,E402  (ground-truth localis
 from . import axiomatic  # noqa: F401,E402  (completeness, non-sensitivity, input invariance)
 from . import road, faithfulness_correlation, monotonicity  # noqa: F401,E402  (faithfulness catalogue, part 1)
 from . import patch_removal, sufficiency, sensitivity_n  # noqa: F401,E402  (faithfulness II: patches, sufficiency)
+from . import stability  # noqa: F401,E402  (robustness: average sensitivity, local Lipschitz, relative stability)
 
 __all__ = [
     "Curves", "MetricInfo", "Pairs", "Skipped", "trapezoid_auc",

@@ -15,7 +15,7 @@ scores whatever the batch).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -87,16 +87,21 @@ def value_info(key: str, name: str, higher_is_better: bool, description: str, re
                       description=description, reference=reference, score="mean_value")
 
 
+def scalar_curves(info: MetricInfo, ident: str, values: np.ndarray, skipped: Sequence[Skipped]) -> Curves:
+    """One value per image as `Curves` of `info`: the images not in `skipped` kept."""
+    gone = {s.index for s in skipped}
+    kept = tuple(i for i in range(len(values)) if i not in gone)
+    curves = np.asarray(values, dtype=np.float64)[list(kept)][:, None] if kept else np.zeros((0, 1))
+    return Curves(info, ident, np.zeros(1), curves, kept=kept, skipped=tuple(skipped))
+
+
 def register_map_score(info: MetricInfo, score: MapScore, *, label: str, description: str, absolute: bool,
                        page: str, needs_masks: bool, params: tuple[Param, ...] = ()) -> Metric:
     """Register `score` as a metric family of its own (key = `info.key`), costing no model pass."""
 
     def compute(data: MetricInput, values_params: Mapping[str, Any]) -> dict[str, Curves]:
         values, skipped = map_score_values(data, score, absolute, needs_masks, values_params)
-        gone = {s.index for s in skipped}
-        kept = tuple(i for i in range(len(values)) if i not in gone)
-        curves = values[list(kept)][:, None] if kept else np.zeros((0, 1))
-        return {info.key: Curves(info, data.method.ident, np.zeros(1), curves, kept=kept, skipped=tuple(skipped))}
+        return {info.key: scalar_curves(info, data.method.ident, values, skipped)}
 
     metric = Metric(key=info.key, label=label, scores=(info,), compute=compute, description=description,
                     params=params, passes=lambda params, n: 0, page=page, needs_masks=needs_masks,

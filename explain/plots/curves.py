@@ -29,8 +29,15 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+def number_text(value: float) -> str:
+    """Three decimals, or three significant digits where three decimals would show a
+    nonzero value as 0 (relative representation stability lives near 1e-5)."""
+    text = f"{value:.3f}"
+    return f"{value:.3g}" if value != 0 and float(text) == 0 else text
+
+
 def score_text(curves: Curves) -> str:
-    return "n/a" if not np.isfinite(curves.score) else f"{curves.score:.3f}"
+    return "n/a" if not np.isfinite(curves.score) else number_text(curves.score)
 
 
 def curves_figure(
@@ -236,7 +243,8 @@ def best_methods(results: Mapping[str, Mapping[str, Curves]], labels: Mapping[st
 def highlight_best(table: pd.DataFrame, metrics: Mapping[str, MetricInfo]):
     """A pandas Styler with the best value of each named column in bold green; `metrics`
     maps column name -> metric, whose `higher_is_better` decides what "best" is."""
-    styler = table.style.format(precision=3, na_rep="—")
+    styler = table.style.format(
+        lambda v: number_text(float(v)) if isinstance(v, (float, np.floating)) else str(v), na_rep="—")
     for column, metric in metrics.items():
         if column not in table or metric.higher_is_better is None:
             continue
