@@ -12,6 +12,7 @@ from .registry import (Comparison, ComparisonInput, Metric, MetricFamily, Metric
 from . import irof  # noqa: F401,E402  (registers IROF: a metric is its module plus this line)
 from . import randomisation, random_logit, agreement, robustness  # noqa: F401,E402  (the sanity checks)
 from . import localisation, complexity  # noqa: F401,E402  (ground-truth localisation; complexity of the maps)
+from . import mprt_revisited  # noqa: F401,E402  (efficient and smooth MPRT, on the sanity checks page)
 
 __all__ = [
     "Curves", "MetricInfo", "Pairs", "Skipped", "trapezoid_auc",
