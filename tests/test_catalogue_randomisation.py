@@ -245,3 +245,20 @@ def test_progress_ends_at_the_declared_cost(setup, key: str, params: dict[str, A
     again = metric.compute(dataclasses.replace(data, progress=None), resolved)
     for score, curves in first.items():
         np.testing.assert_array_equal(curves.curves, again[score].curves)
+
+
+def test_detail_strips_show_each_models_map(setup) -> None:
+    """eMPRT: the image, the trained map and the fully randomised map; sMPRT: the denoised
+    map of the trained model and of each step, one image's worth of work."""
+    bundle, images, targets = setup
+    data = metric_input(bundle, images, targets, "saliency")
+    for key, params, count in (("efficient_mprt", {}, 3), ("smooth_mprt", {"n_samples": 2, "max_steps": 2}, 3)):
+        metric = get_metric(key)
+        assert isinstance(metric, Metric) and metric.detail is not None
+        strip = metric.detail(data, metric.resolve_params(params), 1)
+        assert strip.images.shape == (count, SIDE, SIDE, 3) and len(strip.captions) == count
+        assert strip.maps is not None and strip.maps.shape == (count, SIDE, SIDE)
+    efficient = get_metric("efficient_mprt").detail(data, {"n_bins": 100, "seed": 0}, 1)  # type: ignore[union-attr]
+    assert efficient.maps is not None
+    np.testing.assert_array_equal(efficient.maps[1], data.maps[1])
+    assert np.isnan(efficient.maps[0]).all() and not np.array_equal(efficient.maps[2], data.maps[1])
