@@ -16,6 +16,7 @@ from . import axiomatic  # noqa: F401,E402  (completeness, non-sensitivity, inpu
 from . import road, faithfulness_correlation, monotonicity  # noqa: F401,E402  (faithfulness catalogue, part 1)
 from . import patch_removal, sufficiency, sensitivity_n  # noqa: F401,E402  (faithfulness II: patches, sufficiency)
 from . import stability  # noqa: F401,E402  (robustness: average sensitivity, local Lipschitz, relative stability)
+from . import mprt_revisited  # noqa: F401,E402  (efficient and smooth MPRT, on the sanity checks page)
 
 __all__ = [
     "Curves", "MetricInfo", "Pairs", "Skipped", "trapezoid_auc",

@@ -172,6 +172,14 @@ def randomised_bundles(bundle: ModelBundle, example: torch.Tensor, order: str, m
                                           lock=threading.RLock())
 
 
+def fully_randomised_bundle(bundle: ModelBundle, example: torch.Tensor, seed: int) -> ModelBundle:
+    """A bundle over a copy of the model with every layer re-initialised: the last step of a
+    cascading run (a layer's weights depend only on the seed and its index, so they are the
+    same whatever the cut points)."""
+    *_, (_, last) = randomised_bundles(bundle, example, "cascading", 2, seed)
+    return last
+
+
 def randomised_maps(data: MetricInput, params: Mapping[str, Any], order: str,
                     rows: slice = slice(None)) -> Iterator[tuple[Step, np.ndarray]]:
     """Each step and the maps of `data.method` for the images `rows` on that step's model

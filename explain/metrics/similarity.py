@@ -62,6 +62,18 @@ def spearman_matrix(maps: np.ndarray) -> np.ndarray:
     return rho
 
 
+def paired_rank_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N,) Spearman's rho of each row of `a` (N, P) with the same row of `b`, for every
+    row at once, with `spearman_matrix`'s convention for constant rows."""
+    ranks_a, ranks_b = rankdata(a, axis=1), rankdata(b, axis=1)
+    ranks_a -= ranks_a.mean(axis=1, keepdims=True)
+    ranks_b -= ranks_b.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (ranks_a * ranks_b).sum(axis=1) / np.sqrt((ranks_a**2).sum(axis=1) * (ranks_b**2).sum(axis=1))
+    constant_a, constant_b = np.all(a == a[:, :1], axis=1), np.all(b == b[:, :1], axis=1)
+    return np.where(constant_a & constant_b, 1.0, np.where(constant_a | constant_b, 0.0, rho))
+
+
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman's rho of two flattened arrays (`spearman_matrix` of the pair)."""
     return float(spearman_matrix(np.stack([np.ravel(a), np.ravel(b)]))[0, 1])
