@@ -5,6 +5,10 @@ Two small thread pools: "interactive" (maps, metrics: seconds to minutes) and "l
 (ROAR retraining, batch evaluation: minutes to hours), so a long job never holds up the
 gallery. A pool accepts `QUEUE_FACTOR` times its workers in active jobs
 (`JobLimitError` beyond), so no visitor can queue unbounded work.
+
+Job threads run at a lower OS priority (`JOB_NICENESS`, Linux's per-thread nice; the
+torch threads a job starts inherit it), so on a busy host the server's event loop and
+the pages' script runs get the cores first: compute never queues interactive paint.
 """
 
 from __future__ import annotations
@@ -33,6 +37,20 @@ def pool_sizes() -> dict[str, int]:
     return sizes
 
 
+JOB_NICENESS = 10  # nice value of job threads (the server's own threads keep theirs, usually 0)
+
+
+def lower_priority() -> None:
+    """Give the calling thread (and the threads it starts later) nice `JOB_NICENESS`, unless
+    it is lower already; where the OS has no per-thread nice, nothing changes."""
+    try:
+        thread = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, thread) < JOB_NICENESS:
+            os.setpriority(os.PRIO_PROCESS, thread, JOB_NICENESS)
+    except (AttributeError, OSError):  # no per-thread priorities here (not Linux), or not allowed
+        pass
+
+
 class Pools:
     """One thread pool per pool name, started on first use."""
 
@@ -57,6 +75,7 @@ class Pools:
         with self._lock:
             if pool not in self._executors:
                 self._executors[pool] = ThreadPoolExecutor(max_workers=self.sizes.get(pool, 1),
-                                                           thread_name_prefix=f"job-{pool}")
+                                                           thread_name_prefix=f"job-{pool}",
+                                                           initializer=lower_priority)
             executor = self._executors[pool]
         executor.submit(work)
