@@ -68,6 +68,11 @@ class ModelLock:
         with self._mutex:
             return (self._owner is not None and self._owner != threading.get_ident()) or bool(self._waiters)
 
+    def waiting(self) -> int:
+        """How many threads wait for the lock now."""
+        with self._mutex:
+            return len(self._waiters)
+
     def __enter__(self) -> bool:
         return self.acquire()
 
