@@ -6,9 +6,11 @@ Two small thread pools: "interactive" (maps, metrics: seconds to minutes) and "l
 gallery. A pool accepts `QUEUE_FACTOR` times its workers in active jobs
 (`JobLimitError` beyond), so no visitor can queue unbounded work.
 
-Job threads run at a lower OS priority (`JOB_NICENESS`, Linux's per-thread nice; the
-torch threads a job starts inherit it), so on a busy host the server's event loop and
-the pages' script runs get the cores first: compute never queues interactive paint.
+Job threads run at a lower OS priority (Linux's per-thread nice, `EXPLAIN_JOB_NICENESS`,
+default `JOB_NICENESS`; the torch threads a job starts inherit it), so on a busy host the
+server's event loop and the pages' script runs get the cores first: compute never queues
+interactive paint. Mild on purpose: other programs on the host keep their nice 0, and a
+much lower priority would slow jobs far more than it helps the pages.
 """
 
 from __future__ import annotations
@@ -37,16 +39,24 @@ def pool_sizes() -> dict[str, int]:
     return sizes
 
 
-JOB_NICENESS = 10  # nice value of job threads (the server's own threads keep theirs, usually 0)
+JOB_NICENESS = 5  # nice value of job threads (the server's own threads keep theirs, usually 0)
+NICENESS_ENV = "EXPLAIN_JOB_NICENESS"
+
+
+def job_niceness() -> int:
+    """The nice value for job threads: `EXPLAIN_JOB_NICENESS` (0 to 19; 0 turns it off), else `JOB_NICENESS`."""
+    value = os.environ.get(NICENESS_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) <= 19 else JOB_NICENESS
 
 
 def lower_priority() -> None:
-    """Give the calling thread (and the threads it starts later) nice `JOB_NICENESS`, unless
-    it is lower already; where the OS has no per-thread nice, nothing changes."""
+    """Give the calling thread (and the threads it starts later) the jobs' nice value,
+    unless it is lower already; where the OS has no per-thread nice, nothing changes."""
+    niceness = job_niceness()
     try:
         thread = threading.get_native_id()
-        if os.getpriority(os.PRIO_PROCESS, thread) < JOB_NICENESS:
-            os.setpriority(os.PRIO_PROCESS, thread, JOB_NICENESS)
+        if os.getpriority(os.PRIO_PROCESS, thread) < niceness:
+            os.setpriority(os.PRIO_PROCESS, thread, niceness)
     except (AttributeError, OSError):  # no per-thread priorities here (not Linux), or not allowed
         pass
 
