@@ -68,7 +68,7 @@ def test_photos_paint_while_a_job_holds_the_model(monkeypatch):
 
         second = gallery(("astronaut",)).run(timeout=generous(5))  # would wait for the gate before the fix
         assert not second.exception, second.exception
-        assert [image.caption for image in second.get("image")] == ["astronaut"]  # the photo, painted
+        assert [c for image in second.get("image") for c in image.captions] == ["astronaut"]  # the photo, painted
         assert any("busy" in info.value for info in second.info)
         assert not top5_lines(second)  # its top-5 waits for the model: nothing made up meanwhile
         assert "Methods" not in [widget.label for widget in second.multiselect]  # the rest follows it
