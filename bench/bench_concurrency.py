@@ -1,6 +1,6 @@
 """Does interactive paint queue behind compute? A Streamlit server on loopback (port 8608
 only), first idle, then with `--sessions` headless-Chromium sessions that each choose
-their own extra sample photo(s) and press Run at once (so each starts its own gallery
+their own extra sample photo(s) and then all press Run at once (so each starts its own gallery
 job: the interactive pool's 2 workers busy, the rest queued); printed: the health
 endpoint's latency (median and maximum, polled every 0.25 s) and a fresh visitor's time
 to the first photos (median of `--visitors`; the visitor's default selection was
@@ -122,9 +122,9 @@ def extra_photos(session: int) -> list[str]:
     return [others[session % len(others)]] + ([others[(session + 1) % len(others)]] if session >= len(others) else [])
 
 
-def press_run(browser: Any, session: int, limit: float) -> Any:
-    """A session that opens the gallery, adds its own photo(s) and presses Run; returns
-    its context (kept open, following its job)."""
+def open_session(browser: Any, session: int, limit: float) -> tuple[Any, Any]:
+    """A session that opens the gallery and adds its own photo(s), ready to press Run;
+    returns (context, page), kept open (following its job once Run is pressed)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.goto(URL, timeout=limit * 1000)
@@ -136,8 +136,8 @@ def press_run(browser: Any, session: int, limit: float) -> Any:
         page.keyboard.press("Enter")
         page.keyboard.press("Escape")
         page.locator('[data-testid="stMain"]').get_by_text(name, exact=True).first.wait_for(timeout=limit * 1000)
-    page.locator("button", has_text="Run").first.click(timeout=limit * 1000)
-    return context
+    page.locator("button", has_text="Run").first.wait_for(timeout=limit * 1000)
+    return context, page
 
 
 def summary(values: list[float]) -> str:
@@ -163,13 +163,15 @@ def main() -> None:
                 with HealthProbe() as idle_health:
                     idle = [first_photos_seconds(browser, args.limit) for _ in range(args.visitors)]
                 print(f"idle phase done: first photos {idle}", flush=True)
-                sessions = []
+                sessions = [open_session(browser, i, args.limit) for i in range(args.sessions)]
+                print(f"{args.sessions} sessions ready", flush=True)
                 with HealthProbe() as loaded_health:
                     started = time.perf_counter()
-                    sessions = [press_run(browser, i, args.limit) for i in range(args.sessions)]
+                    for _, page in sessions:  # at once: each starts its own job
+                        page.locator("button", has_text="Run").first.click(timeout=args.limit * 1000)
                     pressing = time.perf_counter() - started
                     loaded = [first_photos_seconds(browser, args.limit) for _ in range(args.visitors)]
-                for context in sessions:
+                for context, _ in sessions:
                     context.close()
             finally:
                 browser.close()
