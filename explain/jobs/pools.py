@@ -6,11 +6,11 @@ Two small thread pools: "interactive" (maps, metrics: seconds to minutes) and "l
 gallery. A pool accepts `QUEUE_FACTOR` times its workers in active jobs
 (`JobLimitError` beyond), so no visitor can queue unbounded work.
 
-Job threads run at a lower OS priority (Linux's per-thread nice, `EXPLAIN_JOB_NICENESS`,
-default `JOB_NICENESS`; the torch threads a job starts inherit it), so on a busy host the
-server's event loop and the pages' script runs get the cores first: compute never queues
-interactive paint. Mild on purpose: other programs on the host keep their nice 0, and a
-much lower priority would slow jobs far more than it helps the pages.
+Job threads may run at a lower OS priority (Linux's per-thread nice,
+`EXPLAIN_JOB_NICENESS`, 1 to 19; the torch threads a job starts inherit it). Off by
+default (`JOB_NICENESS` 0): measured on an oversubscribed host, a niced job thread that
+holds the GIL or the model's lock is descheduled and everything waiting for it waits
+longer (priority inversion), so it helps only on a host whose cores the server owns.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def pool_sizes() -> dict[str, int]:
     return sizes
 
 
-JOB_NICENESS = 5  # nice value of job threads (the server's own threads keep theirs, usually 0)
+JOB_NICENESS = 0  # nice value of job threads by default: off (see the module docstring)
 NICENESS_ENV = "EXPLAIN_JOB_NICENESS"
 
 
