@@ -1,15 +1,15 @@
 """Does interactive paint queue behind compute? A Streamlit server on loopback (port 8608
-only), first idle, then with `--sessions` headless-Chromium sessions that open the
-gallery and press Run at once; printed: the health endpoint's latency (median and
-maximum, polled every 0.25 s) and a fresh visitor's time to the first photos (median
-of `--visitors`), idle against loaded, and their ratios. Bounded: every wait has a
-limit (`--limit` seconds), and the server and browsers stop at the end or on error.
+only), first idle, then with `--sessions` headless-Chromium sessions that each choose
+their own extra sample photo(s) and then all press Run at once (so each starts its own gallery
+job: the interactive pool's 2 workers busy, the rest queued); printed: the health
+endpoint's latency (median and maximum, polled every 0.25 s) and a fresh visitor's time
+to the first photos (median of `--visitors`; the visitor's default selection was
+computed during the warm-up, so it needs no model), idle against loaded, and their
+ratios. Bounded: every wait has a limit (`--limit` seconds), and the server and
+browsers stop at the end or on error. The server watches no files (an edit elsewhere
+in the tree must not reload its modules mid-run).
 
     python bench/bench_concurrency.py [--sessions 8] [--visitors 3] [--limit 240]
-
-The sessions share the gallery's default settings, so their Run presses share one job
-per settings (the runner deduplicates); the load is that job plus every session's page
-runs (photos, top-5) on the server's cores.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def start_server(cache: str, limit: float) -> subprocess.Popen:
     env = {**os.environ, "EXPLAIN_CACHE_DIR": cache}
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
-         "127.0.0.1", "--server.port", str(PORT), "--browser.gatherUsageStats", "false"],
+         "127.0.0.1", "--server.port", str(PORT), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -98,13 +99,45 @@ def first_photos_seconds(browser: Any, limit: float) -> float:
         context.close()
 
 
-def press_run(browser: Any, limit: float) -> Any:
-    """A session that opens the gallery and presses Run; returns its context (kept open)."""
+def warm_up(browser: Any, limit: float) -> float:
+    """The first visit: loads the model and computes the default gallery to the end (its
+    "Add to report" button shows once the job is done), so the idle phase is idle."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        start = time.perf_counter()
+        page.goto(URL, timeout=limit * 1000)
+        page.locator("button", has_text="Add to report").first.wait_for(timeout=limit * 4000)
+        return time.perf_counter() - start
+    finally:
+        context.close()
+
+
+OTHER_SAMPLES = ("rocket", "motorcycle", "china", "flower", "hubble", "immunohistochemistry")  # not chosen by default
+
+
+def extra_photos(session: int) -> list[str]:
+    """Sample photos session `session` adds to the defaults: its own set, so its own job."""
+    others = OTHER_SAMPLES
+    return [others[session % len(others)]] + ([others[(session + 1) % len(others)]] if session >= len(others) else [])
+
+
+def open_session(browser: Any, session: int, limit: float) -> tuple[Any, Any]:
+    """A session that opens the gallery and adds its own photo(s), ready to press Run;
+    returns (context, page), kept open (following its job once Run is pressed)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.goto(URL, timeout=limit * 1000)
-    page.locator("button", has_text="Run").first.click(timeout=limit * 1000)
-    return context
+    page.locator(PHOTO).first.wait_for(timeout=limit * 1000)
+    box = page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"] input').first
+    for name in extra_photos(session):
+        box.click(timeout=limit * 1000)
+        box.fill(name)
+        page.keyboard.press("Enter")
+        page.keyboard.press("Escape")
+        page.locator('[data-testid="stMain"]').get_by_text(name, exact=True).first.wait_for(timeout=limit * 1000)
+    page.locator("button", has_text="Run").first.wait_for(timeout=limit * 1000)
+    return context, page
 
 
 def summary(values: list[float]) -> str:
@@ -126,18 +159,19 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
-                warm_up = first_photos_seconds(browser, args.limit)  # the model loads once per server process
-                print(f"warm-up visit: {warm_up:.1f} s", flush=True)
+                print(f"warm-up visit (model and default gallery): {warm_up(browser, args.limit):.1f} s", flush=True)
                 with HealthProbe() as idle_health:
                     idle = [first_photos_seconds(browser, args.limit) for _ in range(args.visitors)]
                 print(f"idle phase done: first photos {idle}", flush=True)
-                sessions = []
+                sessions = [open_session(browser, i, args.limit) for i in range(args.sessions)]
+                print(f"{args.sessions} sessions ready", flush=True)
                 with HealthProbe() as loaded_health:
                     started = time.perf_counter()
-                    sessions = [press_run(browser, args.limit) for _ in range(args.sessions)]
+                    for _, page in sessions:  # at once: each starts its own job
+                        page.locator("button", has_text="Run").first.click(timeout=args.limit * 1000)
                     pressing = time.perf_counter() - started
                     loaded = [first_photos_seconds(browser, args.limit) for _ in range(args.visitors)]
-                for context in sessions:
+                for context, _ in sessions:
                     context.close()
             finally:
                 browser.close()

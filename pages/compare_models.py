@@ -22,6 +22,7 @@ from explain.models import CustomModelError
 from explain.plots.overlay import overlay
 from pages.ui import jobs, model_inputs, report_builder, selection
 from pages.ui.session import kept_widget, start_page
+from pages.ui.text import plain
 from reports.sections_compare import compare_section
 
 PAGE = "compare"
@@ -64,11 +65,11 @@ def draw(result: ComparisonResult, running: bool = False) -> None:
     rows = result.disagreements() if only_disagree and result.complete else list(range(len(result.image_names)))
     rows = rows[: int(shown)]
     for ident, label in result.labels.items():
-        st.subheader(label)
+        st.subheader(plain(label))  # names may come from a results folder: plain text
         header = st.columns(len(result.models) + 1)
         header[0].markdown("**Image**")
         for k, model in enumerate(result.models):
-            header[k + 1].markdown(f"**{model}**")
+            header[k + 1].markdown(f"**{plain(model)}**")
         for n in rows:
             cells = st.columns(len(result.models) + 1)
             cells[0].image(result.display[n], caption=str(result.image_names[n]), width="stretch")
@@ -100,7 +101,7 @@ if source == OPEN:
         except ValueError as exc:
             st.error(str(exc))
         else:
-            st.caption(f"From {opened.title}: {len(result.models)} models × {len(result.image_names)} images, "
+            st.caption(f"From {plain(opened.title)}: {len(result.models)} models × {len(result.image_names)} images, "
                        "maps as the run stored them (nothing computed).")
             draw(result)
 else:

@@ -2,12 +2,15 @@
 
 The images and their top-5 show at once; maps are computed by a background job when
 Run is pressed (or on the first visit, with the defaults) and appear as they finish.
+Photos and overlays are encoded once (`explain.plots.pictures`): the grid is redrawn
+every second while the job runs, in every session following it.
 """
 
 import streamlit as st
 
 from explain.analyses import AttributionMaps
-from explain.plots.overlay import COLORMAPS, SIGN_MODES, DisplaySettings, overlay
+from explain.plots import pictures
+from explain.plots.overlay import COLORMAPS, SIGN_MODES, DisplaySettings
 from pages.ui import jobs, report_builder, selection
 from pages.ui.session import keep, kept, kept_widget
 from reports.sections import GALLERY_COLUMNS as COLUMNS  # image + methods per row, as in reports
@@ -53,7 +56,7 @@ if not methods:
 
 
 def image_cell(image, name: str, top5) -> None:
-    st.image(image, caption=name, width="stretch")
+    st.image(pictures.photo(image), caption=name, width="stretch")
     st.markdown("\n".join(f"{j + 1}. {label} — {p:.1%}" for j, (_, label, p) in enumerate(top5)))
 
 
@@ -71,8 +74,8 @@ def draw(result, job) -> None:
                         image_cell(view.display[row], name, view.top5[row])
                     elif result.is_ready(spec.ident, row):
                         st.markdown(f"**{spec.label}**")
-                        st.image(overlay(view.display[row], result.maps[spec.ident][row], display), width="stretch",
-                                 caption=view.explained(row))
+                        st.image(pictures.overlay_picture(view.display[row], result.maps[spec.ident][row], display),
+                                 width="stretch", caption=view.explained(row))
                     else:
                         st.markdown(f"**{spec.label}**")
                         st.caption("computing…" if job.active else "not computed")

@@ -15,6 +15,7 @@ from explain.methods.registry import MethodSpec
 from explain.models import CustomModelError
 from explain.plots.overlay import overlay
 from pages.ui import jobs, model_inputs, report_builder, selection
+from pages.ui.text import plain
 from pages.ui.session import kept_widget, start_page
 from reports.sections_compare import mistakes_section
 
@@ -55,7 +56,7 @@ def draw(result: MistakesResult, running: bool = False) -> None:
     predicted = p2.selectbox("Predicted class", [ANY, *classes], key=f"{PAGE}:predicted")
     true_value, predicted_value = (None if true == ANY else true), (None if predicted == ANY else predicted)
     listed = result.listed(model, true_value, predicted_value, disagree=disagree, min_confidence=threshold)
-    st.markdown(f"**{len(listed)} mistake(s)** · {result.note}")
+    st.markdown(f"**{len(listed)} mistake(s)** · {plain(result.note)}")  # the note names a results folder
     for row in listed.head(24).itertuples():
         maps = result.image_maps(model, int(row.image_index))
         cells = st.columns(1 + 2 * len(result.labels))

@@ -126,4 +126,8 @@ def stored_so_far() -> None:
         draw(stored, None)
 
 
+damaged = pending.damaged_records(default_runner().reader())
+if damaged:
+    st.warning(f"{damaged} stored record(s) of this experiment are damaged (edited or cut short): they are skipped, "
+               "and the next run measures them again.")
 jobs.follow(PAGE, pending, RoarInputs(dataset), run and allowed, draw, stored_so_far, stoppable=allowed)

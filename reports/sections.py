@@ -461,7 +461,7 @@ def benchmark_section(
         blocks=tuple(blocks),
         description=(
             f"{len(result.models)} checkpoint(s) ({', '.join(result.models)}) explained on {manifest.get('images', 0)} "
-            f"image(s) of {manifest.get('data', {}).get('label', '')} by {len(methods)} method(s), explaining "
+            f"image(s) of {result.data_label} by {len(methods)} method(s), explaining "
             f"{'each image’s label' if settings.get('class_mode') == 'label' else 'each image’s top-1 prediction'}. "
             "Scores are each metric's per-image area under its curve; "
             f"{'; '.join(f'{s.name}: {s.direction}' for s in result.scores)}." + state
@@ -473,7 +473,7 @@ def benchmark_section(
             {
                 "results": result.root.name,
                 "checkpoints": ", ".join(result.models),
-                "data": manifest.get("data", {}).get("label", ""),
+                "data": result.data_label,
                 "images": manifest.get("images", 0),
                 "class explained": settings.get("class_mode", ""),
                 "metrics": ", ".join(f"{s.name}" for s in result.scores),

@@ -18,11 +18,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explain.analyses import RoarAnalysis
-from explain.analyses.roar import BASE_PART
+from explain.analyses.roar import BASE_PART, entry_part
 from explain.data.training import mnist_subset
 from explain.jobs import JobRunner, JobStore
 from explain.methods.registry import MethodSpec
-from explain.metrics.roar import DEFAULT_METHODS, RoarSettings
+from explain.metrics.roar import DEFAULT_METHODS, RoarSettings, entry_key
 from explain.storage import TMP_PREFIX, clean_stray_temporaries, write_json
 from reports import Report, ReportStore
 from reports import store as report_store
@@ -126,6 +126,28 @@ def test_a_damaged_roar_base_record_is_skipped_on_the_page(tmp_path, monkeypatch
     at = AppTest.from_file(APP, default_timeout=120)
     at.switch_page("pages/roar.py").run()
     assert not at.exception, at.exception
+    assert [w.value for w in at.warning] == [
+        "1 stored record(s) of this experiment are damaged (edited or cut short): they are skipped, and the next run "
+        "measures them again."
+    ]
+
+
+def test_a_damaged_roar_entry_is_counted_on_the_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPLAIN_CACHE_DIR", str(tmp_path))
+    analysis = RoarAnalysis.of(mnist_subset(), RoarSettings(methods=tuple(MethodSpec.of(m) for m in DEFAULT_METHODS)))
+    runner = JobRunner(JobStore(tmp_path))
+    scope = runner.store.shared(f"roar-{analysis.experiment}")
+    scope.put_json(BASE_PART, {"architecture": "cnn", "accuracy": 0.9})  # sound
+    settings = analysis.settings
+    names = [entry_key(settings.all_methods[0], f, 0) for f in settings.fractions[:2]]
+    scope.put_json(entry_part(names[0]), {"accuracy": 0.5})  # sound
+    scope.put_json(entry_part(names[1]), [0.5])  # damaged
+    assert analysis.damaged_records(runner.reader()) == 1
+    assert analysis.stored(runner.reader()).done == 1
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/roar.py").run()
+    assert not at.exception, at.exception
+    assert len(at.warning) == 1 and at.warning[0].value.startswith("1 stored record(s) of this experiment are damaged")
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ plain data (figures, tables, image strips; `reports/` builds sections from them;
 from .attribution import AttributionMaps, AttributionResult
 from .compare import ComparisonResult, ModelComparison, comparison_from_results
 from .base import ANALYSES, Analysis, analysis_from_record, register_analysis, run_directly
-from .inputs import ClassChoice, ImageRef, ImagesView, PreparedImages, Subject, prepare_images
+from .inputs import (ClassChoice, CroppedImages, ImageRef, ImagesView, PreparedImages, Subject, crop_images,
+                     prepare_images)
 from .mistakes import MistakesAnalysis, MistakesResult, mistakes_from_results
 from .metric import MetricAnalysis, MetricResult
 from .roar import RoarAnalysis, RoarInputs, RoarResult
@@ -26,6 +27,8 @@ __all__ = [
     "PreparedImages",
     "Subject",
     "prepare_images",
+    "CroppedImages",
+    "crop_images",
     "ComparisonResult",
     "ModelComparison",
     "comparison_from_results",

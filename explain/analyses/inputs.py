@@ -4,7 +4,9 @@ the class of each image, resolved once.
 `prepare_images` turns chosen images into what every analysis needs (the batch, the
 crops the model sees, the top-5 predictions); predictions are remembered per model and
 image content (`explain.methods.cache.predictions`), so a page's first paint after a
-revisit runs no model at all.
+revisit runs no model at all. A page goes in two steps (`crop_images`, then
+`CroppedImages.predicted(wait=False)`) so its photos paint before any model pass and
+never wait behind a job holding the model.
 `ClassChoice` says how the explained class is chosen (each image's top-1, one class
 for all, or each image's label) and `Subject` records the resolved classes: every
 method and metric then receives them explicitly.
@@ -131,9 +133,37 @@ class PreparedImages:
                               tuple(self.truth[i] for i in rows) if self.truth else ())
 
 
-def prepare_images(bundle: ModelBundle, images: Sequence[NamedImage]) -> PreparedImages:
-    """Preprocess `images` for `bundle` and predict their top-5 (remembered; see above).
-    Two images with the same content are kept once (the first name wins)."""
+@dataclass(frozen=True, eq=False)
+class CroppedImages:
+    """Chosen images preprocessed for a model, before any model pass: what a page paints
+    first (`display`), and `predicted` turns them into `PreparedImages`."""
+
+    bundle: ModelBundle
+    refs: tuple[ImageRef, ...]
+    batch: torch.Tensor
+    display: np.ndarray
+
+    @property
+    def names(self) -> list[str]:
+        return [ref.name for ref in self.refs]
+
+    def predicted(self, wait: bool = True) -> PreparedImages | None:
+        """With their top-5 (remembered; see above). `wait=False`: None instead of waiting
+        when the top-5 needs the model and a job holds it (then predicted in the background)."""
+        digests = [r.digest for r in self.refs]
+        if wait:
+            top5 = predictions.top_k(self.bundle, self.batch, digests)
+        else:
+            found = predictions.top_k_unless_busy(self.bundle, self.batch, digests)
+            if found is None:
+                return None
+            top5 = found
+        return PreparedImages(self.bundle, self.refs, self.batch, self.display, tuple(top5))
+
+
+def crop_images(bundle: ModelBundle, images: Sequence[NamedImage]) -> CroppedImages:
+    """Preprocess `images` for `bundle` (no model pass). Two images with the same content
+    are kept once (the first name wins)."""
     unique: dict[str, NamedImage] = {}
     for image in images:
         unique.setdefault(image.digest, image)
@@ -141,10 +171,14 @@ def prepare_images(bundle: ModelBundle, images: Sequence[NamedImage]) -> Prepare
     if not chosen:
         raise ValueError("choose at least one image")
     batch = bundle.preprocess_batch([im.image for im in chosen])
-    refs = tuple(ImageRef(im.name, im.digest) for im in chosen)
-    return PreparedImages(
-        bundle, refs, batch, bundle.to_display(batch), tuple(predictions.top_k(bundle, batch, [r.digest for r in refs]))
-    )
+    return CroppedImages(bundle, tuple(ImageRef(im.name, im.digest) for im in chosen), batch, bundle.to_display(batch))
+
+
+def prepare_images(bundle: ModelBundle, images: Sequence[NamedImage]) -> PreparedImages:
+    """Preprocess `images` for `bundle` and predict their top-5 (see `crop_images`)."""
+    prepared = crop_images(bundle, images).predicted()
+    assert prepared is not None  # waiting for the model always gives the top-5
+    return prepared
 
 
 def with_truth(prepared: PreparedImages, images: Sequence[NamedImage], truth: ImageTruth | None) -> PreparedImages:

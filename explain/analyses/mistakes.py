@@ -246,7 +246,7 @@ def mistakes_from_results(result: Any) -> MistakesResult:
     kept = "the true class's maps (the run explained each image's label)" if label_mode else \
         "the predicted class's maps (the run explained each image's top-1)"
     return MistakesResult(tuple(result.models), table, dict(result.labels), image_maps,
-                          note=f"Read from {result.root}: {kept}, when it kept maps (--save-maps).",
+                          note=f"Read from the run {result.root.name}: {kept}, when it kept maps (--save-maps).",
                           source=str(result.root), methods=run_methods(result))
 
 

@@ -71,7 +71,7 @@ def valid_base(record: Any) -> dict[str, Any] | None:
     return None
 
 
-def _entry_part(name: str) -> str:
+def entry_part(name: str) -> str:
     return "entry-" + hashlib.sha1(name.encode("utf-8")).hexdigest()[:24]
 
 
@@ -177,16 +177,28 @@ class RoarAnalysis(Analysis):
         return passes * min(1.0, (side / size) ** 2)
 
     def _entries(self, scope) -> dict[str, dict[str, Any]]:
+        return self._read_entries(scope)[0]
+
+    def _read_entries(self, scope) -> tuple[dict[str, dict[str, Any]], int]:
+        """The sound stored retrainings of these settings, and how many damaged ones were skipped."""
         s = self.settings
         wanted = {entry_key(m, f, r) for m in s.all_methods for f in s.fractions for r in range(s.repeats)}
-        found = {}
+        found, damaged = {}, 0
         for name in wanted:
-            record = scope.get_json(_entry_part(name))
+            record = scope.get_json(entry_part(name))
             if isinstance(record, dict) and _is_accuracy(record.get("accuracy")):
                 found[name] = record
             elif record is not None:
+                damaged += 1
                 log.warning("ROAR entry %s is damaged; it is skipped and retrained", name)
-        return found
+        return found, damaged
+
+    def damaged_records(self, ctx: JobContext) -> int:
+        """How many stored records these settings would read (the experiment's base model,
+        its retrainings) are damaged: each is skipped, and the next run measures it again."""
+        scope = ctx.shared(f"roar-{self.experiment}")
+        base = scope.get_json(BASE_PART)
+        return int(base is not None and valid_base(base) is None) + self._read_entries(scope)[1]
 
     def _result(
         self, architecture: str, base: float | None, entries: Mapping[str, dict], timings: Mapping[str, float]
@@ -279,7 +291,7 @@ class RoarAnalysis(Analysis):
                     name = entry_key(method, fraction, repeat)
                     entries[name] = {"method": method.ident, "fraction": fraction, "repeat": repeat, "accuracy": acc,
                                      "seconds": round(t2 - t0, 3)}
-                    scope.put_json(_entry_part(name), entries[name])
+                    scope.put_json(entry_part(name), entries[name])
                     ctx.advance(1)
                     yield self._result(architecture, base["accuracy"], entries, timings)
         except TrainingStopped:

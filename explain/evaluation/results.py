@@ -5,6 +5,7 @@ cluster), finished or not; every number comes from the rows table through
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -35,6 +36,17 @@ class Score:
     @property
     def arrow(self) -> str:
         return {True: " (↑)", False: " (↓)", None: ""}[self.higher_is_better]
+
+
+PATH_IN_TEXT = re.compile(r"(?<![^\s:(\['\"=])(?:~|[A-Za-z]:|\.{1,2})?(?:[\\/][^\\/\s]+)+[\\/]?")
+
+
+def without_paths(text: str) -> str:
+    """`text` with every absolute server path in it (`/srv/data/cats`, `~/runs/a`,
+    `C:\\data\\x`) cut to its last part (`cats`): labels and titles come from manifests,
+    which an older version, another tool or a hand edit may have written with paths,
+    and no server path may reach a visitor."""
+    return PATH_IN_TEXT.sub(lambda match: re.split(r"[\\/]", match.group(0).rstrip("\\/"))[-1], text)
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,11 +82,19 @@ class EvaluationResult:
 
     @property
     def title(self) -> str:
-        return str(self.manifest.get("title", self.root.name))
+        """The run's title, as a visitor may see it (any server path in it cut to its last part)."""
+        return without_paths(str(self.manifest.get("title", self.root.name)))
+
+    @property
+    def data_label(self) -> str:
+        """The data's label, as a visitor may see it (its folder's name, never its path)."""
+        data = self.manifest.get("data")
+        return without_paths(str(data.get("label", ""))) if isinstance(data, dict) else ""
 
     @property
     def models(self) -> list[str]:
-        return [m["label"] for m in self.manifest.get("models", [])]
+        """The models' labels, as a visitor may see them (no server path)."""
+        return [without_paths(str(m["label"])) for m in self.manifest.get("models", [])]
 
     @property
     def labels(self) -> dict[str, str]:

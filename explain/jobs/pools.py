@@ -5,6 +5,12 @@ Two small thread pools: "interactive" (maps, metrics: seconds to minutes) and "l
 (ROAR retraining, batch evaluation: minutes to hours), so a long job never holds up the
 gallery. A pool accepts `QUEUE_FACTOR` times its workers in active jobs
 (`JobLimitError` beyond), so no visitor can queue unbounded work.
+
+Job threads may run at a lower OS priority (Linux's per-thread nice,
+`EXPLAIN_JOB_NICENESS`, 1 to 19; the torch threads a job starts inherit it). Off by
+default (`JOB_NICENESS` 0): measured on an oversubscribed host, a niced job thread that
+holds the GIL or the model's lock is descheduled and everything waiting for it waits
+longer (priority inversion), so it helps only on a host whose cores the server owns.
 """
 
 from __future__ import annotations
@@ -33,6 +39,28 @@ def pool_sizes() -> dict[str, int]:
     return sizes
 
 
+JOB_NICENESS = 0  # nice value of job threads by default: off (see the module docstring)
+NICENESS_ENV = "EXPLAIN_JOB_NICENESS"
+
+
+def job_niceness() -> int:
+    """The nice value for job threads: `EXPLAIN_JOB_NICENESS` (0 to 19; 0 turns it off), else `JOB_NICENESS`."""
+    value = os.environ.get(NICENESS_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) <= 19 else JOB_NICENESS
+
+
+def lower_priority() -> None:
+    """Give the calling thread (and the threads it starts later) the jobs' nice value,
+    unless it is lower already; where the OS has no per-thread nice, nothing changes."""
+    niceness = job_niceness()
+    try:
+        thread = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, thread) < niceness:
+            os.setpriority(os.PRIO_PROCESS, thread, niceness)
+    except (AttributeError, OSError):  # no per-thread priorities here (not Linux), or not allowed
+        pass
+
+
 class Pools:
     """One thread pool per pool name, started on first use."""
 
@@ -57,6 +85,7 @@ class Pools:
         with self._lock:
             if pool not in self._executors:
                 self._executors[pool] = ThreadPoolExecutor(max_workers=self.sizes.get(pool, 1),
-                                                           thread_name_prefix=f"job-{pool}")
+                                                           thread_name_prefix=f"job-{pool}",
+                                                           initializer=lower_priority)
             executor = self._executors[pool]
         executor.submit(work)

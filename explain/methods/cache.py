@@ -13,6 +13,7 @@ of computing Grad-CAM afresh).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from typing import Any, Hashable, Sequence
@@ -22,6 +23,8 @@ import torch
 
 from .registry import ProgressFn, attribute, get_method, method_version, resolve_targets
 from ..models.bundle import ModelBundle
+
+log = logging.getLogger(__name__)
 
 
 class AttributionCache:
@@ -67,6 +70,7 @@ class AttributionCache:
 
 Prediction = tuple[tuple[int, str, float], ...]  # top-k (class, name, probability), best first
 TOP_K = 5
+MAX_PENDING = 16  # background predictions waiting for a busy model at once (each a thread)
 
 
 class PredictionCache:
@@ -78,6 +82,7 @@ class PredictionCache:
     def __init__(self, max_entries: int = 65_536) -> None:
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple[str, str], Prediction] = OrderedDict()
+        self._pending: set[tuple[str, tuple[str, ...]]] = set()  # background predictions under way
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -99,19 +104,58 @@ class PredictionCache:
                 self._entries.popitem(last=False)
         return rows
 
-    def top_k(self, bundle: ModelBundle, images: torch.Tensor, digests: Sequence[str]) -> list[Prediction]:
-        """Each image's top-5; only the images never seen by this model go through it."""
+    def known(self, bundle: ModelBundle, digests: Sequence[str]) -> list[Prediction | None]:
+        """Each image's remembered top-5, None where this model has not seen it; no model runs."""
         with self._lock:
             known = [self._entries.get((bundle.model_id, d)) for d in digests]
             for d, row in zip(digests, known, strict=True):
                 if row is not None:
                     self._entries.move_to_end((bundle.model_id, d))
+        return known
+
+    def top_k(self, bundle: ModelBundle, images: torch.Tensor, digests: Sequence[str]) -> list[Prediction]:
+        """Each image's top-5; only the images never seen by this model go through it."""
+        known = self.known(bundle, digests)
         missing = [i for i, row in enumerate(known) if row is None]
         if missing:
             rows = self.remember(bundle, [digests[i] for i in missing], bundle.logits(images[missing]))
             for i, row in zip(missing, rows, strict=True):
                 known[i] = row
         return known  # type: ignore[return-value]
+
+    def top_k_unless_busy(self, bundle: ModelBundle, images: torch.Tensor,
+                          digests: Sequence[str]) -> list[Prediction] | None:
+        """`top_k` when it needs no model or the model is free; else None, and the missing
+        images are predicted in the background as soon as the model is free (between two
+        chunks of the job using it): a page paints its photos meanwhile and asks again."""
+        known = self.known(bundle, digests)
+        missing = [i for i, row in enumerate(known) if row is None]
+        if not missing:
+            return known  # type: ignore[return-value]
+        if not bundle.lock.held_by_other():
+            return self.top_k(bundle, images, digests)
+        self._predict_later(bundle, images[missing], [digests[i] for i in missing])
+        return None
+
+    def _predict_later(self, bundle: ModelBundle, images: torch.Tensor, digests: Sequence[str]) -> None:
+        """Predict `images` on a background thread (once per model and images; at most
+        `MAX_PENDING` at a time, further requests are dropped and asked again later)."""
+        key = (bundle.model_id, tuple(digests))
+        with self._lock:
+            if key in self._pending or len(self._pending) >= MAX_PENDING:
+                return
+            self._pending.add(key)
+
+        def predict() -> None:
+            try:
+                self.remember(bundle, digests, bundle.logits(images))
+            except Exception:  # a page asking again shows the error in its own thread
+                log.exception("background top-5 prediction failed")
+            finally:
+                with self._lock:
+                    self._pending.discard(key)
+
+        threading.Thread(target=predict, name="top5-prediction", daemon=True).start()
 
     def top1(self, bundle: ModelBundle, images: torch.Tensor, digests: Sequence[str]) -> list[int]:
         """Each image's top-1 class (see `top_k`)."""

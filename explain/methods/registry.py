@@ -258,8 +258,9 @@ def attribute(
     `target`: one class for all images, one per image, or None for each image's top-1
     prediction. `params` are the method's registered parameters (defaults fill the rest).
     Images go through the model in device-sized chunks; `progress(done, total)` is
-    called after each chunk. The model is used under `bundle.lock`, and every method
-    leaves it exactly as it found it.
+    called after each chunk. The model is used under `bundle.lock`, taken per chunk (and
+    fair), so a waiting page's forward pass goes between two chunks; every method leaves
+    the model exactly as it found it after each chunk.
     """
     spec = get_method(method)
     spec.check_available(bundle)
@@ -277,12 +278,12 @@ def attribute(
     )
     per_chunk = min(per_chunk, bundle.batch_size)
     maps = []
-    with bundle.lock:
-        for start in range(0, n, per_chunk):
-            x = images[start : start + per_chunk].to(bundle.device, torch.float32).clone().requires_grad_(True)
-            t = targets[start : start + per_chunk].to(bundle.device)
+    for start in range(0, n, per_chunk):
+        x = images[start : start + per_chunk].to(bundle.device, torch.float32).clone().requires_grad_(True)
+        t = targets[start : start + per_chunk].to(bundle.device)
+        with bundle.lock:  # per chunk: a page's forward pass waiting for the model goes in between two
             raw = spec.compute(bundle, x, t, resolved)
-            maps.append(to_maps(raw.detach().float(), (int(images.shape[-2]), int(images.shape[-1]))).cpu())
-            if progress is not None:
-                progress(min(start + per_chunk, n), n)
+        maps.append(to_maps(raw.detach().float(), (int(images.shape[-2]), int(images.shape[-1]))).cpu())
+        if progress is not None:
+            progress(min(start + per_chunk, n), n)
     return torch.cat(maps).numpy().astype(np.float32, copy=False)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import threading
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
@@ -44,6 +43,7 @@ from torch import nn
 
 from ..methods.registry import Param, attribute, get_method
 from ..models.bundle import ModelBundle, share_tensors
+from ..models.model_lock import ModelLock
 from ..models.reinit import reinitialise
 from .base import Curves, MetricInfo
 from .registry import Metric, MetricInput, Strip, register_metric
@@ -169,7 +169,7 @@ def randomised_bundles(bundle: ModelBundle, example: torch.Tensor, order: str, m
                 reinitialise(module, layer_generator(seed, index))
         model_id = f"{bundle.model_id}~{order}:{step.label}:seed{seed}"
         yield step, dataclasses.replace(bundle, model=model, rectifier_model=rectifier, model_id=model_id,
-                                          lock=threading.RLock())
+                                          lock=ModelLock())
 
 
 def fully_randomised_bundle(bundle: ModelBundle, example: torch.Tensor, seed: int) -> ModelBundle:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import threading
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -15,6 +14,8 @@ import torch
 from PIL import Image
 from torch import nn
 from torchvision.transforms import v2 as T
+
+from .model_lock import ModelLock
 
 @dataclass(frozen=True)
 class ModelCard:
@@ -81,7 +82,8 @@ class ModelBundle:
 
     `lock` serialises every use of `model`: methods that attach hooks or override
     backward passes run under it, so two sessions sharing the cached bundle never
-    see each other's patches. `cam_reshape` names the `CAM_RESHAPES` entry that turns
+    see each other's patches; it is fair (`ModelLock`), so a page's forward pass waits
+    for one chunk of a job, not the whole job. `cam_reshape` names the `CAM_RESHAPES` entry that turns
     the CAM layer's output into (N, C, h, w) feature maps (transformers' tokens);
     None when the layer already gives them.
 
@@ -106,7 +108,7 @@ class ModelBundle:
     model_id: str
     batch_size: int
     cam_reshape: str | None = None
-    lock: threading.RLock = field(default_factory=threading.RLock)
+    lock: ModelLock = field(default_factory=ModelLock)
     rectifier_model: nn.Module | None = None
     source: str = ""
     weights_sha256: str = ""

@@ -16,14 +16,16 @@ from typing import Any, Callable, Mapping, Sequence
 import streamlit as st
 
 import explain
-from explain.analyses import ClassChoice, PreparedImages, prepare_images
+from explain.analyses import ClassChoice, CroppedImages, PreparedImages, crop_images
 from explain.analyses.inputs import with_truth
 from explain.data.datasets import DatasetError, DatasetLimits, ImageDataset
 from explain.data.ground_truth import ImageTruth, ground_truth_from_upload
 from explain.data.images import MAX_BYTES, UPLOAD_EXTENSIONS, NamedImage
 from explain.analyses.base import PLAN_SIZE
 from explain.jobs.budget import param_ceiling as budget_ceiling
+from explain.methods.cache import predictions
 from explain.methods.registry import Method, MethodSpec, Param
+from explain.plots import pictures
 from explain.metrics.registry import Metric, MetricFamily
 
 from . import access
@@ -39,6 +41,7 @@ DATASET_DEFAULT_PICKS = 6
 CLASS_MODES = {"top1": "Top-1 prediction of each image", "class": "Choose a class", "label": "Each image's label"}
 PREPARED_KEY = "_prepared"
 TRUTH_KEY = "ground_truth"
+PHOTO_COLUMNS = 4
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -188,15 +191,44 @@ def page_setup() -> tuple[explain.ModelBundle, list[NamedImage], ClassChoice, li
 
 def prepared_images(bundle: explain.ModelBundle, images: Sequence[NamedImage]) -> PreparedImages:
     """The chosen images preprocessed with their top-5 (the first paint of every page);
-    the last few selections are kept in the session, predictions per image process-wide."""
+    the last few selections are kept in the session, predictions per image process-wide.
+
+    The top-5 never waits behind a job holding the model: when it needs the model and
+    the model is busy, the photos are painted at once with a note, the top-5 is predicted
+    in the background between two chunks of the job, and the page goes on once it is
+    there (a one-second poll); nothing else of the page is drawn meanwhile."""
     truth = current_truth()
     key = (bundle.model_id, tuple(im.digest for im in images), None if truth is None else id(truth))
     store = st.session_state.setdefault(PREPARED_KEY, {})
     if key not in store:
-        store[key] = with_truth(prepare_images(bundle, images), images, truth)
+        cropped = crop_images(bundle, images)
+        prepared = cropped.predicted(wait=False)
+        if prepared is None:
+            photos_waiting_for_model(cropped)
+            st.stop()
+        store[key] = with_truth(prepared, images, truth)
         while len(store) > 4:
             store.pop(next(iter(store)))
     return store[key]
+
+
+def photos_waiting_for_model(cropped: CroppedImages) -> None:
+    """The photos alone, and a poll that reruns the page once their top-5 is known."""
+    st.info("The model is busy with a run: these photos' top-5 predictions follow in a moment, "
+            "then the rest of the page.", icon=":material/hourglass_top:")
+    for start in range(0, len(cropped.refs), PHOTO_COLUMNS):
+        for column, name, image in zip(st.columns(PHOTO_COLUMNS), cropped.names[start : start + PHOTO_COLUMNS],
+                                       cropped.display[start : start + PHOTO_COLUMNS], strict=False):
+            column.image(pictures.photo(image), caption=name, width="stretch")
+    digests = [ref.digest for ref in cropped.refs]
+
+    @st.fragment(run_every=1.0)
+    def poll() -> None:  # also once the model is free: a failed prediction then shows its error in the page
+        if not cropped.bundle.lock.held_by_other() or all(
+                row is not None for row in predictions.known(cropped.bundle, digests)):
+            st.rerun()
+
+    poll()
 
 
 CostOf = Callable[[Mapping[str, Any]], float]
