@@ -58,7 +58,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import threading
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -67,6 +66,7 @@ from torch import nn
 
 from ..methods.registry import Param, attribute, get_method
 from ..models.bundle import ModelBundle, share_tensors
+from ..models.model_lock import ModelLock
 from .base import Curves, MetricInfo, Skipped
 from .batching import forward_batch_size
 from .map_scores import prepared_maps, value_info
@@ -271,7 +271,7 @@ def shifted_bundle(bundle: ModelBundle, example: torch.Tensor, shift: float) -> 
         absorb_shift(form.get_submodule(name), shift, layer_input)
     if rectifier is not None:
         share_tensors(model, rectifier)  # the new bias: one tensor for both forms
-    return dataclasses.replace(bundle, model=model, rectifier_model=rectifier, lock=threading.RLock(),
+    return dataclasses.replace(bundle, model=model, rectifier_model=rectifier, lock=ModelLock(),
                                model_id=f"{bundle.model_id}~shift{shift:g}")
 
 
