@@ -31,7 +31,7 @@ import torch
 from ..methods.registry import Param
 from .base import Curves
 from .map_scores import value_info
-from .perturbation import ModelOutputs, group_bounds, pearson_rows, pixel_order, ranks_of, value_curves
+from .perturbation import TargetOutputs, group_bounds, pearson_rows, pixel_order, ranks_of, value_curves
 from .registry import FAITHFULNESS_PAGE, Metric, MetricInput, register_metric
 from .substrates import SUBSTRATE_HELP, SUBSTRATES, make_substrate
 
@@ -67,8 +67,8 @@ def logit_drops(data: MetricInput, sets: int, removed_of: Callable[[torch.Tensor
     (replaced by `substrate`); `removed_of(set, image)` is the (B, H, W) mask of the given
     (set, image) jobs. (sets + 1) x N model passes."""
     n = data.images.shape[0]
-    outputs = ModelOutputs(data, (sets + 1) * n)
-    original = outputs.originals("logit")
+    outputs = TargetOutputs(data, (sets + 1) * n)
+    original = outputs.of_images(output="logit").numpy()
     x = outputs.x
     fill = make_substrate(x, substrate, data.bundle.mean, data.bundle.std)
 
@@ -77,7 +77,7 @@ def logit_drops(data: MetricInput, sets: int, removed_of: Callable[[torch.Tensor
         removed = removed_of(jobs // n, image).view(len(jobs), 1, *x.shape[2:])
         return torch.where(removed, fill[image], x[image]), image
 
-    return original[None, :] - outputs.run(sets * n, build, "logit").reshape(sets, n)
+    return original[None, :] - outputs.of_jobs(sets * n, build, "logit").numpy().reshape(sets, n)
 
 
 def faithfulness_correlation(data: MetricInput, params: Mapping[str, Any]) -> dict[str, Curves]:

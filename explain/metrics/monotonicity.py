@@ -35,7 +35,7 @@ import torch
 from ..methods.registry import Param
 from .base import Curves
 from .map_scores import value_info
-from .perturbation import ModelOutputs, group_bounds, pixel_order, ranks_of, spearman_rows, value_curves
+from .perturbation import TargetOutputs, group_bounds, pixel_order, ranks_of, spearman_rows, value_curves
 from .registry import FAITHFULNESS_PAGE, Metric, MetricInput, register_metric
 from .substrates import SUBSTRATE_HELP, SUBSTRATES, make_substrate, normalised
 
@@ -71,7 +71,7 @@ def monotonicity(data: MetricInput, params: Mapping[str, Any]) -> dict[str, Curv
     n, _, h, w = data.images.shape
     group, sums = pixel_groups(data.maps, int(params["steps"]))
     groups = sums.shape[1]
-    outputs = ModelOutputs(data, groups * n)
+    outputs = TargetOutputs(data, groups * n)
     x = outputs.x
     fill = make_substrate(x, str(params["substrate"]), data.bundle.mean, data.bundle.std)
     group_of = torch.as_tensor(group, device=outputs.device)
@@ -81,7 +81,7 @@ def monotonicity(data: MetricInput, params: Mapping[str, Any]) -> dict[str, Curv
         restored = (group_of[image] <= step[:, None]).view(-1, 1, h, w)
         return torch.where(restored, x[image], fill[image]), image
 
-    probabilities = outputs.run(groups * n, build, "probability").reshape(groups, n)
+    probabilities = outputs.of_jobs(groups * n, build, "probability").numpy().reshape(groups, n)
     values = np.all(np.diff(probabilities, axis=0) >= 0, axis=0).astype(np.float64)
     return {MONOTONICITY.key: value_curves(MONOTONICITY, data.method.ident, values, UNDEFINED)}
 
@@ -95,9 +95,9 @@ def monotonicity_correlation(data: MetricInput, params: Mapping[str, Any]) -> di
     n, c, h, w = data.images.shape
     group, sums = pixel_groups(data.maps, int(params["steps"]))
     groups, samples = sums.shape[1], samples_per_group(params)
-    outputs = ModelOutputs(data, n * (1 + groups * samples))
+    outputs = TargetOutputs(data, n * (1 + groups * samples))
     x, device, bundle = outputs.x, outputs.device, data.bundle
-    original = outputs.originals("probability")
+    original = outputs.of_images(output="probability").numpy()
     group_of = torch.as_tensor(group, device=device)
     if params["substrate"] == UNIFORM:
         levels = np.random.RandomState(int(params["seed"])).uniform(size=(groups, samples, n))
@@ -112,7 +112,7 @@ def monotonicity_correlation(data: MetricInput, params: Mapping[str, Any]) -> di
         substrate = fills[jobs] if params["substrate"] == UNIFORM else fill[image]
         return torch.where(removed, substrate, x[image]), image
 
-    probabilities = outputs.run(groups * samples * n, build, "probability").reshape(groups, samples, n)
+    probabilities = outputs.of_jobs(groups * samples * n, build, "probability").numpy().reshape(groups, samples, n)
     scale = np.where(np.abs(original) >= float(params["eps"]), 1.0 / np.abs(original), 1.0) ** 2
     variances = ((probabilities - original) ** 2).mean(axis=1) * scale  # (groups, N)
     values = spearman_rows(sums, variances.T)

@@ -43,7 +43,7 @@ import torch
 
 from ..methods.registry import Param
 from .base import Curves, MetricInfo
-from .perturbed import TargetOutputs
+from .perturbation import TargetOutputs
 from .registry import FAITHFULNESS_PAGE, Metric, MetricInput, Strip, register_metric
 from .substrates import SUBSTRATE_HELP, SUBSTRATES, make_substrate
 

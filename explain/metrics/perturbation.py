@@ -1,5 +1,6 @@
 """What the perturbation metrics of the faithfulness catalogue share (ROAD, faithfulness
-correlation and estimate, monotonicity and monotonicity correlation): pixel orders read
+correlation and estimate, monotonicity and monotonicity correlation, region perturbation,
+selectivity, sufficiency, sensitivity-N): pixel orders read
 off the maps, the model's output for the explained class over many perturbed images
 (built job by job, a chunk of `batching.forward_batch_size` per model call, under
 inference mode and the bundle's lock, counted into the progress), the row-wise
@@ -23,7 +24,9 @@ from .base import Curves, MetricInfo, Skipped
 from .batching import forward_batch_size
 from .registry import MetricInput
 
-OUTPUTS = ("logit", "probability", "top1")
+SCORE_OUTPUTS = ("probability", "logit")
+SCORE_OUTPUT_HELP = "probability: the explained class's softmax probability; logit: its logit (before the softmax)"
+OUTPUTS = (*SCORE_OUTPUTS, "top1")
 Build = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # job ids -> (images, image index of each)
 
 
@@ -52,47 +55,66 @@ def group_bounds(pixels: int, steps: int) -> np.ndarray:
     return (k * pixels + steps // 2) // steps
 
 
-class ModelOutputs:
-    """The model's output for each perturbed image's explained class, job by job, a chunk
-    of `forward_batch_size` jobs per call; every pass counted into `data.progress`
-    against `total` (the passes the metric declared)."""
+class TargetOutputs:
+    """The model's output for the explained class of many perturbed copies of `data`'s
+    images, a chunk of `forward_batch_size` inputs per call, each under inference mode and
+    the bundle's (fair) lock, so a waiting visitor gets the model between two chunks; every
+    pass counted into `data.progress` against `total` (the passes the metric declared).
 
-    def __init__(self, data: MetricInput, total: int) -> None:
-        self.data = data
+    `output`: the explained class's softmax probability, its logit, or 1.0 where it is
+    still the top class ("top1"); each call may name another."""
+
+    def __init__(self, data: MetricInput, total: int, output: str = "probability") -> None:
+        self.output = _checked(output)
+        self.bundle = data.bundle
+        self.progress = data.progress
         self.total = total
         self.done = 0
         self.device = data.bundle.device
         self.x = data.images.to(self.device, torch.float32)
-        self.targets = data.targets.to(self.device)
-        self.chunk = forward_batch_size(data.bundle, tuple(self.x.shape[1:]))
+        self.targets = data.targets.to(self.device, torch.long)
+        self.batch_size = forward_batch_size(data.bundle, tuple(self.x.shape[1:]))
 
-    def run(self, count: int, build: Build, output: str) -> np.ndarray:
-        """(count,) outputs of jobs 0 .. count - 1, in order: the logit or the probability
-        of the explained class, or 1.0 where it is still the top class ("top1")."""
-        if output not in OUTPUTS:
-            raise ValueError(f"output must be one of {OUTPUTS}")
-        values = np.empty(count)
-        bundle = self.data.bundle
-        with torch.inference_mode(), bundle.lock:
-            for start in range(0, count, self.chunk):
-                jobs = torch.arange(start, min(start + self.chunk, count), device=self.device)
-                images, rows = build(jobs)
-                logits = bundle.model(images).float()
-                target = self.targets[rows]
-                if output == "top1":
-                    out = (logits.argmax(dim=1) == target).float()
-                else:
-                    scores = logits.softmax(dim=1) if output == "probability" else logits
-                    out = scores.gather(1, target[:, None])[:, 0]
-                values[start:start + len(jobs)] = out.double().cpu().numpy()
-                self.done += len(jobs)
-                if self.data.progress is not None:
-                    self.data.progress(self.done, max(self.total, self.done))
-        return values
+    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(B, classes) the model's logits of inputs on its device, one pass counted per input."""
+        with torch.inference_mode(), self.bundle.lock:
+            logits = self.bundle.model(inputs).float()
+        self.done += len(inputs)
+        if self.progress is not None:
+            self.progress(self.done, max(self.total, self.done))
+        return logits
 
-    def originals(self, output: str) -> np.ndarray:
-        """(N,) the output on the unperturbed images."""
-        return self.run(len(self.x), lambda jobs: (self.x[jobs], jobs), output)
+    def of(self, inputs: torch.Tensor, rows: torch.Tensor, output: str | None = None) -> torch.Tensor:
+        """(B,) float64 on the CPU: the output of each input for the target of image `rows`."""
+        output = self.output if output is None else _checked(output)
+        logits = self.logits(inputs)
+        target = self.targets[rows]
+        if output == "top1":
+            return (logits.argmax(dim=1) == target).double().cpu()
+        scores = logits.softmax(dim=1) if output == "probability" else logits
+        return scores.gather(1, target[:, None])[:, 0].double().cpu()
+
+    def of_images(self, images: torch.Tensor | None = None, output: str | None = None) -> torch.Tensor:
+        """(N,) the output of each image of a batch (`data`'s images unless given)."""
+        images = self.x if images is None else images
+        return self.of_jobs(len(images), lambda jobs: (images[jobs], jobs), output)
+
+    def of_jobs(self, count: int, build: Build, output: str | None = None) -> torch.Tensor:
+        """(count,) float64 on the CPU: the output of every job 0 .. count - 1, in order,
+        `build(jobs)` making each chunk's inputs and the image row of each."""
+        out = torch.empty(count, dtype=torch.float64)
+        for start in range(0, count, self.batch_size):
+            jobs = torch.arange(start, min(start + self.batch_size, count), device=self.device)
+            with torch.inference_mode():
+                inputs, rows = build(jobs)
+            out[start : start + len(jobs)] = self.of(inputs, rows, output)
+        return out
+
+
+def _checked(output: str) -> str:
+    if output not in OUTPUTS:
+        raise ValueError(f"unknown output {output!r}; choose one of {OUTPUTS}")
+    return output
 
 
 def pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

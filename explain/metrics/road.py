@@ -30,7 +30,7 @@ import torch
 
 from ..methods.registry import Param
 from .base import Curves, MetricInfo
-from .perturbation import ModelOutputs, pixel_order, ranks_of
+from .perturbation import TargetOutputs, pixel_order, ranks_of
 from .registry import FAITHFULNESS_PAGE, Metric, MetricInput, Strip, register_metric
 from .substrates import LINEAR, ROAD_SUBSTRATE_HELP, ROAD_SUBSTRATES, remove_pixels
 
@@ -80,7 +80,7 @@ def road_curves(data: MetricInput, params: Mapping[str, Any]) -> dict[str, Curve
     for the MoRF and the LeRF order."""
     steps, substrate = int(params["steps"]), str(params["substrate"])
     n, _, h, w = data.images.shape
-    outputs = ModelOutputs(data, 2 * n * steps)
+    outputs = TargetOutputs(data, 2 * n * steps)
     device = outputs.device
     ranks = torch.as_tensor(order_ranks(data.maps), device=device)
     counts = torch.as_tensor(removed_counts(h * w, steps), device=device)
@@ -95,7 +95,7 @@ def road_curves(data: MetricInput, params: Mapping[str, Any]) -> dict[str, Curve
         return remove_pixels(outputs.x[image], removed, substrate, bundle.mean, bundle.std,
                              noise=float(params["noise"]), rng=rng, order=rank), image
 
-    kept = outputs.run(2 * n * steps, build, "top1").reshape(2, steps, n)
+    kept = outputs.of_jobs(2 * n * steps, build, "top1").numpy().reshape(2, steps, n)
     x = road_fractions(steps)
     return {info.key: Curves(info, data.method.ident, x, kept[o].T) for o, info in enumerate(ORDERS)}
 

@@ -34,7 +34,7 @@ import torch
 
 from ..methods.registry import Param
 from .base import Curves, MetricInfo, Skipped
-from .perturbed import OUTPUT_HELP, OUTPUTS, TargetOutputs
+from .perturbation import SCORE_OUTPUT_HELP, SCORE_OUTPUTS, TargetOutputs
 from .registry import FAITHFULNESS_PAGE, Metric, MetricInput, register_metric
 from .substrates import SUBSTRATE_HELP, SUBSTRATES, make_substrate
 
@@ -139,7 +139,7 @@ register_metric(Metric(
         Param("max_fraction", "Largest N (share of the pixels)", 0.8, 0.01, 0.95, 0.01,
               help="The largest set as a share of the image's pixels (Quantus's n_max_percentage)"),
         Param("fill", "Removed pixels become", "zero", choices=SUBSTRATES, help=SUBSTRATE_HELP),
-        Param("output", "Output", "logit", choices=OUTPUTS, help=OUTPUT_HELP),
+        Param("output", "Output", "logit", choices=SCORE_OUTPUTS, help=SCORE_OUTPUT_HELP),
         Param("seed", "Random seed", 0, 0, 2**31 - 1, 1, help="Seeds the random sets of pixels"),
     ),
     passes=_passes,

@@ -32,7 +32,7 @@ from scipy.spatial.distance import cdist
 
 from ..methods.registry import Param
 from .base import Curves, MetricInfo, Skipped
-from .perturbed import TargetOutputs
+from .perturbation import TargetOutputs
 from .registry import FAITHFULNESS_PAGE, Metric, MetricInput, register_metric
 
 DISTANCES = ("seuclidean", "euclidean", "cityblock", "cosine")
