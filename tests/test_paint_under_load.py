@@ -20,7 +20,7 @@ import explain
 from explain.analyses import maps as maps_module
 from explain.data.images import NamedImage
 from explain.jobs.pools import JOB_NICENESS, Pools
-from explain.methods.cache import predictions
+from explain.methods.cache import default_cache, predictions
 from explain.models.model_lock import ModelLock
 from explain.plots.pictures import encoded_pictures
 from tests.apptest import run_until_idle, wait_for_jobs
@@ -57,9 +57,11 @@ def top5_lines(at: AppTest) -> list[str]:
     return [m.value for m in at.markdown if m.value.startswith("1. ")]
 
 
-def test_photos_paint_while_a_job_holds_the_model(monkeypatch):
+def test_photos_paint_while_a_job_holds_the_model(monkeypatch, tmp_path):
     gated = GatedAttribution()
     monkeypatch.setattr(maps_module, "attribute", gated)
+    monkeypatch.setenv("EXPLAIN_CACHE_DIR", str(tmp_path))  # no stored map of an earlier test: the job computes
+    default_cache().clear()
     predictions.clear()  # the second visitor's photo needs the model for its top-5
     try:
         first = gallery(("chelsea",)).run()  # its first visit starts the gallery job
