@@ -5,7 +5,8 @@ job: the interactive pool's 2 workers busy, the rest queued); printed: the healt
 endpoint's latency (median and maximum, polled every 0.25 s) and a fresh visitor's time
 to the first photos (median of `--visitors`; the visitor's default selection was
 computed during the warm-up, so it needs no model), idle against loaded, and their
-ratios. Bounded: every wait has a limit (`--limit` seconds), and the server and
+ratios, and the server's CPU time in the loaded phase (all threads, and its main
+thread: Tornado's event loop). Bounded: every wait has a limit (`--limit` seconds), and the server and
 browsers stop at the end or on error. The server watches no files (an edit elsewhere
 in the tree must not reload its modules mid-run).
 
@@ -140,6 +141,13 @@ def open_session(browser: Any, session: int, limit: float) -> tuple[Any, Any]:
     return context, page
 
 
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """CPU seconds (user + system) of a process, or of one of its threads (Linux /proc)."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def summary(values: list[float]) -> str:
     if not values:
         return "no answer"
@@ -166,11 +174,15 @@ def main() -> None:
                 sessions = [open_session(browser, i, args.limit) for i in range(args.sessions)]
                 print(f"{args.sessions} sessions ready", flush=True)
                 with HealthProbe() as loaded_health:
+                    cpu_before = cpu_seconds(server.pid), cpu_seconds(server.pid, server.pid)
                     started = time.perf_counter()
                     for _, page in sessions:  # at once: each starts its own job
                         page.locator("button", has_text="Run").first.click(timeout=args.limit * 1000)
                     pressing = time.perf_counter() - started
                     loaded = [first_photos_seconds(browser, args.limit) for _ in range(args.visitors)]
+                    loaded_wall = time.perf_counter() - started
+                    server_cpu = cpu_seconds(server.pid) - cpu_before[0]
+                    main_cpu = cpu_seconds(server.pid, server.pid) - cpu_before[1]
                 for context, _ in sessions:
                     context.close()
             finally:
@@ -184,6 +196,8 @@ def main() -> None:
     print(f"{args.sessions} sessions pressed Run in {pressing:.1f} s")
     print(f"health endpoint, idle:   {summary(idle_health.latencies)}")
     print(f"health endpoint, loaded: {summary(loaded_health.latencies)}")
+    print(f"loaded phase: {loaded_wall:.0f} s; server CPU {server_cpu:.0f} s, of it the main thread "
+          f"(the event loop) {main_cpu:.0f} s ({main_cpu / loaded_wall:.0%} of a core)")
     print(f"first photos, idle:   median {statistics.median(idle):.2f} s of {idle}")
     print(f"first photos, loaded: median {statistics.median(loaded):.2f} s of {loaded}")
     if idle_health.latencies and loaded_health.latencies:

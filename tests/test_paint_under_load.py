@@ -10,6 +10,8 @@ lower priority when the operator asks, and redrawing a finished gallery encodes 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -157,3 +159,36 @@ def test_redrawing_a_finished_gallery_encodes_no_picture_again():
     at.run()  # what every poll of every session following a job does
     assert len(at.get("image")) == 4
     assert encoded_pictures.encoded == before
+
+
+def test_partial_results_redraw_less_often_the_more_jobs_are_active(monkeypatch):
+    """The server's total redraws of partial results stay about constant: twice the
+    progress poll for a few jobs, then active jobs / RESULT_REDRAWS_PER_SECOND."""
+    from pages.ui import jobs as page_jobs
+
+    class Runner:
+        def __init__(self, active: int, finished: int) -> None:
+            self.list = [type("J", (), {"active": True})()] * active + [type("J", (), {"active": False})()] * finished
+
+        def jobs(self):
+            return self.list
+
+    def seconds(active: int, finished: int = 3) -> float:
+        monkeypatch.setattr(page_jobs, "default_runner", lambda: Runner(active, finished))
+        return page_jobs.result_poll_seconds()
+
+    assert seconds(1) == seconds(4) == 2 * page_jobs.POLL_SECONDS  # finished jobs do not count
+    assert seconds(8) == 8 / page_jobs.RESULT_REDRAWS_PER_SECOND == 4.0
+    assert seconds(16, 0) == 8.0
+
+
+def test_the_server_runs_no_full_garbage_collection_after_each_script_run():
+    """Streamlit's default `runner.postScriptGC` ran gc.collect(2) (~0.3 s holding the GIL
+    with torch and transformers loaded) after every fragment poll of every session: the
+    event loop waited seconds for the GIL. The repository's config turns it off, read by
+    Streamlit as `streamlit run` from the repository root reads it."""
+    program = "from streamlit import config; print(config.get_option('runner.postScriptGC'))"
+    root = Path(APP).parent
+    done = subprocess.run([sys.executable, "-c", program], cwd=root, capture_output=True, text=True,
+                          timeout=generous(10))
+    assert done.stdout.split()[-1] == "False", done.stderr

@@ -14,13 +14,14 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from explain.jobs import CANCELLED, DONE, FAILED, Job, JobLimitError, default_runner
+from explain.jobs import CANCELLED, DONE, FAILED, RUNNING, Job, JobLimitError, default_runner
 from explain.jobs.budget import format_passes
 from pages.ui import access
 from pages.ui.text import plain
 
 RUNS_KEY = "_runs"
-POLL_SECONDS = 1.0
+POLL_SECONDS = 1.0  # the progress bar of a running job
+RESULT_REDRAWS_PER_SECOND = 2.0  # partial results redrawn per second, all sessions of the server together
 
 
 def shown_key(page: str) -> str:
@@ -70,37 +71,63 @@ def progress_block(job: Job, stoppable: bool = True) -> None:
 
 def live_result(page: str, render: Callable[[Any, Job], None], placeholder: Callable[[], None] = lambda: None,
                 stoppable: bool = True) -> None:
-    """The shown analysis's progress and (partial or final) result, refreshed every
-    second while its job runs, without rerunning the rest of the page; `placeholder()`
-    draws what to show before the job's first partial result.
+    """The shown analysis's progress and (partial or final) result, refreshed while its
+    job runs without rerunning the rest of the page; `placeholder()` draws what to show
+    before the job's first partial result.
 
-    `render` draws buttons (Add to report...) only when `job.active` is false: the page
-    is then redrawn once without polling, so a click is never lost to the next poll."""
+    Two fragments: the progress bar every `POLL_SECONDS` (a few small elements), and the
+    partial result every `result_poll_seconds()` and only while the job runs (a queued
+    job has none). When the job starts or ends the page is redrawn once; `render` draws
+    buttons (Add to report...) only when `job.active` is false, in that last redraw,
+    which does not poll, so a click is never lost to the next poll."""
     analysis, job = shown(page)
     if job is None:
         return
     running = job.active
+    started = job.state == RUNNING
+    if running:
 
-    @st.fragment(run_every=POLL_SECONDS if running else None)
-    def live() -> None:
+        @st.fragment(run_every=POLL_SECONDS)
+        def progress() -> None:
+            current = default_runner().find(analysis)
+            if current is None:
+                return
+            if not current.active or (current.state == RUNNING) != started:
+                st.rerun()  # it ended (buttons drawn only now) or started (its result polls from now on)
+            progress_block(current, stoppable)
+
+        progress()
+
+    @st.fragment(run_every=result_poll_seconds() if started else None)
+    def result() -> None:
         current = default_runner().find(analysis)
         if current is None:
             return
-        if running and not current.active:
-            st.rerun()  # the job just ended: redraw the page once, without polling (buttons drawn only then)
-        if current.active:
-            progress_block(current, stoppable)
-        elif current.state == FAILED:
-            st.error(f"The run failed: {plain(current.error)}")
-        elif current.state == CANCELLED:
-            st.warning(current.error or "The run was stopped; finished parts are stored. Press Run to go on.")
-        result = current.result if current.state == DONE else current.partial
-        if result is not None:
-            render(result, current)
+        if not running:
+            if current.active:  # started again since this page's run (another session's Run)
+                progress_block(current, stoppable)
+            elif current.state == FAILED:
+                st.error(f"The run failed: {plain(current.error)}")
+            elif current.state == CANCELLED:
+                st.warning(current.error or "The run was stopped; finished parts are stored. Press Run to go on.")
+        shown_result = current.result if current.state == DONE else current.partial
+        if shown_result is not None:
+            render(shown_result, current)
         else:
             placeholder()
 
-    live()
+    result()
+
+
+def result_poll_seconds() -> float:
+    """Seconds between two redraws of a running job's partial result: twice the progress
+    poll, longer while many jobs are active, so that all sessions together redraw about
+    `RESULT_REDRAWS_PER_SECOND` results a second. Every redraw is a script run holding the
+    GIL and a burst of messages through the server's one event loop; with 8 sessions
+    following jobs on 2 cores, once a second each kept the health endpoint seconds late
+    (issue 24, break 5)."""
+    active = sum(1 for job in default_runner().jobs() if job.active)
+    return max(2 * POLL_SECONDS, active / RESULT_REDRAWS_PER_SECOND)
 
 
 def runs_panel(page: str) -> None:
