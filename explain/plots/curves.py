@@ -195,7 +195,7 @@ def score_table(
     results: Mapping[str, Mapping[str, Curves]], labels: Mapping[str, str], *, points: bool = False
 ) -> pd.DataFrame:
     """Rows = methods (by label); per metric its score, the standard error where the
-    score is a mean over units, and the units used when some were skipped. With
+    score is a mean over units (when some method has two units or more), and the units used when some were skipped. With
     `points`, the aggregate value at each x too (ROAR: accuracy at each fraction)."""
     per_metric = [sets for sets in results.values() if sets]
     methods = list(dict.fromkeys(k for sets in per_metric for k in sets))
@@ -210,7 +210,9 @@ def score_table(
                 ]
         table[score_column(metric)] = [sets[k].score if k in sets else float("nan") for k in methods]
         if metric.score in ("mean_auc", "mean_value"):
-            table[spread_column(metric)] = [sets[k].spread if k in sets else float("nan") for k in methods]
+            spreads = [sets[k].spread if k in sets else float("nan") for k in methods]
+            if np.isfinite(spreads).any():  # one unit has no standard error: no column of blanks
+                table[spread_column(metric)] = spreads
         if any(k in sets and sets[k].skipped for k in methods):
             table[f"{metric.short_name} {metric.unit}s used"] = [
                 f"{sets[k].num_units} of {sets[k].num_units + len(sets[k].skipped)}" if k in sets else ""
