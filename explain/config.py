@@ -51,7 +51,7 @@ class OperatorConfig:
     job_passes: int = 200_000
     session_passes: int = 400_000
     locked_passes: int = 10_000
-    session_share: float = 0.25
+    session_share: float = 0.625  # 10 of 16: one Run of the largest group page (9 families) plus the gallery's job
     allow_downloads: bool = False
     error: str | None = None
 

@@ -149,3 +149,18 @@ def test_the_operator_sets_the_budget_by_file_or_environment():
     for bad in ({"job_passes": 0}, {"session_share": 2}, {"session_share": "half"}):
         broken = read_operator_config({"explain": bad}, environ={})
         assert broken.error and Budget.of(broken, unlocked=True).locked  # fails closed: the small budget
+
+
+def test_one_run_of_the_largest_metric_page_fits_a_visitors_default_slots():
+    """Every family of a group page is its own job: with the default share a visitor's one
+    Run of the largest page (and the gallery's first-visit job) is admitted whole, and
+    other visitors keep slots."""
+    from collections import Counter
+
+    from explain.jobs.pools import POOL_SIZES, QUEUE_FACTOR
+    from explain.metrics import list_metrics
+
+    pool_limit = POOL_SIZES["interactive"] * QUEUE_FACTOR["interactive"]
+    largest = max(Counter(m.page or m.key for m in list_metrics()).values())
+    slots = Budget.of(OperatorConfig(), unlocked=True).slots(pool_limit)
+    assert largest + 1 <= slots < pool_limit
