@@ -119,19 +119,20 @@ def class_outputs(bundle: ModelBundle, count: int, build: Build, image_shape: tu
     """The explained class's logit (or probability) for `count` inputs of `image_shape`
     (C, H, W) made chunk by chunk: `build(start, stop)` -> (inputs (B, C, H, W) on the
     model's device, their classes (B,)), chunks of `forward_batch_size`, under
-    `torch.inference_mode()` and the bundle's lock; `progress(done)` after each chunk.
+    `torch.inference_mode()`, the bundle's lock taken per chunk; `progress(done)` after each chunk.
     (count,) float64."""
     out = np.empty(count, dtype=np.float64)
     size = forward_batch_size(bundle, image_shape)
-    with torch.inference_mode(), bundle.lock:
-        for start in range(0, count, size):
-            stop = min(start + size, count)
+    for start in range(0, count, size):
+        stop = min(start + size, count)
+        with torch.inference_mode():
             inputs, classes = build(start, stop)
-            scores = bundle.model(inputs).double()
+            with bundle.lock:  # per chunk: a waiting visitor's pass gets the model between two chunks
+                scores = bundle.model(inputs).double()
             if probabilities:
                 scores = scores.softmax(dim=1)
             out[start:stop] = scores.gather(1, classes.view(-1, 1)).view(-1).cpu().numpy()
-            progress(stop)
+        progress(stop)
     return out
 
 
